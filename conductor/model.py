@@ -1,0 +1,148 @@
+"""The in-memory workflow: what `spec` produces and everything else consumes.
+
+Plain frozen dataclasses, no behaviour beyond small derived properties, so that
+`plan`, `engine`, `report` and the tests can build them directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+Priority = Literal["high", "normal", "low"]
+Strategy = Literal["waves", "eager"]
+KeepPolicy = Literal["always", "on_failure", "never"]
+OnConflict = Literal["retry", "fail"]
+
+PRIORITY_RANK: dict[str, int] = {"high": 0, "normal": 1, "low": 2}
+PRESETS = ("claude-code", "codex", "aider", "gemini", "shell")
+
+
+@dataclass(frozen=True)
+class Loc:
+    """Where a node is in the workflow file (1-based line and column)."""
+
+    path: str
+    line: int
+    col: int
+
+
+@dataclass(frozen=True)
+class Validator:
+    """One output gate.
+
+    kind ``run``: ``run`` is a shell command that must exit 0.
+    kind ``exists``: every path in ``paths`` must exist.
+    kind ``contains``: file ``path`` must match regex ``pattern``.
+    kind ``changes``: at least ``min_files`` files changed by the attempt.
+    """
+
+    kind: Literal["run", "exists", "contains", "changes"]
+    run: str | None = None
+    paths: tuple[str, ...] = ()
+    path: str | None = None
+    pattern: str | None = None
+    min_files: int = 1
+    timeout_s: float | None = None
+    loc: Loc | None = None
+
+    def describe(self) -> str:
+        if self.kind == "run":
+            return f"run: {self.run}"
+        if self.kind == "exists":
+            return "exists: " + ", ".join(self.paths)
+        if self.kind == "contains":
+            return f"contains: {self.path} =~ /{self.pattern}/"
+        return f"changes: at least {self.min_files} file(s)"
+
+
+@dataclass(frozen=True)
+class AgentProfile:
+    """How to start an agent. Exactly one of ``preset`` / ``command`` is set."""
+
+    name: str
+    preset: str | None = None
+    command: tuple[str, ...] | None = None
+    model: str | None = None
+    args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)  # values may hold ${VAR}
+    executor: str = "local"
+    fallback: str | None = None
+    loc: Loc | None = None
+
+    @property
+    def kind(self) -> str:
+        """The preset name, or ``command`` for a custom command."""
+        return self.preset or "command"
+
+
+@dataclass(frozen=True)
+class WorkspaceSpec:
+    copy: tuple[str, ...] = ()
+    symlink: tuple[str, ...] = ()
+    setup: tuple[str, ...] = ()
+    keep: KeepPolicy = "on_failure"
+
+
+@dataclass(frozen=True)
+class Group:
+    id: str
+    description: str = ""
+    depends_on: tuple[str, ...] = ()
+    validate: tuple[Validator, ...] = ()
+    loc: Loc | None = None
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str
+    title: str = ""
+    group: str | None = None
+    role: str | None = None
+    agent: str = "claude"  # name of an AgentProfile in Workflow.agents
+    prompt: str | None = None
+    prompt_file: str | None = None  # relative to the workflow file's directory
+    run: str | None = None
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    depends_on: tuple[str, ...] = ()  # as written in the file
+    deps: tuple[str, ...] = ()  # expanded: explicit + every task of depended-on groups
+    validate: tuple[Validator, ...] = ()
+    touches: tuple[str, ...] = ()  # glob patterns; empty = unrestricted
+    priority: Priority = "normal"
+    estimate_s: float | None = None
+    timeout_s: float | None = None
+    idle_timeout_s: float | None = None
+    retries: int = 1
+    skills: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    on_conflict: OnConflict = "retry"
+    budget_usd: float | None = None
+    loc: Loc | None = None
+
+
+@dataclass(frozen=True)
+class Workflow:
+    path: Path  # the workflow file, absolute
+    name: str
+    tasks: dict[str, Task]  # in file order
+    version: int = 1
+    description: str = ""
+    base: str = "HEAD"
+    integration_branch: str = ""  # resolved: defaults to conductor/<name>
+    log: str | None = None  # relative to the repository root
+    strategy: Strategy = "waves"
+    concurrency: int = 4
+    agents: dict[str, AgentProfile] = field(default_factory=dict)
+    workspace: WorkspaceSpec = field(default_factory=WorkspaceSpec)
+    budget_usd: float | None = None
+    hooks: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    groups: dict[str, Group] = field(default_factory=dict)
+
+    @property
+    def source_dir(self) -> Path:
+        return self.path.parent
+
+    def group_tasks(self, group: str) -> list[str]:
+        return [t.id for t in self.tasks.values() if t.group == group]
