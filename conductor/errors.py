@@ -49,7 +49,7 @@ class ConductorError(Exception):
     exit_code = EXIT_FAILED
 
     def render(self) -> str:
-        return str(self)
+        return f"error: {self}"
 
 
 class UserError(ConductorError):
@@ -62,7 +62,7 @@ class UserError(ConductorError):
         self.hint = hint
 
     def render(self) -> str:
-        text = str(self)
+        text = f"error: {self}"
         return f"{text}\n  hint: {self.hint}" if self.hint else text
 
 

@@ -25,6 +25,7 @@ def _isolate_git(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.setenv("GIT_AUTHOR_EMAIL", "test@example.com")
     monkeypatch.setenv("GIT_COMMITTER_NAME", "Test User")
     monkeypatch.setenv("GIT_COMMITTER_EMAIL", "test@example.com")
+    monkeypatch.setenv("CONDUCTOR_RETRY_BACKOFF", "0.05")  # retries without the real waits
     for var in ("GIT_DIR", "GIT_INDEX_FILE", "GIT_WORK_TREE", "NO_COLOR", "CONDUCTOR_RUN_ID"):
         monkeypatch.delenv(var, raising=False)
 

@@ -1,5 +1,0 @@
-"""Placeholder until the CLI lands."""
-
-
-def main() -> None:
-    raise SystemExit(0)

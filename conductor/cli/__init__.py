@@ -1,0 +1,12 @@
+"""The command line: thin typer commands that wire spec, plan, engine and store together.
+
+Only typer and the standard library are imported here, so `conductor --help` stays
+fast; each command imports what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+from conductor.cli import inspect_cmds, run_cmds  # noqa: F401  (registers the commands)
+from conductor.cli.app import app, main
+
+__all__ = ["app", "main"]

@@ -1,0 +1,260 @@
+"""Commands that run or look at runs: run, status, runs, logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from conductor.cli.app import command
+from conductor.cli.inspect_cmds import (
+    DEPS_OPT,
+    GROUP_OPT,
+    JSON_OPT,
+    TASK_OPT,
+    WORKFLOW,
+    load,
+    make,
+    render_plan,
+)
+from conductor.cli.state import open_here, pick_run
+from conductor.errors import SpecError, UserError
+from conductor.store import Row, Store
+
+
+@command("run")
+def run_cmd(
+    workflow: str = WORKFLOW,
+    batch_group: list[str] | None = GROUP_OPT,
+    task: list[str] | None = TASK_OPT,
+    with_deps: bool = DEPS_OPT,
+    validate_only: bool = typer.Option(
+        False, "--validate-only", help="Dry run: plan and preflight checks only."
+    ),
+    concurrency: int | None = typer.Option(
+        None, "--concurrency", "-j", min=1, help="Tasks at once (overrides the file)."
+    ),
+    strategy: str | None = typer.Option(None, "--strategy", help="waves or eager."),
+    fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop dispatching after a failure."),
+    force: bool = typer.Option(False, "--force", help="Rerun tasks that are up to date."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per event."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only failures and the summary."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Every check, too."),
+) -> None:
+    """Run the workflow (or the selected part of it)."""
+    if strategy not in (None, "waves", "eager"):
+        raise UserError(f"unknown strategy `{strategy}`", hint="use --strategy waves or eager")
+    wf = load(workflow)
+    plan = make(wf, batch_group, task, with_deps, concurrency)
+    if validate_only:
+        _dry_run(plan, as_json)
+        return
+    from conductor.console import JsonSink, PlainSink
+    from conductor.runs import RunOptions, execute, prepare
+
+    opts = RunOptions(
+        strategy=strategy,
+        concurrency=concurrency,
+        fail_fast=fail_fast,
+        force=force,
+        selection={"groups": batch_group or [], "tasks": task or [], "with_deps": with_deps},
+    )
+    prep = prepare(wf, plan, opts, os.environ)
+    try:
+        sink = JsonSink() if as_json else PlainSink(quiet=quiet, verbose=verbose)
+        _final, code = execute(prep, [sink], os.environ)
+    finally:
+        prep.store.close()
+    raise typer.Exit(code)
+
+
+def _dry_run(plan: Any, as_json: bool) -> None:
+    from conductor.plan import plan_to_json
+    from conductor.preflight import check_machine
+
+    problems = check_machine(plan.workflow, plan, os.environ)
+    if as_json:
+        doc = plan_to_json(plan)
+        doc["preflight"] = [{"message": p.message, "hint": p.hint} for p in problems]
+        typer.echo(json.dumps(doc, indent=2))
+    else:
+        typer.echo(render_plan(plan))
+    if problems:
+        raise SpecError(problems)
+    if not as_json:
+        typer.echo("\npreflight ok: nothing was run (--validate-only)")
+
+
+def _elapsed(row: Row) -> float | None:
+    if not row.get("started"):
+        return None
+    return float((row.get("finished") or time.time()) - row["started"])
+
+
+def status_doc(store: Store, run: Row) -> dict[str, Any]:
+    tasks = store.tasks(run["id"])
+    counts: dict[str, int] = {}
+    for t in tasks:
+        counts[t["state"]] = counts.get(t["state"], 0) + 1
+    return {
+        "run": {
+            "id": run["id"],
+            "state": _run_state(run),
+            "workflow": run["workflow"],
+            "name": run["name"],
+            "started": run["started"],
+            "finished": run["finished"],
+            "elapsed_s": _elapsed(run),
+            "integration_branch": run["integration_branch"],
+            "base_commit": run["base_commit"],
+            "counts": counts,
+        },
+        "tasks": [
+            {
+                "id": t["task_id"],
+                "state": t["state"],
+                "attempts": t["attempts"],
+                "group": t["group_id"],
+                "agent": t["agent"],
+                "elapsed_s": _elapsed(t),
+                "progress": t["progress"],
+                "step": t["step"],
+                "error": t["error"],
+                "merge_commit": t["merge_commit"],
+                "cost_usd": t["cost_usd"],
+            }
+            for t in tasks
+        ],
+    }
+
+
+STALE_S = 30.0  # a runner that has not beaten for this long is gone
+
+
+def _run_state(run: Row) -> str:
+    if run["state"] in ("running", "cancelling") and (
+        time.time() - (run["heartbeat"] or 0) > STALE_S
+    ):
+        return "interrupted"
+    return str(run["state"])
+
+
+@command("status")
+def status_cmd(
+    run: str | None = typer.Argument(None, help="Run id or prefix (default: the newest)."),
+    task: str | None = typer.Option(None, "--task", "-t", help="Only this task."),
+    alerts: bool = typer.Option(False, "--alerts", help="Only warnings and errors."),
+    recent: int = typer.Option(0, "--recent", "-n", help="Also the last N events."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Where a run stands: per-task state, attempts, elapsed time."""
+    with open_here() as store:
+        row = pick_run(store, run)
+        doc = status_doc(store, row)
+        if task is not None:
+            doc["tasks"] = [t for t in doc["tasks"] if t["id"] == task]
+            if not doc["tasks"]:
+                raise UserError(f"run {row['id']} has no task `{task}`")
+        levels = ("warning", "error") if alerts else ()
+        events = (
+            store.events(
+                row["id"], levels=levels, limit=recent or (50 if alerts else 0), newest=True
+            )
+            if (recent or alerts)
+            else []
+        )
+    if as_json:
+        doc["events"] = events
+        typer.echo(json.dumps(doc, indent=2, default=str))
+        return
+    _print_status(doc, events)
+
+
+def _print_status(doc: dict[str, Any], events: list[Row]) -> None:
+    from conductor.console import describe
+    from conductor.report import fmt_duration
+
+    r = doc["run"]
+    hint = (
+        "  (runner gone: `conductor resume " + r["id"] + "`)" if r["state"] == "interrupted" else ""
+    )
+    typer.echo(f"run {r['id']}  {r['name']}  {r['state']}{hint}  {fmt_duration(r['elapsed_s'])}")
+    typer.echo("  " + ", ".join(f"{n} {s}" for s, n in sorted(r["counts"].items())))
+    width = max((len(t["id"]) for t in doc["tasks"]), default=2)
+    for t in doc["tasks"]:
+        extra = t["error"] or t["step"] or ""
+        typer.echo(
+            f"  {t['id']:<{width}}  {t['state']:<11} attempt {t['attempts']}  "
+            f"{fmt_duration(t['elapsed_s']):>7}  {extra[:70]}"
+        )
+    for e in events:
+        typer.echo(f"  [{e['level']}] {describe(e)}")
+
+
+@command("runs")
+def runs_cmd(
+    as_json: bool = JSON_OPT, limit: int = typer.Option(20, "--limit", help="How many runs.")
+) -> None:
+    """Run history, newest first."""
+    with open_here() as store:
+        docs = [status_doc(store, r)["run"] for r in store.runs(limit=limit)]
+    if as_json:
+        typer.echo(json.dumps({"runs": docs}, indent=2))
+        return
+    from conductor.report import fmt_duration
+
+    for d in docs:
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(d["counts"].items()))
+        typer.echo(
+            f"{d['id']}  {d['name']:<20} {d['state']:<11} "
+            f"{fmt_duration(d['elapsed_s']):>7}  {counts}"
+        )
+
+
+@command("logs")
+def logs_cmd(
+    run: str = typer.Argument(..., help="Run id or prefix."),
+    task: str = typer.Argument(..., help="Task id."),
+    attempt: int | None = typer.Option(None, "--attempt", "-a", help="Attempt number."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new output."),
+) -> None:
+    """Print a task attempt's agent output."""
+    with open_here() as store:
+        row = pick_run(store, run)
+        atts = store.attempts(row["id"], task)
+        if not atts:
+            raise UserError(f"task `{task}` has no attempts in run {row['id']}")
+        pick = atts[-1] if attempt is None else next((a for a in atts if a["n"] == attempt), None)
+        if pick is None:
+            raise UserError(
+                f"task `{task}` has no attempt {attempt}",
+                hint=f"attempts: {', '.join(str(a['n']) for a in atts)}",
+            )
+        path = Path(pick["log_path"])
+        _cat(path, follow, lambda: _attempt_done(store, row["id"], task, pick["n"]))
+
+
+def _attempt_done(store: Store, run_id: str, task: str, n: int) -> bool:
+    att = [a for a in store.attempts(run_id, task) if a["n"] == n]
+    return bool(att and att[0]["finished"])
+
+
+def _cat(path: Path, follow: bool, done: Any) -> None:
+    import sys
+
+    pos = 0
+    while True:
+        if path.exists():
+            with path.open("rb") as fh:
+                fh.seek(pos)
+                chunk = fh.read()
+            pos += len(chunk)
+            sys.stdout.write(chunk.decode(errors="replace"))
+            sys.stdout.flush()
+        if not follow or done():
+            return
+        time.sleep(0.3)

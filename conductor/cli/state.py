@@ -1,0 +1,48 @@
+"""Finding the state store from wherever the user stands, without starting git."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conductor.errors import UserError
+from conductor.store import Row, Store
+
+
+def find_state_db(start: Path) -> Path | None:
+    """The nearest `.conductor/state.db` at or above ``start``.
+
+    Task worktrees live under `.conductor/worktrees/`, so walking up from inside one
+    finds the main repository's store too.
+    """
+    here = start.resolve()
+    for d in (here, *here.parents):
+        db = d / ".conductor" / "state.db"
+        if db.is_file():
+            return db
+    return None
+
+
+def open_here() -> Store:
+    db = find_state_db(Path.cwd())
+    if db is None:
+        raise UserError(
+            "no conductor runs here (no .conductor/state.db in this directory or above)",
+            hint="start one with `conductor run WORKFLOW`",
+        )
+    return Store(db)
+
+
+def pick_run(store: Store, run: str | None) -> Row:
+    """The run named by id or unique prefix, or the newest run."""
+    if run is None or run == "latest":
+        row = store.latest_run()
+        if row is None:
+            raise UserError("no runs recorded yet", hint="start one with `conductor run WORKFLOW`")
+        return row
+    rows = store.find_run(run)
+    if len(rows) == 1:
+        return rows[0]
+    if not rows:
+        known = [r["id"] for r in store.runs(limit=5)]
+        raise UserError(f"no run `{run}`", hint="recent runs: " + (", ".join(known) or "none"))
+    raise UserError(f"`{run}` matches {len(rows)} runs", hint="give more of the run id")

@@ -1,0 +1,338 @@
+"""The run loop: dispatch ready tasks to worker threads, react to their outcomes.
+
+The main thread owns the scheduler; workers own one attempt (or one group gate)
+each and report back through a queue. State changes go to the store first, then
+to the scheduler, so what the store says is never behind what happened.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+
+from conductor import validators
+from conductor.attempt import Attempt, Outcome, Prior
+from conductor.context import RunContext
+from conductor.errors import ConductorError
+from conductor.scheduler import Scheduler
+
+HEARTBEAT_S = 2.0
+MAX_CONFLICT_RETRIES = 3
+
+
+def backoff_s(failures: int) -> float:
+    """Exponential backoff with full jitter; the base is tunable for tests and demos."""
+    base = float(os.environ.get("CONDUCTOR_RETRY_BACKOFF", "2"))
+    return random.uniform(0.5, 1.0) * min(base * 2.0 ** (failures - 1), 300.0)
+
+
+@dataclass
+class GateOutcome:
+    group: str
+    ok: bool
+    output: str = ""
+
+
+@dataclass
+class TaskBook:
+    """Per-task memory across attempts within this run."""
+
+    attempts: int = 0
+    failures: int = 0
+    conflicts: int = 0
+    prior: Prior = field(default_factory=Prior)
+
+
+class Runner:
+    def __init__(self, ctx: RunContext, sched: Scheduler, fail_fast: bool = False) -> None:
+        self.ctx = ctx
+        self.sched = sched
+        self.fail_fast = fail_fast
+        self.done: queue.Queue[Outcome | GateOutcome] = queue.Queue()
+        self.books = {t: TaskBook() for t in sched.selected}
+        self.interrupted = False
+        self.cancelled = False
+        self._workers: list[threading.Thread] = []
+        self._beat = 0.0
+
+    # -- control from other threads / signal handlers -------------------------
+
+    def interrupt(self) -> None:
+        """First call: stop dispatching and stop agents gracefully. Second: kill now."""
+        if self.ctx.stopping.is_set():
+            self.ctx.kill_now.set()
+        self.interrupted = True
+        self.ctx.stopping.set()
+        self.done.put_nowait(GateOutcome("", True))  # wake the loop
+
+    # -- the loop -------------------------------------------------------------
+
+    def run(self) -> str:
+        ctx = self.ctx
+        ctx.emit(
+            "run_started",
+            tasks=len(self.sched.selected),
+            strategy=self.sched.strategy,
+            concurrency=self.sched.concurrency,
+        )
+        while True:
+            if not ctx.stopping.is_set():
+                self._dispatch()
+            if self.sched.finished() or (ctx.stopping.is_set() and not self._alive()):
+                break
+            self._wait_one()
+        for w in self._workers:
+            w.join()
+        return self._finish()
+
+    def _alive(self) -> bool:
+        self._workers = [w for w in self._workers if w.is_alive()]
+        return bool(self._workers) or not self.done.empty()
+
+    def _dispatch(self) -> None:
+        now = time.time()
+        for task_id in self.sched.next_batch(now):
+            self._start_task(task_id)
+        for group in self.sched.gate_ready():
+            self._start_gate(group)
+
+    def _wait_one(self) -> None:
+        now = time.time()
+        wake = self.sched.next_wakeup(now)
+        timeout = HEARTBEAT_S if wake is None else max(0.01, min(HEARTBEAT_S, wake - now))
+        try:
+            item = self.done.get(timeout=timeout)
+        except queue.Empty:
+            item = None
+        self._heartbeat()
+        if isinstance(item, Outcome):
+            self._on_outcome(item)
+        elif isinstance(item, GateOutcome) and item.group:
+            self._on_gate(item)
+
+    def _heartbeat(self) -> None:
+        now = time.time()
+        if now - self._beat < HEARTBEAT_S:
+            return
+        self._beat = now
+        self.ctx.store.update_run(self.ctx.run_id, heartbeat=now)
+        row = self.ctx.store.run(self.ctx.run_id)
+        if row is not None and row["state"] == "cancelling" and not self.ctx.stopping.is_set():
+            self.cancelled = True
+            self.ctx.stopping.set()
+
+    # -- tasks ----------------------------------------------------------------
+
+    def _start_task(self, task_id: str) -> None:
+        book = self.books[task_id]
+        book.attempts += 1
+        self.sched.set(task_id, "running")
+        self.ctx.store.update_task(
+            self.ctx.run_id,
+            task_id,
+            state="running",
+            attempts=book.attempts,
+            started=time.time(),
+            error=None,
+        )
+        attempt = Attempt(self.ctx, self.ctx.wf.tasks[task_id], book.attempts, book.prior)
+        self._spawn(lambda: self._attempt_worker(attempt), f"task-{task_id}")
+
+    def _spawn(self, fn: object, name: str) -> None:
+        assert callable(fn)
+        t = threading.Thread(target=fn, name=name, daemon=True)
+        self._workers.append(t)
+        t.start()
+
+    def _attempt_worker(self, attempt: Attempt) -> None:
+        try:
+            outcome = attempt.run()
+        except Exception as exc:  # a bug must fail the task, never hang the run
+            outcome = Outcome(attempt.tid, attempt.n, False, f"internal error: {exc!r}")
+        self._retire(attempt, outcome.ok)
+        self.done.put(outcome)
+
+    def _retire(self, attempt: Attempt, ok: bool) -> None:
+        keep = self.ctx.wf.workspace.keep
+        if keep == "always" or (keep == "on_failure" and not ok):
+            return
+        try:
+            self.ctx.ws.remove_worktree(attempt.worktree, force=True)
+        except ConductorError as exc:
+            self.ctx.emit("task_warning", attempt.tid, warning=f"worktree not removed: {exc}")
+
+    def _on_outcome(self, out: Outcome) -> None:
+        ctx, tid = self.ctx, out.task_id
+        now = time.time()
+        if out.ok:
+            self.sched.set(tid, "succeeded")
+            ctx.store.update_task(
+                ctx.run_id,
+                tid,
+                state="succeeded",
+                finished=now,
+                merge_commit=out.merge_commit,
+                cost_usd=out.cost_usd,
+                result_commit=out.result_commit,
+            )
+            ctx.emit("task_completed", tid, attempt=out.attempt)
+        elif out.interrupted:
+            state = "cancelled" if self.cancelled else "interrupted"
+            self.sched.set(tid, "cancelled")
+            ctx.store.update_task(
+                ctx.run_id,
+                tid,
+                state=state,
+                finished=now,
+                error="interrupted",
+                result_commit=out.result_commit,
+            )
+        elif self._should_retry(out):
+            self._retry(out)
+        else:
+            self._fail(out)
+
+    def _should_retry(self, out: Outcome) -> bool:
+        if self.ctx.stopping.is_set():
+            return False
+        book = self.books[out.task_id]
+        if out.conflict:
+            task = self.ctx.wf.tasks[out.task_id]
+            return task.on_conflict == "retry" and book.conflicts < MAX_CONFLICT_RETRIES
+        return out.retriable and book.failures < self.ctx.wf.tasks[out.task_id].retries
+
+    def _retry(self, out: Outcome) -> None:
+        book = self.books[out.task_id]
+        delay = 0.0
+        if out.conflict:
+            book.conflicts += 1
+            book.prior = Prior(conflict=out.output, failure=book.prior.failure)
+        else:
+            book.failures += 1
+            delay = backoff_s(book.failures)
+            session = out.extras.get("session_id")
+            book.prior = Prior(
+                failure=f"{out.error}\n\n{out.output}".strip(),
+                session_id=session if isinstance(session, str) else None,
+            )
+        self.sched.set(out.task_id, "retrying")
+        self.sched.not_before[out.task_id] = time.time() + delay
+        self.ctx.store.update_task(self.ctx.run_id, out.task_id, state="retrying", error=out.error)
+        self.ctx.emit(
+            "task_retrying",
+            out.task_id,
+            attempt=out.attempt,
+            error=out.error,
+            delay_s=round(delay, 2),
+            conflict=out.conflict,
+        )
+
+    def _fail(self, out: Outcome) -> None:
+        ctx = self.ctx
+        self.sched.set(out.task_id, "failed")
+        ctx.store.update_task(
+            ctx.run_id,
+            out.task_id,
+            state="failed",
+            finished=time.time(),
+            error=out.error,
+            result_commit=out.result_commit,
+        )
+        ctx.emit(
+            "task_failed",
+            out.task_id,
+            attempt=out.attempt,
+            error=out.error,
+            output=out.output[-4000:],
+            retriable=False,
+        )
+        self._mark_blocked(self.sched.block_downstream([out.task_id]), out.task_id)
+        if self.fail_fast:
+            self._stop_dispatch("fail-fast: " + out.task_id + " failed")
+
+    def _mark_blocked(self, tasks: list[str], cause: str) -> None:
+        for t in tasks:
+            self.ctx.store.update_task(
+                self.ctx.run_id, t, state="blocked", error=f"blocked by {cause}"
+            )
+            self.ctx.emit("task_blocked", t, cause=cause)
+
+    def _stop_dispatch(self, reason: str) -> None:
+        for t in self.sched.cancel_pending():
+            self.ctx.store.update_task(self.ctx.run_id, t, state="cancelled", error=reason)
+
+    # -- group gates ----------------------------------------------------------
+
+    def _start_gate(self, group: str) -> None:
+        self.sched.gates[group] = "running"
+        self.ctx.emit("gate_started", None, group=group)
+        self._spawn(lambda: self.done.put(self._gate_worker(group)), f"gate-{group}")
+
+    def _gate_worker(self, group: str) -> GateOutcome:
+        ctx = self.ctx
+        path = ctx.worktrees_dir / f"gate-{group}"
+        try:
+            head = ctx.ws.rev(ctx.wf.integration_branch) or ""
+            ctx.ws.add_temp_worktree(path, head)
+            try:
+                env = {**ctx.base_env, "CONDUCTOR_RUN_ID": ctx.run_id, "CONDUCTOR_GROUP": group}
+                results = validators.run_gate(
+                    ctx.wf.groups[group].validate, path, env=env, redact=ctx.secrets.redact
+                )
+            finally:
+                ctx.ws.remove_worktree(path, force=True)
+        except ConductorError as exc:
+            return GateOutcome(group, False, str(exc))
+        failed = [r for r in results if not r.ok]
+        return GateOutcome(group, not failed, validators.summarize_failures(failed))
+
+    def _on_gate(self, out: GateOutcome) -> None:
+        if out.ok:
+            self.sched.gates[out.group] = "passed"
+            self.ctx.emit("gate_passed", None, group=out.group)
+            return
+        self.ctx.emit("gate_failed", None, group=out.group, output=out.output[-4000:])
+        self._mark_blocked(self.sched.gate_failed(out.group), f"gate {out.group}")
+        if self.fail_fast:
+            self._stop_dispatch(f"fail-fast: gate {out.group} failed")
+
+    # -- the end ----------------------------------------------------------------
+
+    def _finish(self) -> str:
+        ctx = self.ctx
+        if self.ctx.stopping.is_set():
+            for t in self.sched.cancel_pending():
+                ctx.store.update_task(
+                    ctx.run_id,
+                    t,
+                    state="pending" if self.interrupted and not self.cancelled else "cancelled",
+                )
+        states = [self.sched.state[t] for t in self.sched.selected]
+        if self.cancelled:
+            final = "cancelled"
+        elif self.interrupted:
+            final = "interrupted"
+        elif all(s in ("succeeded", "skipped") for s in states):
+            final = "succeeded"
+        else:
+            final = "failed"
+        ctx.store.update_run(ctx.run_id, state=final, finished=time.time())
+        ctx.emit(
+            "run_finished",
+            None,
+            level="error" if final == "failed" else "info",
+            state=final,
+            counts=_counts(states),
+        )
+        return final
+
+
+def _counts(states: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for s in states:
+        out[s] = out.get(s, 0) + 1
+    return out

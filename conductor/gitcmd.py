@@ -1,0 +1,188 @@
+"""The thin git runner: the only place conductor starts a git process, plus the few git
+wire formats conductor reads and writes (commit messages, ``-z`` listings).
+
+Plain ``subprocess`` rather than GitPython: a short git call costs one fork/exec either way,
+and GitPython adds import time and long-lived ``cat-file`` helper processes on top.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from conductor.errors import GitError
+
+# Variables git exports to hooks and aliases. When conductor (or an agent it starts) runs
+# inside such a context, they would point every git call at the wrong repository or index,
+# the same trap pre-commit guards against.
+LEAKED_GIT_VARS = frozenset(
+    {
+        "GIT_DIR",
+        "GIT_INDEX_FILE",
+        "GIT_WORK_TREE",
+        "GIT_OBJECT_DIRECTORY",
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+        "GIT_PREFIX",
+        "GIT_COMMON_DIR",
+    }
+)
+
+
+def clean_env(base: Mapping[str, str]) -> dict[str, str]:
+    """``base`` minus leaked repository-locating variables, with terminal prompts disabled.
+
+    Exported for the agents layer: agent processes run git inside their worktree too.
+    """
+    env = {key: value for key, value in base.items() if key not in LEAKED_GIT_VARS}
+    # Unattended: a credential prompt would hang a run forever instead of failing.
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    return env
+
+
+@dataclass(frozen=True)
+class GitResult:
+    """A finished git process; ``stdout`` keeps everything but one trailing newline."""
+
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    def error(self) -> GitError:
+        output = "\n".join(part for part in (self.stderr.strip(), self.stdout.strip()) if part)
+        return GitError(self.argv, self.returncode, output)
+
+
+def run(
+    args: Sequence[str],
+    cwd: Path,
+    *,
+    input: str | None = None,
+    env: Mapping[str, str] | None = None,
+    c_locale: bool = False,
+) -> GitResult:
+    """Run ``git *args`` in ``cwd`` and return the result whatever the exit status.
+
+    ``env`` is laid over the cleaned process environment (so a caller may set
+    ``GIT_INDEX_FILE`` on purpose). ``c_locale`` forces ``LC_ALL=C`` for output that is
+    parsed, keeping the user's locale out of it without changing their other messages.
+    """
+    argv = ["git", *args]
+    full_env = clean_env(os.environ)
+    if env:
+        full_env.update(env)
+    if c_locale:
+        full_env["LC_ALL"] = "C"
+    # surrogateescape: paths are bytes to git; non-UTF-8 names must survive a round trip.
+    kwargs: dict[str, Any] = {"encoding": "utf-8", "errors": "surrogateescape"}
+    if input is None:
+        kwargs["stdin"] = subprocess.DEVNULL  # never let git read the terminal
+    else:
+        kwargs["input"] = input
+    try:
+        proc = subprocess.run(
+            argv, cwd=cwd, env=full_env, capture_output=True, check=False, **kwargs
+        )
+    except OSError as exc:  # git missing, or cwd gone
+        raise GitError(argv, 127, str(exc)) from exc
+    return GitResult(argv, proc.returncode, proc.stdout.removesuffix("\n"), proc.stderr)
+
+
+def git(
+    args: Sequence[str],
+    cwd: Path,
+    *,
+    input: str | None = None,
+    check: bool = True,
+    env: Mapping[str, str] | None = None,
+    c_locale: bool = False,
+) -> str:
+    """Run git and return its stdout; a non-zero exit raises ``GitError`` when ``check``."""
+    result = run(args, cwd, input=input, env=env, c_locale=c_locale)
+    if check and not result.ok:
+        raise result.error()
+    return result.stdout
+
+
+def git_ok(
+    args: Sequence[str],
+    cwd: Path,
+    *,
+    input: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> bool:
+    """True when git exits 0 (for questions such as ``merge-base --is-ancestor``)."""
+    return run(args, cwd, input=input, env=env).ok
+
+
+def format_message(subject: str, body: str, trailers: Mapping[str, str]) -> str:
+    """``subject\\n\\nbody\\n\\nKey: value...``: the trailers form the last paragraph."""
+    parts = [" ".join(subject.split()) or "conductor"]
+    if body.strip():
+        parts.append(body.strip("\n"))
+    lines = []
+    for key, value in trailers.items():
+        if not key or any(c.isspace() or c == ":" for c in key):
+            raise ValueError(f"invalid trailer key {key!r}")
+        lines.append(f"{key}: {' '.join(str(value).split())}")  # a trailer is one line
+    if lines:
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n"
+
+
+_ERE_SPECIAL = frozenset(".[]()*+?{}|^$\\")
+
+
+def ere_escape(text: str) -> str:
+    """``text`` as a literal in a POSIX extended regex (``git log -E --grep``)."""
+    return "".join("\\" + c if c in _ERE_SPECIAL else c for c in text)
+
+
+def parse_conflict(out: str) -> tuple[list[str], str]:
+    """Paths and messages from ``merge-tree --write-tree -z --name-only`` (exit status 1).
+
+    Layout: ``tree NUL (path NUL)* NUL`` then messages, each
+    ``count NUL (path NUL)*count type NUL text NUL``.
+    """
+    fields = out.split("\0")
+    paths: list[str] = []
+    i = 1
+    while i < len(fields) and fields[i]:
+        if fields[i] not in paths:  # one entry per stage
+            paths.append(fields[i])
+        i += 1
+    messages: list[str] = []
+    i += 1
+    while i < len(fields) and fields[i].isdigit():
+        i += int(fields[i]) + 1  # skip the count and the paths it announces
+        if i + 1 < len(fields):
+            messages.append(fields[i + 1].strip())
+        i += 2
+    return paths, "\n".join(m for m in messages if m)
+
+
+def parse_worktrees(out: str) -> list[tuple[Path, str | None, bool]]:
+    """(path, branch short name or None, bare) from ``git worktree list --porcelain -z``."""
+    result: list[tuple[Path, str | None, bool]] = []
+    path: Path | None = None
+    branch: str | None = None
+    bare = False
+    for field in [*out.split("\0"), ""]:
+        if field.startswith("worktree "):
+            path, branch, bare = Path(field[len("worktree ") :]), None, False
+        elif field.startswith("branch "):
+            branch = field[len("branch ") :].removeprefix("refs/heads/")
+        elif field == "bare":
+            bare = True
+        elif not field and path is not None:
+            result.append((path, branch, bare))
+            path = None
+    return result

@@ -1,0 +1,346 @@
+"""SQLite state: runs, tasks, attempts, events — the single source of truth.
+
+Every transition is committed before anything relies on it, so a runner killed at
+any moment leaves a store that `resume` can trust. One connection per Store, shared
+by the engine's worker threads behind a lock (SQLite serialises writers anyway).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    workflow TEXT NOT NULL,          -- path of the workflow file, relative to the repo root
+    name TEXT NOT NULL,              -- workflow name
+    state TEXT NOT NULL,
+    started REAL NOT NULL,
+    finished REAL,
+    pid INTEGER,
+    heartbeat REAL,
+    base_commit TEXT,                -- integration head when the run started
+    integration_branch TEXT NOT NULL,
+    options TEXT NOT NULL DEFAULT '{}',
+    reason TEXT
+);
+CREATE TABLE IF NOT EXISTS tasks (
+    run_id TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,            -- file order, for stable listings
+    group_id TEXT,
+    agent TEXT,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    spec_hash TEXT,
+    started REAL,
+    finished REAL,
+    result_commit TEXT,
+    merge_commit TEXT,
+    error TEXT,
+    progress REAL,
+    step TEXT,
+    cost_usd REAL,
+    PRIMARY KEY (run_id, task_id)
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    run_id TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    started REAL NOT NULL,
+    finished REAL,
+    worktree TEXT,
+    branch TEXT,
+    pre_commit TEXT,
+    post_commit TEXT,
+    exit_code INTEGER,
+    pid INTEGER,
+    pid_start REAL,
+    log_path TEXT,
+    error TEXT,
+    checks TEXT,                     -- JSON list of validator results
+    files_changed INTEGER,
+    insertions INTEGER,
+    deletions INTEGER,
+    cost_usd REAL,
+    tokens_in INTEGER,
+    tokens_out INTEGER,
+    session_id TEXT,
+    PRIMARY KEY (run_id, task_id, n)
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL,
+    ts REAL NOT NULL,
+    kind TEXT NOT NULL,
+    level TEXT NOT NULL,
+    task_id TEXT,
+    data TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS events_run ON events (run_id, id);
+CREATE INDEX IF NOT EXISTS tasks_done ON tasks (task_id, state);
+"""
+
+RUN_COLUMNS = ("state", "finished", "pid", "heartbeat", "base_commit", "reason", "options")
+TASK_COLUMNS = (
+    "state",
+    "attempts",
+    "spec_hash",
+    "started",
+    "finished",
+    "result_commit",
+    "merge_commit",
+    "error",
+    "progress",
+    "step",
+    "cost_usd",
+    "agent",
+)
+ATTEMPT_COLUMNS = (
+    "state",
+    "finished",
+    "worktree",
+    "branch",
+    "pre_commit",
+    "post_commit",
+    "exit_code",
+    "pid",
+    "pid_start",
+    "log_path",
+    "error",
+    "checks",
+    "files_changed",
+    "insertions",
+    "deletions",
+    "cost_usd",
+    "tokens_in",
+    "tokens_out",
+    "session_id",
+)
+
+Row = dict[str, Any]
+
+
+def _assignments(fields: Mapping[str, Any], allowed: tuple[str, ...]) -> tuple[str, list[Any]]:
+    unknown = set(fields) - set(allowed)
+    if unknown:  # column names are interpolated below: only ever our own literals
+        raise ValueError(f"unknown columns: {sorted(unknown)}")
+    return ", ".join(f"{k} = ?" for k in fields), list(fields.values())
+
+
+class Store:
+    """A handle on `.conductor/state.db`. Use as a context manager or call close()."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(
+            str(path), timeout=30, isolation_level=None, check_same_thread=False
+        )
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA busy_timeout = 30000")
+        if self._db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            self._create()
+
+    def _create(self) -> None:
+        # WAL lets `status` read while the runner writes; the schema goes in one
+        # transaction so a half-created database is never observed.
+        self._db.execute("PRAGMA journal_mode = WAL")
+        with self.tx():
+            self._db.executescript("BEGIN;" + SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """One transaction; nested use joins the outer one."""
+        with self._lock:
+            if self._db.in_transaction:
+                yield self._db
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _all(self, sql: str, args: tuple[Any, ...] = ()) -> list[Row]:
+        with self._lock:
+            return [dict(r) for r in self._db.execute(sql, args).fetchall()]
+
+    def _one(self, sql: str, args: tuple[Any, ...] = ()) -> Row | None:
+        rows = self._all(sql, args)
+        return rows[0] if rows else None
+
+    # -- runs ---------------------------------------------------------------
+
+    def create_run(
+        self,
+        run_id: str,
+        workflow: str,
+        name: str,
+        branch: str,
+        options: Mapping[str, Any],
+        tasks: list[tuple[str, str | None, str, str, str]],
+    ) -> None:
+        """Insert a run and its tasks as (id, group, agent, state, spec_hash) in one go."""
+        now = time.time()
+        with self.tx() as db:
+            db.execute(
+                "INSERT INTO runs (id, workflow, name, state, started, pid, heartbeat,"
+                " integration_branch, options) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?)",
+                (run_id, workflow, name, now, os.getpid(), now, branch, json.dumps(options)),
+            )
+            db.executemany(
+                "INSERT INTO tasks (run_id, task_id, seq, group_id, agent, state, spec_hash)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, t, i, g, a, s, h) for i, (t, g, a, s, h) in enumerate(tasks)],
+            )
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        sets, args = _assignments(fields, RUN_COLUMNS)
+        with self.tx() as db:
+            db.execute(f"UPDATE runs SET {sets} WHERE id = ?", (*args, run_id))
+
+    def run(self, run_id: str) -> Row | None:
+        return self._one("SELECT * FROM runs WHERE id = ?", (run_id,))
+
+    def runs(self, limit: int = 50) -> list[Row]:
+        return self._all("SELECT * FROM runs ORDER BY started DESC LIMIT ?", (limit,))
+
+    def latest_run(self) -> Row | None:
+        return self._one("SELECT * FROM runs ORDER BY started DESC LIMIT 1")
+
+    def active_runs(self, name: str) -> list[Row]:
+        return self._all("SELECT * FROM runs WHERE name = ? AND state = 'running'", (name,))
+
+    def find_run(self, prefix: str) -> list[Row]:
+        return self._all(
+            "SELECT * FROM runs WHERE id LIKE ? ORDER BY started DESC", (prefix + "%",)
+        )
+
+    # -- tasks --------------------------------------------------------------
+
+    def update_task(self, run_id: str, task_id: str, **fields: Any) -> None:
+        sets, args = _assignments(fields, TASK_COLUMNS)
+        with self.tx() as db:
+            db.execute(
+                f"UPDATE tasks SET {sets} WHERE run_id = ? AND task_id = ?",
+                (*args, run_id, task_id),
+            )
+
+    def tasks(self, run_id: str) -> list[Row]:
+        return self._all("SELECT * FROM tasks WHERE run_id = ? ORDER BY seq", (run_id,))
+
+    def task(self, run_id: str, task_id: str) -> Row | None:
+        return self._one("SELECT * FROM tasks WHERE run_id = ? AND task_id = ?", (run_id, task_id))
+
+    def last_success(self, name: str, task_id: str) -> Row | None:
+        """The newest succeeded record of a task across runs of a workflow."""
+        return self._one(
+            "SELECT t.* FROM tasks t JOIN runs r ON r.id = t.run_id WHERE r.name = ?"
+            " AND t.task_id = ? AND t.state = 'succeeded' ORDER BY t.finished DESC LIMIT 1",
+            (name, task_id),
+        )
+
+    # -- attempts -----------------------------------------------------------
+
+    def add_attempt(self, run_id: str, task_id: str, n: int, **fields: Any) -> None:
+        cols = ["run_id", "task_id", "n", "started", *fields]
+        marks = ", ".join("?" for _ in cols)
+        _assignments(fields, ATTEMPT_COLUMNS)
+        with self.tx() as db:
+            db.execute(
+                f"INSERT OR REPLACE INTO attempts ({', '.join(cols)}) VALUES ({marks})",
+                (run_id, task_id, n, time.time(), *fields.values()),
+            )
+
+    def update_attempt(self, run_id: str, task_id: str, n: int, **fields: Any) -> None:
+        sets, args = _assignments(fields, ATTEMPT_COLUMNS)
+        with self.tx() as db:
+            db.execute(
+                f"UPDATE attempts SET {sets} WHERE run_id = ? AND task_id = ? AND n = ?",
+                (*args, run_id, task_id, n),
+            )
+
+    def attempts(self, run_id: str, task_id: str | None = None) -> list[Row]:
+        if task_id is None:
+            return self._all("SELECT * FROM attempts WHERE run_id = ? ORDER BY started", (run_id,))
+        return self._all(
+            "SELECT * FROM attempts WHERE run_id = ? AND task_id = ? ORDER BY n",
+            (run_id, task_id),
+        )
+
+    # -- events -------------------------------------------------------------
+
+    def emit(
+        self,
+        run_id: str,
+        kind: str,
+        task_id: str | None = None,
+        level: str = "info",
+        **data: Any,
+    ) -> Row:
+        ts = time.time()
+        payload = json.dumps(data, default=str)
+        with self.tx() as db:
+            cur = db.execute(
+                "INSERT INTO events (run_id, ts, kind, level, task_id, data)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, ts, kind, level, task_id, payload),
+            )
+        return {
+            "id": cur.lastrowid,
+            "run_id": run_id,
+            "ts": ts,
+            "kind": kind,
+            "level": level,
+            "task_id": task_id,
+            "data": data,
+        }
+
+    def events(
+        self,
+        run_id: str,
+        after: int = 0,
+        levels: tuple[str, ...] = (),
+        limit: int = -1,
+        newest: bool = False,
+    ) -> list[Row]:
+        where = "run_id = ? AND id > ?"
+        args: list[Any] = [run_id, after]
+        if levels:
+            where += f" AND level IN ({', '.join('?' for _ in levels)})"
+            args.extend(levels)
+        order = "DESC" if newest else "ASC"
+        rows = self._all(
+            f"SELECT * FROM events WHERE {where} ORDER BY id {order} LIMIT ?", (*args, limit)
+        )
+        for r in rows:
+            r["data"] = json.loads(r["data"])
+        return rows[::-1] if newest else rows
+
+
+def open_store(state_dir: Path) -> Store:
+    return Store(state_dir / "state.db")
