@@ -6,7 +6,12 @@ fast; each command imports what it needs when it runs.
 
 from __future__ import annotations
 
-from conductor.cli import inspect_cmds, run_cmds  # noqa: F401  (registers the commands)
+from conductor.cli import (  # noqa: F401  (importing registers the commands)
+    inspect_cmds,
+    manage_cmds,
+    run_cmds,
+    view_cmds,
+)
 from conductor.cli.app import app, main
 
 __all__ = ["app", "main"]

@@ -1,0 +1,3 @@
+"""Commands that steer runs after the fact: rollback, clean, export."""
+
+from __future__ import annotations

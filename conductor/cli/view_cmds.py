@@ -1,0 +1,3 @@
+"""Commands for people: demo, config."""
+
+from __future__ import annotations
