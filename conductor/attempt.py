@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from conductor import agents, validators
 from conductor.errors import ConductorError, MergeConflict, Rejected
 from conductor.executors import ProcessResult
+from conductor.faults import crash_point
 from conductor.workspace import attempt_branch
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ class Attempt:
         self.log_path = ctx.run_dir / "logs" / f"{task.id}-{n}.log"
         self.start_sha = ""
         self.post: str | None = None
+        self.cancel = ctx.cancel_event(task.id)
         self.session_id: str | None = None
 
     def update(self, **fields: object) -> None:
@@ -107,6 +109,7 @@ class Attempt:
             log_path=str(self.log_path),
         )
         ws.add_worktree(self.worktree, self.branch, self.start_sha)
+        crash_point("worktree")
         ws.set_ref(f"refs/conductor/{ctx.run_id}/{self.tid}/{self.n}/pre", self.start_sha)
         ws.prepare(self.worktree, ctx.wf.workspace.copy, ctx.wf.workspace.symlink)
         ctx.emit(
@@ -125,7 +128,8 @@ class Attempt:
             raise Rejected("inputs missing", missing.output, retriable=False)
         result, report = self._agent()
         post = self._commit(result)
-        if result.reason == "cancelled" or self.ctx.stopping.is_set():
+        crash_point("commit")
+        if result.reason == "cancelled" or self.cancel.is_set():
             self._close("interrupted", "interrupted")
             return Outcome(
                 self.tid, self.n, False, "interrupted", interrupted=True, result_commit=post
@@ -135,6 +139,7 @@ class Attempt:
         if report.ok is False:
             raise Rejected(f"agent reported an error: {report.error or 'unknown'}", self._tail())
         self._check(post)
+        crash_point("checked")
         return self._merge(post, report.cost_usd)
 
     def _setup(self) -> None:
@@ -155,6 +160,7 @@ class Attempt:
 
         def on_start(pid: int, started: float) -> None:
             self.update(pid=pid, pid_start=started)
+            crash_point("agent")
 
         def on_line(line: str) -> None:
             step = parser.feed(line) if parser is not None else None
@@ -168,7 +174,7 @@ class Attempt:
             log_path=self.log_path,
             timeout_s=timeout,
             idle_timeout_s=idle,
-            cancel=ctx.stopping,
+            cancel=self.cancel,
             kill_now=ctx.kill_now,
             on_start=on_start,
             on_line=on_line,
@@ -266,6 +272,7 @@ class Attempt:
         tr = {"Conductor-Run": ctx.run_id, "Conductor-Task": self.tid}
         try:
             merge = ctx.ws.merge(ctx.wf.integration_branch, post, subject, tr)
+            crash_point("merged")  # on the branch, not yet in the store
         except MergeConflict as exc:
             ctx.emit("conflict", self.tid, paths=exc.paths, attempt=self.n)
             out = Outcome(

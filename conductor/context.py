@@ -39,6 +39,7 @@ class RunContext:
     kill_now: threading.Event = field(default_factory=threading.Event)
     on_state: Callable[[str, str], None] = lambda task, state: None
     _ports: dict[str, int] = field(default_factory=dict)
+    _cancels: dict[str, threading.Event] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _last_progress: dict[str, float] = field(default_factory=dict)
 
@@ -99,6 +100,29 @@ class RunContext:
     def release(self, attempt: Attempt) -> None:
         with self._lock:
             self._ports.pop(attempt.tid, None)
+            self._cancels.pop(attempt.tid, None)
+
+    def cancel_event(self, task_id: str) -> threading.Event:
+        """Set when this task (or the whole run) must stop; the executor watches it."""
+        with self._lock:
+            ev = self._cancels.setdefault(task_id, threading.Event())
+            if self.stopping.is_set():
+                ev.set()
+            return ev
+
+    def stop(self) -> None:
+        """Stop every running agent gracefully (TERM, grace period, KILL)."""
+        with self._lock:
+            self.stopping.set()
+            for ev in self._cancels.values():
+                ev.set()
+
+    def cancel_task(self, task_id: str) -> bool:
+        with self._lock:
+            ev = self._cancels.get(task_id)
+        if ev is not None:
+            ev.set()
+        return ev is not None
 
     def task_env(self, task: Task, attempt: Attempt) -> dict[str, str]:
         """The environment validators and setup commands see (no agent extras)."""

@@ -14,10 +14,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from conductor import validators
+from conductor import resources, validators
 from conductor.attempt import Attempt, Outcome, Prior
 from conductor.context import RunContext
 from conductor.errors import ConductorError
+from conductor.faults import crash_point
 from conductor.scheduler import Scheduler
 
 HEARTBEAT_S = 2.0
@@ -57,6 +58,7 @@ class Runner:
         self.interrupted = False
         self.cancelled = False
         self._workers: list[threading.Thread] = []
+        self._queued: set[str] = set()
         self._beat = 0.0
 
     # -- control from other threads / signal handlers -------------------------
@@ -66,7 +68,7 @@ class Runner:
         if self.ctx.stopping.is_set():
             self.ctx.kill_now.set()
         self.interrupted = True
-        self.ctx.stopping.set()
+        self.ctx.stop()
         self.done.put_nowait(GateOutcome("", True))  # wake the loop
 
     # -- the loop -------------------------------------------------------------
@@ -95,39 +97,97 @@ class Runner:
 
     def _dispatch(self) -> None:
         now = time.time()
-        for task_id in self.sched.next_batch(now):
+        batch = self.sched.next_batch(now)
+        for task_id in batch:
             self._start_task(task_id)
         for group in self.sched.gate_ready():
             self._start_gate(group)
+        self._announce_queue()
+
+    def _announce_queue(self) -> None:
+        """One `task_queued` per task that is ready but has to wait, with why."""
+        for pos, t in enumerate(self.sched.waiting, 1):
+            if t in self._queued:
+                continue
+            self._queued.add(t)
+            why = "dispatch paused" if self.sched.paused else self.sched.wait_reason(t)
+            self.ctx.emit("task_queued", t, reason=why, position=pos)
 
     def _wait_one(self) -> None:
         now = time.time()
         wake = self.sched.next_wakeup(now)
         timeout = HEARTBEAT_S if wake is None else max(0.01, min(HEARTBEAT_S, wake - now))
+        items = []
         try:
-            item = self.done.get(timeout=timeout)
+            items.append(self.done.get(timeout=timeout))
+            while True:  # take every finished task before the next dispatch scan
+                items.append(self.done.get_nowait())
         except queue.Empty:
-            item = None
+            pass
         self._heartbeat()
-        if isinstance(item, Outcome):
-            self._on_outcome(item)
-        elif isinstance(item, GateOutcome) and item.group:
-            self._on_gate(item)
+        for item in items:
+            if isinstance(item, Outcome):
+                self._on_outcome(item)
+            elif isinstance(item, GateOutcome) and item.group:
+                self._on_gate(item)
 
     def _heartbeat(self) -> None:
         now = time.time()
         if now - self._beat < HEARTBEAT_S:
             return
         self._beat = now
-        self.ctx.store.update_run(self.ctx.run_id, heartbeat=now)
-        row = self.ctx.store.run(self.ctx.run_id)
-        if row is not None and row["state"] == "cancelling" and not self.ctx.stopping.is_set():
+        ctx = self.ctx
+        ctx.store.update_run(ctx.run_id, heartbeat=now)
+        ctx.emit.forward_foreign()  # e.g. `conductor progress` from inside a task
+        self._watch_resources()
+        row = ctx.store.run(ctx.run_id)
+        if row is not None and row["state"] == "cancelling" and not ctx.stopping.is_set():
             self.cancelled = True
-            self.ctx.stopping.set()
+            ctx.stop()
+        for t in ctx.store.tasks_in_state(ctx.run_id, "cancelling"):
+            self._cancel_task(t)
+
+    def _cancel_task(self, task_id: str) -> None:
+        """`conductor cancel RUN --task T`: stop it if running, drop it if waiting."""
+        if task_id in self.sched.state and self.sched.state[task_id] in ("pending", "retrying"):
+            self.sched.set(task_id, "cancelled")
+            self._cancelled(task_id)
+        elif not self.ctx.cancel_task(task_id):
+            self.ctx.store.update_task(
+                self.ctx.run_id, task_id, state=self.sched.state.get(task_id, "cancelled")
+            )
+
+    def _cancelled(self, task_id: str) -> None:
+        self.ctx.store.update_task(
+            self.ctx.run_id, task_id, state="cancelled", finished=time.time(), error="cancelled"
+        )
+        self.ctx.emit("task_cancelled", task_id)
+        self._mark_blocked(self.sched.block_downstream([task_id]), task_id)
+        self.ctx.emit("task_cancelled", task_id)
+        self._mark_blocked(self.sched.block_downstream([task_id]), task_id)
+
+    def _watch_resources(self) -> None:
+        """Pause dispatch while memory or disk is short; say so, and when it recovers."""
+        problem = resources.shortage(self.ctx.ws.state_dir)
+        if problem and not self.sched.paused:
+            self.sched.paused = True
+            self.ctx.emit(
+                "system_alert", None, level="warning", alert=problem, action="dispatch paused"
+            )
+        elif not problem and self.sched.paused:
+            self.sched.paused = False
+            self.ctx.emit(
+                "system_alert",
+                None,
+                level="info",
+                alert="resources recovered",
+                action="dispatch resumed",
+            )
 
     # -- tasks ----------------------------------------------------------------
 
     def _start_task(self, task_id: str) -> None:
+        self._queued.discard(task_id)
         book = self.books[task_id]
         book.attempts += 1
         self.sched.set(task_id, "running")
@@ -180,6 +240,11 @@ class Runner:
                 result_commit=out.result_commit,
             )
             ctx.emit("task_completed", tid, attempt=out.attempt)
+            crash_point("recorded")
+        elif out.interrupted and not ctx.stopping.is_set():  # this task alone was cancelled
+            self.sched.set(tid, "cancelled")
+            ctx.store.update_task(ctx.run_id, tid, result_commit=out.result_commit)
+            self._cancelled(tid)
         elif out.interrupted:
             state = "cancelled" if self.cancelled else "interrupted"
             self.sched.set(tid, "cancelled")

@@ -33,6 +33,9 @@ class Emitter:
         self.redact = redact
         self.sinks: list[Sink] = []
         self._lock = threading.Lock()  # keeps sink output in event-id order
+        self._own: set[int] = set()
+        last = store.events(run_id, limit=1, newest=True)
+        self._cursor: int = last[0]["id"] if last else 0  # a resumed run: only new events
 
     def __call__(
         self, kind: str, task: str | None = None, level: str | None = None, **data: Any
@@ -42,6 +45,20 @@ class Emitter:
             row = self.store.emit(
                 self.run_id, kind, task, level or LEVELS.get(kind, "info"), **clean
             )
+            self._own.add(row["id"])
             for sink in self.sinks:
                 sink(row)
         return row
+
+    def forward_foreign(self) -> None:
+        """Pass events other processes wrote for this run (`conductor progress`) to the sinks."""
+        with self._lock:
+            rows = self.store.events(self.run_id, after=self._cursor)
+            if rows:
+                self._cursor = rows[-1]["id"]
+            for row in rows:
+                if row["id"] in self._own:
+                    self._own.discard(row["id"])
+                    continue
+                for sink in self.sinks:
+                    sink(row)

@@ -6,27 +6,36 @@ refused run leaves no trace in the store or the repository.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets as pyrandom
 import signal
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from conductor import agents, report
 from conductor.context import RunContext
 from conductor.engine import Runner
-from conductor.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, SpecError, UserError
+from conductor.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    ConductorError,
+    SpecError,
+    UserError,
+)
 from conductor.events import Emitter, Sink
+from conductor.liveness import RunLock, is_live
 from conductor.model import Workflow
 from conductor.plan import Plan, remaining_path_hours
 from conductor.preflight import check_machine
+from conductor.recovery import recover
 from conductor.scheduler import Scheduler
 from conductor.secrets import Secrets, resolve
-from conductor.store import Store, open_store
+from conductor.store import Row, Store, open_store
 from conductor.workspace import Workspace
 
 
@@ -87,12 +96,13 @@ def prepare(wf: Workflow, plan: Plan, opts: RunOptions, environ: Mapping[str, st
 def _record(
     wf: Workflow, plan: Plan, opts: RunOptions, ws: Workspace, store: Store, secrets: Secrets
 ) -> Prepared:
-    active = store.active_runs(wf.name)
-    if active:
-        raise UserError(
-            f"run {active[0]['id']} of workflow `{wf.name}` is still running",
-            hint=f"wait for it, or `conductor cancel {active[0]['id']}`",
-        )
+    for other in store.active_runs(wf.name):
+        if is_live(ws.state_dir, other):
+            raise UserError(
+                f"run {other['id']} of workflow `{wf.name}` is still running",
+                hint=f"wait for it, or `conductor cancel {other['id']}`",
+            )
+        store.update_run(other["id"], state="interrupted")  # its runner is gone
     skipped = {} if opts.force else _skips(wf, plan, ws, store)
     _check_external(wf, plan, ws, store)
     ws.ensure_branch(wf.integration_branch, wf.base)
@@ -117,7 +127,25 @@ def _record(
     }
     store.create_run(run_id, rel, wf.name, wf.integration_branch, options, rows)
     store.update_run(run_id, base_commit=ws.rev(wf.integration_branch))
+    for t, why in skipped.items():
+        store.update_task(run_id, t, error=why)
     return Prepared(wf, plan, ws, store, run_id, secrets, skipped, opts)
+
+
+def skip_reasons(wf: Workflow, plan: Plan) -> dict[str, str]:
+    """Which selected tasks a run would skip, and why (empty when nothing ran yet)."""
+    from conductor.cli.state import find_state_db
+    from conductor.errors import UserError
+
+    db = find_state_db(wf.source_dir)
+    if db is None:
+        return {}
+    try:
+        ws = Workspace.discover(wf.path)
+    except UserError:
+        return {}
+    with Store(db) as store:
+        return _skips(wf, plan, ws, store)
 
 
 def _skips(wf: Workflow, plan: Plan, ws: Workspace, store: Store) -> dict[str, str]:
@@ -147,57 +175,146 @@ def _check_external(wf: Workflow, plan: Plan, ws: Workspace, store: Store) -> No
         )
 
 
-def execute(prep: Prepared, sinks: list[Sink], environ: Mapping[str, str]) -> tuple[str, int]:
-    """Run to the end; returns (final state, exit code). Installs SIGINT/SIGTERM handlers."""
-    wf, opts = prep.wf, prep.options
-    emit = Emitter(prep.store, prep.run_id, prep.secrets.redact)
+def drive(
+    ws: Workspace,
+    store: Store,
+    run_id: str,
+    sinks: list[Sink],
+    environ: Mapping[str, str],
+    wf: Workflow | None = None,
+    plan: Plan | None = None,
+) -> tuple[str, int]:
+    """Drive a recorded run to its end: fresh, detached or resumed alike.
+
+    Takes the run's lock (a second driver is refused), recovers whatever a dead
+    runner left, runs, writes the log. Returns (final state, exit code).
+    """
+    lock = RunLock(ws.state_dir, run_id).acquire()
+    try:
+        row = store.run(run_id)
+        assert row is not None
+        if wf is None or plan is None:
+            wf, plan = replan(ws, row)
+        store.update_run(run_id, state="running", pid=os.getpid(), heartbeat=time.time(),
+                         finished=None, reason=None)  # fmt: skip
+        return _drive(ws, store, row, wf, plan, sinks, environ)
+    finally:
+        lock.release()
+
+
+def replan(ws: Workspace, row: Row) -> tuple[Workflow, Plan]:
+    """The workflow and selection a recorded run was started with."""
+    from conductor.plan import make_plan
+    from conductor.spec import load_workflow
+
+    wf = load_workflow(ws.root / row["workflow"])
+    sel = json.loads(row["options"]).get("selection", {})
+    plan = make_plan(wf, groups=sel.get("groups", ()), tasks=sel.get("tasks", ()),
+                     with_deps=bool(sel.get("with_deps")))  # fmt: skip
+    return wf, plan
+
+
+def _drive(ws: Workspace, store: Store, row: Row, wf: Workflow, plan: Plan,
+           sinks: list[Sink], environ: Mapping[str, str]) -> tuple[str, int]:  # fmt: skip
+    run_id = row["id"]
+    opts = json.loads(row["options"])
+    secrets = resolve(wf, environ)
+    emit = Emitter(store, run_id, secrets.redact)
     emit.sinks.extend(sinks)
     ctx = RunContext(
-        wf,
-        prep.ws,
-        prep.store,
-        prep.run_id,
-        prep.secrets,
-        emit,
+        wf, ws, store, run_id, secrets, emit,
         # so `conductor progress` inside an agent finds the store
-        base_env={**environ, "CONDUCTOR_STATE_DIR": str(prep.ws.state_dir)},
-    )
-    sched = _scheduler(prep)
-    for t, why in prep.skipped.items():
-        emit("task_skipped", t, reason=why)
-    runner = Runner(ctx, sched, fail_fast=opts.fail_fast)
-    restore = _install_signals(runner.interrupt)
+        base_env={**environ, "CONDUCTOR_STATE_DIR": str(ws.state_dir)},
+    )  # fmt: skip
+    stop = _Deferred()  # a Ctrl-C during recovery is held, then handed to the runner
+    restore = _install_signals(stop)
     try:
+        runner = _prepare_runner(ctx, plan, opts)
+        stop.attach(runner.interrupt)
         final = runner.run()
     finally:
         restore()
-    log = report.write_log(prep.store, prep.run_id, wf, prep.ws)
+    if final == "succeeded":
+        try:
+            tidy(ws, store, run_id, wf.workspace.keep)
+        except ConductorError as exc:  # leftovers are for `conductor clean`, not a failure
+            emit("task_warning", None, warning=f"cleanup incomplete: {exc}")
+    log = report.write_log(store, run_id, wf, ws)
     emit("log_written", None, path=str(log))
     code = {"succeeded": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(final, EXIT_FAILED)
     return final, code
 
 
-def _scheduler(prep: Prepared) -> Scheduler:
+class _Deferred:
+    """A signal target that remembers calls until the real handler exists."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.target: Callable[[], None] | None = None
+
+    def __call__(self) -> None:
+        if self.target is None:
+            self.calls += 1
+        else:
+            self.target()
+
+    def attach(self, target: Callable[[], None]) -> None:
+        self.target = target
+        for _ in range(self.calls):
+            target()
+
+
+def _prepare_runner(ctx: RunContext, plan: Plan, opts: Mapping[str, Any]) -> Runner:
+    """Recover what a dead runner left, then a Runner that continues from the store."""
+    store, run_id, wf = ctx.store, ctx.run_id, ctx.wf
+    fresh = not store.attempts(run_id)
+    rec = recover(ctx.ws, store, run_id, wf.integration_branch, wf.workspace.keep)
+    if fresh:
+        for row_t in store.tasks(run_id):
+            if row_t["state"] == "skipped":
+                ctx.emit("task_skipped", row_t["task_id"], reason=row_t["error"])
+    sched = _scheduler(wf, plan, opts, rec.states, _passed_gates(store, run_id))
+    runner = Runner(ctx, sched, fail_fast=bool(opts.get("fail_fast")))
+    for t in sched.selected:
+        runner.books[t].attempts = rec.attempts.get(t, 0)
+        runner.books[t].failures = rec.failures.get(t, 0)
+    return runner
+
+
+def _passed_gates(store: Store, run_id: str) -> set[str]:
+    rows = store.events(run_id)
+    return {e["data"].get("group") for e in rows if e["kind"] == "gate_passed"} - {None}
+
+
+def tidy(ws: Workspace, store: Store, run_id: str, keep: str) -> None:
+    """After a successful run: drop the pre refs and the merged attempts' branches.
+
+    Failed attempts' branches stay (their work is nowhere else); with `keep: always`
+    the worktrees, and so their branches, stay too.
+    """
+    ws.delete_refs(f"refs/conductor/{run_id}/")
+    if keep != "always":
+        merged = [a["branch"] for a in store.attempts(run_id)
+                  if a["state"] == "succeeded" and a["branch"]]  # fmt: skip
+        ws.delete_branches(merged)
+
+
+def _scheduler(wf: Workflow, plan: Plan, opts: Mapping[str, Any], states: Mapping[str, str],
+               passed: set[str]) -> Scheduler:  # fmt: skip
     from conductor.scopes import overlap
 
-    wf, plan, opts = prep.wf, prep.plan, prep.options
     sched = Scheduler(
-        wf,
-        plan.selected,
-        {t: plan.wave_of(t) for t in plan.selected},
-        remaining_path_hours(plan),
-        strategy=opts.strategy or wf.strategy,
-        concurrency=opts.concurrency or wf.concurrency,
-        overlap=overlap,
-    )
-    for t in prep.skipped:
-        sched.set(t, "skipped")
-    # a skipped task counts as done for its dependents
-    for t in prep.skipped:
-        sched.state[t] = "succeeded"
-    for g in list(sched.gates):
+        wf, plan.selected, {t: plan.wave_of(t) for t in plan.selected},
+        remaining_path_hours(plan), strategy=opts.get("strategy") or wf.strategy,
+        concurrency=opts.get("concurrency") or wf.concurrency, overlap=overlap,
+    )  # fmt: skip
+    for t in plan.selected:
+        # a skipped task counts as done for its dependents
+        st = states.get(t, "pending")
+        sched.set(t, "succeeded" if st == "skipped" else st)
+    for g in sched.gates:
         members = [t for t in plan.selected if wf.tasks[t].group == g]
-        if members and all(t in prep.skipped for t in members):
+        if g in passed or (members and all(states.get(t) == "skipped" for t in members)):
             sched.gates[g] = "passed"
     return sched
 
@@ -219,7 +336,3 @@ def _install_signals(handler: Callable[[], None]) -> Callable[[], None]:
             signal.signal(s, h)
 
     return restore
-
-
-def run_dir(ws: Workspace, run_id: str) -> Path:
-    return ws.state_dir / "runs" / run_id

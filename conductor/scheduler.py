@@ -28,6 +28,7 @@ class Scheduler:
     gates: dict[str, str] = field(default_factory=dict)  # group -> pending|running|passed|failed
     not_before: dict[str, float] = field(default_factory=dict)  # retry backoff deadlines
     paused: bool = False
+    waiting: list[str] = field(default_factory=list)  # ready but not started, best first
 
     def __post_init__(self) -> None:
         chosen = set(self.selected)
@@ -59,11 +60,12 @@ class Scheduler:
         gates_busy = any(s == "running" for s in self.gates.values())
         return not gates_busy and all(self.state[t] in TERMINAL for t in self.selected)
 
-    def _wave_open(self, task_id: str) -> bool:
+    def _open_wave(self) -> int:
+        """The highest wave allowed to start: with `waves`, the lowest unfinished one."""
         if self.strategy != "waves":
-            return True
-        w = self.wave[task_id]
-        return all(self.state[t] in TERMINAL for t in self.selected if self.wave[t] < w)
+            return 1 << 30
+        unfinished = [self.wave[t] for t in self.selected if self.state[t] not in TERMINAL]
+        return min(unfinished, default=0)
 
     def _deps_met(self, task_id: str) -> bool:
         if any(self.state[d] != "succeeded" for d in self._deps[task_id]):
@@ -72,14 +74,14 @@ class Scheduler:
 
     def ready(self, now: float) -> list[str]:
         """Tasks whose dependencies and gates are satisfied, best first."""
+        top = self._open_wave()
         found = [
-            t
-            for t in self.selected
+            t for t in self.selected
             if self.state[t] in ("pending", "retrying")
+            and self.wave[t] <= top
             and self.not_before.get(t, 0.0) <= now
             and self._deps_met(t)
-            and self._wave_open(t)
-        ]
+        ]  # fmt: skip
         return sorted(found, key=self._rank)
 
     def _rank(self, task_id: str) -> tuple[int, float, int]:
@@ -92,17 +94,26 @@ class Scheduler:
 
     def next_batch(self, now: float) -> list[str]:
         """What to start now: ready tasks within capacity whose scopes are free."""
+        self.waiting = ready = self.ready(now)
         if self.paused:
             return []
         busy = self.running()
         picked: list[str] = []
-        for t in self.ready(now):
+        for t in ready:
             if len(busy) + len(picked) >= self.concurrency:
                 break
             if any(self._clash(t, other) for other in (*busy, *picked)):
                 continue
             picked.append(t)
+        self.waiting = [t for t in ready if t not in picked]
         return picked
+
+    def wait_reason(self, task_id: str) -> str:
+        busy = self.running()
+        clash = next((o for o in busy if self._clash(task_id, o)), None)
+        if clash is not None:
+            return f"touches overlap with running {clash}"
+        return f"all {self.concurrency} slots busy"
 
     def _clash(self, a: str, b: str) -> bool:
         ta, tb = self.workflow.tasks[a].touches, self.workflow.tasks[b].touches

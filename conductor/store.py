@@ -8,7 +8,6 @@ by the engine's worker threads behind a lock (SQLite serialises writers anyway).
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 import time
@@ -151,6 +150,9 @@ class Store:
         )
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA busy_timeout = 30000")
+        # In WAL mode NORMAL still survives kill -9 (only an OS crash can lose the last
+        # commits, and resume re-checks git); FULL costs an fsync per transition.
+        self._db.execute("PRAGMA synchronous = NORMAL")
         if self._db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
             self._create()
 
@@ -208,9 +210,10 @@ class Store:
         now = time.time()
         with self.tx() as db:
             db.execute(
-                "INSERT INTO runs (id, workflow, name, state, started, pid, heartbeat,"
-                " integration_branch, options) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?)",
-                (run_id, workflow, name, now, os.getpid(), now, branch, json.dumps(options)),
+                # pid stays NULL until a runner takes the run's lock (see liveness.py)
+                "INSERT INTO runs (id, workflow, name, state, started, heartbeat,"
+                " integration_branch, options) VALUES (?, ?, ?, 'running', ?, ?, ?, ?)",
+                (run_id, workflow, name, now, now, branch, json.dumps(options)),
             )
             db.executemany(
                 "INSERT INTO tasks (run_id, task_id, seq, group_id, agent, state, spec_hash)"
@@ -252,6 +255,12 @@ class Store:
 
     def tasks(self, run_id: str) -> list[Row]:
         return self._all("SELECT * FROM tasks WHERE run_id = ? ORDER BY seq", (run_id,))
+
+    def tasks_in_state(self, run_id: str, state: str) -> list[str]:
+        rows = self._all(
+            "SELECT task_id FROM tasks WHERE run_id = ? AND state = ?", (run_id, state)
+        )
+        return [r["task_id"] for r in rows]
 
     def task(self, run_id: str, task_id: str) -> Row | None:
         return self._one("SELECT * FROM tasks WHERE run_id = ? AND task_id = ?", (run_id, task_id))

@@ -21,7 +21,8 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,9 @@ def attempt_branch(integration_branch: str, task_id: str, attempt: int) -> str:
     return f"{integration_branch}.attempts/{task_id}/{attempt}"
 
 
+_RACE_PAUSES = (0.01, 0.02, 0.05, 0.1, 0.2)
+
+
 def _real(path: Path) -> str:
     return os.path.realpath(path)
 
@@ -80,7 +84,15 @@ class Workspace:
         self._ident: tuple[str, ...] | None = None
 
     def _run(self, args: Sequence[str], cwd: Path | None = None, **kw: Any) -> gitcmd.GitResult:
-        return gitcmd.run([*_NO_HOOKS, *args], cwd or self.root, **kw)
+        result = gitcmd.run([*_NO_HOOKS, *args], cwd or self.root, **kw)
+        for pause in _RACE_PAUSES:
+            if result.ok or "failed to read .git/worktrees/" not in result.stderr:
+                break
+            # git 2.39 reads every worktree's admin dir while another `worktree add` or
+            # `remove` is half way through writing or deleting it: a transient failure
+            time.sleep(pause)
+            result = gitcmd.run([*_NO_HOOKS, *args], cwd or self.root, **kw)
+        return result
 
     def _git(self, args: Sequence[str], cwd: Path | None = None, **kw: Any) -> str:
         result = self._run(args, cwd, **kw)
@@ -222,6 +234,12 @@ class Workspace:
             self._git(["update-ref", "--stdin"], input="".join(f"delete {r}\n" for r in refs))
         return refs
 
+    def delete_branches(self, branches: Sequence[str]) -> None:
+        """Delete these branches in one transaction (one git process, not one per branch)."""
+        if branches:
+            lines = "".join(f"delete refs/heads/{b}\n" for b in branches)
+            self._git(["update-ref", "--stdin"], input=lines)
+
     def _head(self, branch: str) -> str:
         head = self.rev(f"refs/heads/{branch}")
         if head is None:
@@ -239,6 +257,26 @@ class Workspace:
         raise res.error()
 
     # ---- worktrees ------------------------------------------------------------------
+
+    def repair_worktrees(self, mine: Collection[str] = ()) -> list[str]:
+        """Drop the admin dirs of worktrees whose creation was cut short (kill -9).
+
+        `git worktree add` writes `.git/worktrees/<name>/` file by file; one missing
+        `commondir`, `gitdir` or `HEAD` makes every later worktree command fail. Only
+        names in ``mine`` or dirs older than a few seconds are touched: a younger one
+        may belong to another runner's `worktree add` in progress.
+        """
+        admin = self.common_dir / "worktrees"
+        old = time.time() - 5.0
+        broken = [
+            d for d in (admin.iterdir() if admin.is_dir() else [])
+            if d.is_dir() and not all((d / f).is_file() for f in ("commondir", "gitdir", "HEAD"))
+            and (d.name in mine or d.stat().st_mtime < old)
+        ]  # fmt: skip
+        for d in broken:
+            shutil.rmtree(d, ignore_errors=True)
+        self._git(["worktree", "prune"])
+        return [d.name for d in broken]
 
     def list_worktrees(self) -> list[tuple[Path, str | None]]:
         """(path, branch or None when detached) of every registered worktree, main first."""

@@ -10,6 +10,7 @@ from conductor.cli import (  # noqa: F401  (importing registers the commands)
     inspect_cmds,
     manage_cmds,
     run_cmds,
+    steer_cmds,
     view_cmds,
 )
 from conductor.cli.app import app, main

@@ -97,12 +97,16 @@ def plan_cmd(
 ) -> None:
     """Show the waves, the critical path, effort and makespan."""
     from conductor.plan import plan_to_json
+    from conductor.runs import skip_reasons
 
     plan = make(load(workflow), batch_group, task, with_deps, concurrency)
+    skips = skip_reasons(plan.workflow, plan)  # only looks when runs were recorded here
     if as_json:
-        typer.echo(json.dumps(plan_to_json(plan), indent=2))
+        doc = plan_to_json(plan)
+        doc["skip"] = skips
+        typer.echo(json.dumps(doc, indent=2))
     else:
-        typer.echo(render_plan(plan))
+        typer.echo(render_plan(plan, skips))
 
 
 @command("list")

@@ -44,17 +44,24 @@ def run_cmd(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per event."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only failures and the summary."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Every check, too."),
+    detach: bool = typer.Option(
+        False, "--detach", "-d", help="Run in the background; print the run id and return."
+    ),
+    from_: list[str] | None = typer.Option(
+        None, "--from", help="Rerun task T and everything downstream of it (repeatable)."
+    ),
 ) -> None:
     """Run the workflow (or the selected part of it)."""
     if strategy not in (None, "waves", "eager"):
         raise UserError(f"unknown strategy `{strategy}`", hint="use --strategy waves or eager")
     wf = load(workflow)
+    if from_:
+        task, force = _from(wf, from_, task), True
     plan = make(wf, batch_group, task, with_deps, concurrency)
     if validate_only:
         _dry_run(plan, as_json)
         return
-    from conductor.console import JsonSink, PlainSink
-    from conductor.runs import RunOptions, execute, prepare
+    from conductor.runs import RunOptions, drive, prepare
 
     opts = RunOptions(
         strategy=strategy,
@@ -65,24 +72,62 @@ def run_cmd(
     )
     prep = prepare(wf, plan, opts, os.environ)
     try:
-        sink = JsonSink() if as_json else PlainSink(quiet=quiet, verbose=verbose)
-        _final, code = execute(prep, [sink], os.environ)
+        if detach:
+            spawn_runner(prep.ws.root, prep.ws.state_dir, prep.run_id)
+            typer.echo(prep.run_id)
+            typer.echo(f"running in the background: `conductor watch {prep.run_id}`", err=True)
+            return
+        sinks = [make_sink(as_json, quiet, verbose)]
+        _final, code = drive(prep.ws, prep.store, prep.run_id, sinks, os.environ, wf, plan)
     finally:
         prep.store.close()
     raise typer.Exit(code)
 
 
+def _from(wf: Any, roots: list[str], tasks: list[str] | None) -> list[str]:
+    from conductor.plan import downstream
+
+    unknown = [t for t in roots if t not in wf.tasks]
+    if unknown:
+        raise UserError(f"--from: unknown task `{unknown[0]}`")
+    return sorted(downstream(wf, roots) | set(tasks or ()))
+
+
+def make_sink(as_json: bool, quiet: bool = False, verbose: bool = False) -> Any:
+    from conductor.console import JsonSink, PlainSink
+
+    return JsonSink() if as_json else PlainSink(quiet=quiet, verbose=verbose)
+
+
+def spawn_runner(root: Path, state_dir: Path, run_id: str) -> None:
+    """Start `conductor _drive RUN` in its own session, output to the run's runner.log."""
+    import subprocess
+    import sys
+
+    log = state_dir / "runs" / run_id / "runner.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        subprocess.Popen(
+            [sys.executable, "-m", "conductor", "_drive", run_id],
+            cwd=root, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+
+
 def _dry_run(plan: Any, as_json: bool) -> None:
     from conductor.plan import plan_to_json
     from conductor.preflight import check_machine
+    from conductor.runs import skip_reasons
 
     problems = check_machine(plan.workflow, plan, os.environ)
+    skips = skip_reasons(plan.workflow, plan) if not problems else {}
     if as_json:
         doc = plan_to_json(plan)
         doc["preflight"] = [{"message": p.message, "hint": p.hint} for p in problems]
+        doc["skip"] = skips
         typer.echo(json.dumps(doc, indent=2))
     else:
-        typer.echo(render_plan(plan))
+        typer.echo(render_plan(plan, skips))
     if problems:
         raise SpecError(problems)
     if not as_json:
@@ -103,7 +148,7 @@ def status_doc(store: Store, run: Row) -> dict[str, Any]:
     return {
         "run": {
             "id": run["id"],
-            "state": _run_state(run),
+            "state": _run_state(store, run),
             "workflow": run["workflow"],
             "name": run["name"],
             "started": run["started"],
@@ -132,15 +177,10 @@ def status_doc(store: Store, run: Row) -> dict[str, Any]:
     }
 
 
-STALE_S = 30.0  # a runner that has not beaten for this long is gone
+def _run_state(store: Store, run: Row) -> str:
+    from conductor.liveness import shown_state
 
-
-def _run_state(run: Row) -> str:
-    if run["state"] in ("running", "cancelling") and (
-        time.time() - (run["heartbeat"] or 0) > STALE_S
-    ):
-        return "interrupted"
-    return str(run["state"])
+    return shown_state(store.path.parent, run)
 
 
 @command("status")

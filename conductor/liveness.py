@@ -1,0 +1,87 @@
+"""Is a run's runner alive? One flock per run, held for the runner's whole life.
+
+The kernel drops a flock when its holder dies, even by SIGKILL, so the lock is the
+truth about liveness; the heartbeat only covers the moment between `run --detach`
+recording a run and its background runner taking the lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from conductor.errors import UserError
+
+START_GRACE_S = 15.0  # a detached runner has this long to take its lock
+
+
+def lock_path(state_dir: Path, run_id: str) -> Path:
+    return state_dir / "runs" / run_id / "runner.lock"
+
+
+def lock_held(state_dir: Path, run_id: str) -> bool:
+    path = lock_path(state_dir, run_id)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def is_live(state_dir: Path, run: dict[str, Any]) -> bool:
+    """The run has a runner now (or one is just starting)."""
+    if run["state"] not in ("running", "cancelling"):
+        return False
+    if lock_held(state_dir, run["id"]):
+        return True
+    return run["pid"] is None and time.time() - (run["heartbeat"] or 0) < START_GRACE_S
+
+
+def shown_state(state_dir: Path, run: dict[str, Any]) -> str:
+    """What `status` says: a running run without a runner is interrupted."""
+    if run["state"] in ("running", "cancelling") and not is_live(state_dir, run):
+        return "interrupted"
+    return str(run["state"])
+
+
+class RunLock:
+    """Held by the process driving a run; refuses a second driver."""
+
+    def __init__(self, state_dir: Path, run_id: str) -> None:
+        self.path = lock_path(state_dir, run_id)
+        self.run_id = run_id
+        self._fh: IO[str] | None = None
+
+    def acquire(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = self.path.open("a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            fh.close()
+            raise UserError(
+                f"run {self.run_id} is already being driven by {holder}",
+                hint=f"watch it with `conductor watch {self.run_id}`",
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def release(self) -> None:
+        if self._fh is not None:
+            self._fh.close()  # closing drops the flock
+            self._fh = None
