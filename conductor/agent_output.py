@@ -53,7 +53,7 @@ class AgentReport:
 
 
 _EPOCH_LIMIT = re.compile(r"limit reached\|(\d{9,11})")
-_STRICT_LIMIT = re.compile(r"limit reached\|\d{9,11}|you'?ve hit your usage limit", re.I)
+_STRICT_LIMIT = re.compile(r"limit reached\|\d{9,11}|you[’']?ve hit your usage limit", re.I)
 _LIMIT_WORDS = re.compile(
     r"usage limit|rate.?limit|hit your limit|out of extra usage|quota exceeded"
     r"|resource.?exhausted|too many requests|\b429\b",
@@ -83,6 +83,10 @@ def _short(text: str, limit: int = 100) -> str:
 
 class OutputParser:
     """Plain output (shell tasks, custom commands): no structured result, ``ok`` stays None."""
+
+    # True when the CLI reports tokens since its session began, so a resumed session's
+    # report includes the earlier attempts' tokens (codex's turn.completed usage).
+    session_totals = False
 
     def __init__(self, root: Path | None = None) -> None:
         self.report = AgentReport()
@@ -149,6 +153,17 @@ def _num(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
+def _run_cost(ev: dict[str, Any]) -> Any:
+    """This process's cost. After --resume, total_cost_usd also counts the session's earlier
+    runs; model_usage_since_last_result (claude 2.1.x) holds this run's per model."""
+    since = ev.get("model_usage_since_last_result")
+    if isinstance(since, dict) and since:
+        costs = [m.get("costUSD") if isinstance(m, dict) else None for m in since.values()]
+        if all(isinstance(c, (int, float)) for c in costs):
+            return sum(costs)
+    return ev.get("total_cost_usd", ev.get("cost_usd"))
+
+
 class ClaudeParser(_JsonLinesParser):
     def _event(self, ev: dict[str, Any]) -> str | None:
         kind, r = ev.get("type"), self.report
@@ -175,7 +190,7 @@ class ClaudeParser(_JsonLinesParser):
     def _result(self, ev: dict[str, Any]) -> None:
         r = self.report
         r.ok = ev.get("subtype") == "success" and not ev.get("is_error")
-        cost = ev.get("total_cost_usd", ev.get("cost_usd"))
+        cost = _run_cost(ev)
         r.cost_usd = float(cost) if isinstance(cost, (int, float)) else r.cost_usd
         usage = ev.get("usage") or {}
         if isinstance(usage, dict) and usage:
@@ -192,9 +207,14 @@ class ClaudeParser(_JsonLinesParser):
                 text = "; ".join(str(e) for e in errors)
             r.error = text or str(ev.get("subtype") or "error")
             _note_limit(r, r.error)
+            # 2.1.x: subtype "success" + is_error + api_error_status 429/529 once its own
+            # retries are spent; 529's text ("Overloaded") has none of the limit words
+            r.rate_limited = r.rate_limited or ev.get("api_error_status") in (429, 529)
 
 
 class CodexParser(_JsonLinesParser):
+    session_totals = True
+
     def __init__(self, root: Path | None = None) -> None:
         super().__init__(root)
         self._completed = self._failed = self._errored = False

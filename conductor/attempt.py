@@ -211,6 +211,8 @@ class Attempt:
             launch.argv, task.timeout_s, task.idle_timeout_s, env=launch.env, parser=launch.parser
         )
         report = launch.parser.result()
+        if launch.parser.session_totals:
+            self._own_share(report)
         self.update(
             exit_code=result.exit_code,
             cost_usd=report.cost_usd,
@@ -220,6 +222,21 @@ class Attempt:
         )
         self.session_id = report.session_id
         return result, report
+
+    def _own_share(self, report: agents.AgentReport) -> None:
+        """Tokens of this attempt alone when it resumed a session that reports totals."""
+        if report.session_id is None or report.session_id != self.prior.session_id:
+            return
+        earlier = [
+            a
+            for a in self.ctx.store.attempts(self.ctx.run_id, self.tid)
+            if a["n"] < self.n and a["session_id"] == report.session_id
+        ]
+        if report.tokens_in is not None:
+            report.tokens_in = max(0, report.tokens_in - sum(a["tokens_in"] or 0 for a in earlier))
+        if report.tokens_out is not None:
+            spent = sum(a["tokens_out"] or 0 for a in earlier)
+            report.tokens_out = max(0, report.tokens_out - spent)
 
     def _commit(self, result: ProcessResult) -> str:
         status = "ok" if result.reason == "exited" and result.exit_code == 0 else result.reason

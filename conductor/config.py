@@ -15,13 +15,13 @@ import re
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from conductor.errors import UserError
 from conductor.suggest import did_you_mean
 
 if TYPE_CHECKING:
-    from conductor.model import Workflow
+    from conductor.model import KeepPolicy, Strategy, Workflow
 
 BUILT_IN = "built-in"
 
@@ -330,3 +330,18 @@ def describe_rows(config: Config) -> list[tuple[str, str, str]]:
         shown = str(value).lower() if isinstance(value, bool) else str(value)
         rows.append((key, shown, config.sources[key]))
     return rows
+
+
+def configured(
+    wf: Workflow, flags: Mapping[str, Any], environ: MutableMapping[str, str]
+) -> tuple[Workflow, Config]:
+    """The workflow with the effective settings applied (flag > file > repo > user)."""
+    import dataclasses
+
+    cfg = effective(load_config(find_repo_root(wf.source_dir), environ), workflow_values(wf),
+                    flags)  # fmt: skip
+    export_env(cfg, environ)  # backoff and alert thresholds reach the engine
+    workspace = dataclasses.replace(wf.workspace, keep=cast("KeepPolicy", cfg.keep))
+    wf = dataclasses.replace(wf, workspace=workspace, concurrency=cfg.concurrency,
+                             strategy=cast("Strategy", cfg.strategy))  # fmt: skip
+    return wf, cfg

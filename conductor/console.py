@@ -31,6 +31,8 @@ def describe(row: Row) -> str:
         "task_retrying": lambda: f"retrying in {d.get('delay_s')}s: {d.get('error')}",
         "task_blocked": lambda: f"blocked by {d.get('cause')}",
         "task_cancelled": lambda: "cancelled",
+        "hook_failed": lambda: f"hook {d.get('hook') or ''} failed: {d.get('message')}",
+        "rolled_back": lambda: f"rolled back {d.get('detail') or ''}".strip(),
         "task_queued": lambda: f"queued #{d.get('position')}: {d.get('reason')}",
         "system_alert": lambda: f"ALERT: {d.get('alert')} ({d.get('action')})",
         "task_skipped": lambda: f"skipped: {d.get('reason')}",

@@ -20,7 +20,7 @@ from conductor import gitcmd
 from conductor.errors import UserError
 
 if TYPE_CHECKING:
-    from conductor.events import Sink
+    pass
 
 WORKFLOW_FILE = "demo.yaml"
 BRANCH = "conductor/demo"
@@ -184,10 +184,8 @@ def _task_environ(environ: Mapping[str, str]) -> dict[str, str]:
 def run_demo(root: Path, environ: Mapping[str, str], *, as_json: bool = False) -> DemoResult:
     """Run the demo workflow in ``root`` through the same path `conductor run` takes."""
     from conductor import config, report
-    from conductor.hooks import HookSink
     from conductor.live import display
     from conductor.plan import make_plan
-    from conductor.runlog import event_logger, setup_runner_log
     from conductor.runs import RunOptions, drive, prepare
     from conductor.spec import load_workflow
 
@@ -197,24 +195,16 @@ def run_demo(root: Path, environ: Mapping[str, str], *, as_json: bool = False) -
     plan = make_plan(wf)
     env = _task_environ(environ)
     prep = prepare(wf, plan, RunOptions(selection={}), env)
-    hooks = HookSink(wf, _hook_warning, selected=plan.selected, cwd=root)
-    logger = setup_runner_log(prep.ws.state_dir, lambda: gitcmd.git(["--version"], root))
-    sinks: list[Sink] = [hooks, event_logger(logger)]
     try:
         shown = display(
             plan, as_json=as_json, color=cfg.color, emoji=cfg.emoji, verbosity=cfg.verbosity
         )
         with shown as sink:
-            state, code = drive(prep.ws, prep.store, prep.run_id, [sink, *sinks], env, wf, plan)
-        hooks.close(timeout=30)
+            state, code = drive(prep.ws, prep.store, prep.run_id, [sink], env, wf, plan)
         log = report.log_path(prep.ws, wf, prep.run_id)
     finally:
         prep.store.close()
     return DemoResult(root, state, code, log if log.exists() else None)
-
-
-def _hook_warning(event: str, message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def summary(result: DemoResult) -> str:

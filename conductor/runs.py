@@ -28,7 +28,9 @@ from conductor.errors import (
     UserError,
 )
 from conductor.events import Emitter, Sink
+from conductor.hooks import HookSink
 from conductor.liveness import RunLock, is_live
+from conductor.logwriter import LogWriter
 from conductor.model import Workflow
 from conductor.plan import Plan, remaining_path_hours
 from conductor.preflight import check_machine
@@ -204,10 +206,11 @@ def drive(
 
 def replan(ws: Workspace, row: Row) -> tuple[Workflow, Plan]:
     """The workflow and selection a recorded run was started with."""
+    from conductor.config import configured
     from conductor.plan import make_plan
     from conductor.spec import load_workflow
 
-    wf = load_workflow(ws.root / row["workflow"])
+    wf, _cfg = configured(load_workflow(ws.root / row["workflow"]), {}, os.environ)
     sel = json.loads(row["options"]).get("selection", {})
     plan = make_plan(wf, groups=sel.get("groups", ()), tasks=sel.get("tasks", ()),
                      with_deps=bool(sel.get("with_deps")))  # fmt: skip
@@ -226,6 +229,7 @@ def _drive(ws: Workspace, store: Store, row: Row, wf: Workflow, plan: Plan,
         # so `conductor progress` inside an agent finds the store
         base_env={**environ, "CONDUCTOR_STATE_DIR": str(ws.state_dir)},
     )  # fmt: skip
+    extras = _observers(ctx, plan)
     stop = _Deferred()  # a Ctrl-C during recovery is held, then handed to the runner
     restore = _install_signals(stop)
     try:
@@ -234,15 +238,42 @@ def _drive(ws: Workspace, store: Store, row: Row, wf: Workflow, plan: Plan,
         final = runner.run()
     finally:
         restore()
+        extras.log.close()
     if final == "succeeded":
         try:
             tidy(ws, store, run_id, wf.workspace.keep)
         except ConductorError as exc:  # leftovers are for `conductor clean`, not a failure
             emit("task_warning", None, warning=f"cleanup incomplete: {exc}")
     log = report.write_log(store, run_id, wf, ws)
+    report.write_step_summary(store, run_id, wf, log=log)
     emit("log_written", None, path=str(log))
+    if not extras.hooks.close(timeout=60):
+        emit("hook_failed", None, level="warning", message="hooks still running after 60s")
     code = {"succeeded": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(final, EXIT_FAILED)
     return final, code
+
+
+@dataclass
+class _Observers:
+    hooks: HookSink
+    log: LogWriter
+
+
+def _observers(ctx: RunContext, plan: Plan) -> _Observers:
+    """Hooks, the runner's debug log and the live execution log, subscribed to events."""
+    from conductor import gitcmd
+    from conductor.runlog import event_logger, setup_runner_log
+
+    root = ctx.ws.root
+
+    def warn(kind: str, message: str) -> None:
+        ctx.emit("hook_failed", None, level="warning", hook=kind, message=message)
+
+    hooks = HookSink(ctx.wf, warn, selected=plan.selected, cwd=root)
+    logger = setup_runner_log(ctx.ws.state_dir, lambda: gitcmd.git(["--version"], root))
+    log = LogWriter(ctx.store, ctx.run_id, ctx.wf, ctx.ws)
+    ctx.emit.sinks.extend([hooks, event_logger(logger), log])
+    return _Observers(hooks, log)
 
 
 class _Deferred:

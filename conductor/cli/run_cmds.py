@@ -50,22 +50,29 @@ def run_cmd(
     from_: list[str] | None = typer.Option(
         None, "--from", help="Rerun task T and everything downstream of it (repeatable)."
     ),
+    no_color: bool = typer.Option(False, "--no-color", help="No colours (NO_COLOR works too)."),
 ) -> None:
     """Run the workflow (or the selected part of it)."""
     if strategy not in (None, "waves", "eager"):
         raise UserError(f"unknown strategy `{strategy}`", hint="use --strategy waves or eager")
     wf = load(workflow)
+    verbosity = "quiet" if quiet else "verbose" if verbose else None
+    flags = {"concurrency": concurrency, "strategy": strategy, "verbosity": verbosity,
+             "color": "never" if no_color else None}  # fmt: skip
+    from conductor.config import configured
+
+    wf, cfg = configured(wf, flags, os.environ)
     if from_:
         task, force = _from(wf, from_, task), True
-    plan = make(wf, batch_group, task, with_deps, concurrency)
+    plan = make(wf, batch_group, task, with_deps, cfg.concurrency)
     if validate_only:
         _dry_run(plan, as_json)
         return
     from conductor.runs import RunOptions, drive, prepare
 
     opts = RunOptions(
-        strategy=strategy,
-        concurrency=concurrency,
+        strategy=cfg.strategy,
+        concurrency=cfg.concurrency,
         fail_fast=fail_fast,
         force=force,
         selection={"groups": batch_group or [], "tasks": task or [], "with_deps": with_deps},
@@ -77,8 +84,12 @@ def run_cmd(
             typer.echo(prep.run_id)
             typer.echo(f"running in the background: `conductor watch {prep.run_id}`", err=True)
             return
-        sinks = [make_sink(as_json, quiet, verbose)]
-        _final, code = drive(prep.ws, prep.store, prep.run_id, sinks, os.environ, wf, plan)
+        from conductor.live import display
+
+        shown = display(plan, as_json=as_json, color=cfg.color, emoji=cfg.emoji,
+                        verbosity=cfg.verbosity)  # fmt: skip
+        with shown as sink:
+            _final, code = drive(prep.ws, prep.store, prep.run_id, [sink], os.environ, wf, plan)
     finally:
         prep.store.close()
     raise typer.Exit(code)
@@ -211,7 +222,24 @@ def status_cmd(
         doc["events"] = events
         typer.echo(json.dumps(doc, indent=2, default=str))
         return
+    if _tty():
+        from conductor.console import describe
+        from conductor.live import make_console, render_status_table
+
+        console = make_console()
+        console.print(render_status_table(doc))
+        if doc["run"]["state"] == "interrupted":
+            console.print(f"runner gone: `conductor resume {doc['run']['id']}`")
+        for e in events:
+            console.print(f"  [{e['level']}] {describe(e)}", markup=False)
+        return
     _print_status(doc, events)
+
+
+def _tty() -> bool:
+    import sys
+
+    return sys.stdout.isatty() and os.environ.get("TERM") != "dumb"
 
 
 def _print_status(doc: dict[str, Any], events: list[Row]) -> None:
@@ -244,6 +272,11 @@ def runs_cmd(
         docs = [status_doc(store, r)["run"] for r in store.runs(limit=limit)]
     if as_json:
         typer.echo(json.dumps({"runs": docs}, indent=2))
+        return
+    if _tty():
+        from conductor.live import make_console, render_runs_table
+
+        make_console().print(render_runs_table(docs))
         return
     from conductor.report import fmt_duration
 

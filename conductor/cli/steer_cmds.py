@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -125,26 +128,50 @@ def watch_cmd(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per event."),
 ) -> None:
     """Follow a run live until it ends."""
-    from conductor.liveness import is_live, shown_state
 
-    sink = make_sink(as_json)
     with open_here() as store:
         row = pick_run(store, run)
-        cursor = 0
-        while True:
-            rows = store.events(row["id"], after=cursor)
-            for e in rows:
-                sink(e)
-                cursor = e["id"]
-            current = store.run(row["id"])
-            assert current is not None
-            if not rows and not is_live(store.path.parent, current):
-                state = shown_state(store.path.parent, current)
-                if state == "interrupted":
-                    typer.echo(f"run {row['id']} is interrupted: "
-                               f"`conductor resume {row['id']}`", err=True)  # fmt: skip
-                return
-            time.sleep(0.3 if rows else 0.5)
+        with _watch_display(store, row, as_json) as sink:
+            _follow(store, row, sink)
+
+
+@contextmanager
+def _watch_display(store: Store, row: Row, as_json: bool) -> Iterator[Any]:
+    """The live view on a terminal (it needs the workflow's graph), else plain lines."""
+    import sys
+
+    if as_json or not sys.stdout.isatty():
+        yield make_sink(as_json)
+        return
+    from conductor.live import display
+    from conductor.runs import replan
+
+    try:
+        _wf, plan = replan(_workspace(store), row)
+    except UserError:  # the workflow file changed or is gone: plain lines still work
+        yield make_sink(False)
+        return
+    with display(plan) as sink:
+        yield sink
+
+
+def _follow(store: Store, row: Row, sink: Any) -> None:
+    from conductor.liveness import is_live, shown_state
+
+    cursor = 0
+    while True:
+        rows = store.events(row["id"], after=cursor)
+        for e in rows:
+            sink(e)
+            cursor = e["id"]
+        current = store.run(row["id"])
+        assert current is not None
+        if not rows and not is_live(store.path.parent, current):
+            if shown_state(store.path.parent, current) == "interrupted":
+                typer.echo(f"run {row['id']} is interrupted: `conductor resume {row['id']}`",
+                           err=True)  # fmt: skip
+            return
+        time.sleep(0.3 if rows else 0.5)
 
 
 @command("progress")
