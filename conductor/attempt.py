@@ -36,6 +36,8 @@ class Outcome:
     merge_commit: str | None = None
     result_commit: str | None = None
     cost_usd: float | None = None
+    paused: bool = False  # a rate or usage limit: try again later, not a failure
+    resume_at: float | None = None  # when the limit resets, if the agent said
     extras: dict[str, object] = field(default_factory=dict)
 
 
@@ -134,6 +136,11 @@ class Attempt:
             return Outcome(
                 self.tid, self.n, False, "interrupted", interrupted=True, result_commit=post
             )
+        if report.rate_limited:
+            self._close("paused", report.error or "rate or usage limit")
+            return Outcome(self.tid, self.n, False, report.error or "rate or usage limit",
+                           paused=True, resume_at=report.reset_at, result_commit=post,
+                           extras={"session_id": self.session_id})  # fmt: skip
         if result.reason != "exited" or result.exit_code != 0:
             raise Rejected(result.error or f"agent exited {result.exit_code}", self._tail())
         if report.ok is False:

@@ -11,6 +11,10 @@ from typing import Any, TextIO
 from conductor.store import Row
 
 
+def _clock(ts: float | None) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(ts or 0))
+
+
 def describe(row: Row) -> str:
     """One human line for an event."""
     d: dict[str, Any] = row["data"]
@@ -31,6 +35,18 @@ def describe(row: Row) -> str:
         "task_retrying": lambda: f"retrying in {d.get('delay_s')}s: {d.get('error')}",
         "task_blocked": lambda: f"blocked by {d.get('cause')}",
         "task_cancelled": lambda: "cancelled",
+        "task_paused": lambda: (
+            f"paused ({d.get('error')}): "
+            + (
+                f"moved to {d.get('fallback')}"
+                if d.get("fallback")
+                else f"resumes at {_clock(d.get('resume_at'))}"
+            )
+        ),
+        "budget_reached": lambda: (
+            f"BUDGET reached: ${d.get('spent'):.4f} of ${d.get('budget')}"
+            " spent; nothing new is dispatched"
+        ),
         "hook_failed": lambda: f"hook {d.get('hook') or ''} failed: {d.get('message')}",
         "rolled_back": lambda: f"rolled back {d.get('detail') or ''}".strip(),
         "task_queued": lambda: f"queued #{d.get('position')}: {d.get('reason')}",

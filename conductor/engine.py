@@ -7,6 +7,7 @@ to the scheduler, so what the store says is never behind what happened.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import queue
 import random
@@ -45,6 +46,7 @@ class TaskBook:
     attempts: int = 0
     failures: int = 0
     conflicts: int = 0
+    pauses: int = 0
     prior: Prior = field(default_factory=Prior)
 
 
@@ -59,6 +61,7 @@ class Runner:
         self.cancelled = False
         self._workers: list[threading.Thread] = []
         self._queued: set[str] = set()
+        self.budget_reason = ""
         self._beat = 0.0
 
     # -- control from other threads / signal handlers -------------------------
@@ -199,7 +202,11 @@ class Runner:
             started=time.time(),
             error=None,
         )
-        attempt = Attempt(self.ctx, self.ctx.wf.tasks[task_id], book.attempts, book.prior)
+        task = self.ctx.wf.tasks[task_id]
+        agent = self.sched.agent_of[task_id]
+        if agent != task.agent:  # moved to its profile's fallback by a usage limit
+            task = dataclasses.replace(task, agent=agent)
+        attempt = Attempt(self.ctx, task, book.attempts, book.prior)
         self._spawn(lambda: self._attempt_worker(attempt), f"task-{task_id}")
 
     def _spawn(self, fn: object, name: str) -> None:
@@ -256,15 +263,59 @@ class Runner:
                 error="interrupted",
                 result_commit=out.result_commit,
             )
+        elif out.paused:
+            self._pause(out)
         elif self._should_retry(out):
             self._retry(out)
         else:
             self._fail(out)
+        self._check_budget()
+
+    def _pause(self, out: Outcome) -> None:
+        """A rate/usage limit: hold the agent profile until it resets (or hand its
+        waiting tasks to the profile's fallback); the attempt costs no retry."""
+        ctx, tid = self.ctx, out.task_id
+        agent = self.sched.agent_of[tid]
+        book = self.books[tid]
+        book.pauses += 1
+        until = out.resume_at or time.time() + backoff_s(book.pauses) * 30
+        profile = ctx.wf.agents.get(agent)
+        fallback = profile.fallback if profile is not None else None
+        if fallback:
+            for t in self.sched.selected:
+                if self.sched.agent_of[t] == agent and self.sched.state[t] != "succeeded":
+                    self.sched.agent_of[t] = fallback
+        else:
+            self.sched.held[agent] = max(self.sched.held.get(agent, 0.0), until)
+        session = out.extras.get("session_id")
+        book.prior = Prior(failure=book.prior.failure,
+                           session_id=session if isinstance(session, str) else None)  # fmt: skip
+        self.sched.set(tid, "retrying")
+        ctx.store.update_task(ctx.run_id, tid, state="paused", error=out.error)
+        ctx.emit("task_paused", tid, level="warning", agent=agent, error=out.error,
+                 resume_at=None if fallback else until, fallback=fallback)  # fmt: skip
+
+    def _check_budget(self) -> None:
+        """Stop dispatching once the agents' reported cost reaches the run's budget."""
+        budget = self.ctx.wf.budget_usd
+        if budget is None or self.budget_reason:
+            return
+        spent = self.ctx.store.run_cost(self.ctx.run_id)
+        if spent >= budget:
+            self.budget_reason = f"budget of ${budget:g} reached (${spent:.4f} spent)"
+            self.ctx.emit("budget_reached", None, level="warning", spent=spent, budget=budget)
+            self._stop_dispatch(self.budget_reason)
 
     def _should_retry(self, out: Outcome) -> bool:
-        if self.ctx.stopping.is_set():
+        if self.ctx.stopping.is_set() or self.budget_reason:
             return False
         book = self.books[out.task_id]
+        task = self.ctx.wf.tasks[out.task_id]
+        if task.budget_usd is not None:
+            spent = self.ctx.store.task_cost(self.ctx.run_id, out.task_id)
+            if spent >= task.budget_usd:
+                out.error += f" (task budget of ${task.budget_usd:g} reached)"
+                return False
         if out.conflict:
             task = self.ctx.wf.tasks[out.task_id]
             return task.on_conflict == "retry" and book.conflicts < MAX_CONFLICT_RETRIES
@@ -385,7 +436,8 @@ class Runner:
             final = "succeeded"
         else:
             final = "failed"
-        ctx.store.update_run(ctx.run_id, state=final, finished=time.time())
+        ctx.store.update_run(ctx.run_id, state=final, finished=time.time(),
+                             reason=self.budget_reason or None)  # fmt: skip
         ctx.emit(
             "run_finished",
             None,

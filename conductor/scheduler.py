@@ -29,6 +29,8 @@ class Scheduler:
     not_before: dict[str, float] = field(default_factory=dict)  # retry backoff deadlines
     paused: bool = False
     waiting: list[str] = field(default_factory=list)  # ready but not started, best first
+    held: dict[str, float] = field(default_factory=dict)  # agent profile -> paused until
+    agent_of: dict[str, str] = field(default_factory=dict)  # task -> profile it will use
 
     def __post_init__(self) -> None:
         chosen = set(self.selected)
@@ -40,6 +42,7 @@ class Scheduler:
                 self._dependents[d].append(t)
         for t in self.selected:
             self.state.setdefault(t, "pending")
+            self.agent_of.setdefault(t, self.workflow.tasks[t].agent)
         for g, group in self.workflow.groups.items():
             if group.validate and any(self.workflow.tasks[t].group == g for t in chosen):
                 self.gates.setdefault(g, "pending")
@@ -80,6 +83,7 @@ class Scheduler:
             if self.state[t] in ("pending", "retrying")
             and self.wave[t] <= top
             and self.not_before.get(t, 0.0) <= now
+            and self.held.get(self.agent_of[t], 0.0) <= now
             and self._deps_met(t)
         ]  # fmt: skip
         return sorted(found, key=self._rank)
@@ -121,6 +125,7 @@ class Scheduler:
 
     def next_wakeup(self, now: float) -> float | None:
         waits = [d for t, d in self.not_before.items() if self.state[t] == "retrying" and d > now]
+        waits += [d for d in self.held.values() if d > now]
         return min(waits) if waits else None
 
     # -- transitions --------------------------------------------------------

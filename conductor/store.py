@@ -301,6 +301,17 @@ class Store:
             (run_id, task_id),
         )
 
+    def run_cost(self, run_id: str) -> float:
+        row = self._one("SELECT SUM(cost_usd) AS c FROM attempts WHERE run_id = ?", (run_id,))
+        return float(row["c"] or 0.0) if row else 0.0
+
+    def task_cost(self, run_id: str, task_id: str) -> float:
+        row = self._one(
+            "SELECT SUM(cost_usd) AS c FROM attempts WHERE run_id = ? AND task_id = ?",
+            (run_id, task_id),
+        )
+        return float(row["c"] or 0.0) if row else 0.0
+
     # -- events -------------------------------------------------------------
 
     def emit(

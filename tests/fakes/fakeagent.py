@@ -14,6 +14,7 @@ fenced block in its prompt:
     silent 100                             # no output at all for N seconds
     fail some error text                   # error result, exit 1
     fail-once MARKER error text            # fail unless the marker exists; creates it
+    limit-once MARKER N                    # usage limit (resets in N s) unless the marker exists
     limit 60                               # usage limit, resets in N seconds; exit 1
     crash 3                                # exit 3 without any result
     hang                                   # sleep forever
@@ -479,6 +480,14 @@ def step(out: Emitter, verb: str, rest: str) -> None:
     elif verb == "limit":
         out.limit(int(float(rest or "60")))
         raise Stop(1)
+    elif verb == "limit-once":
+        name, _, secs = rest.partition(" ")
+        marker = marker_path(name)
+        if not os.path.exists(marker):
+            os.makedirs(os.path.dirname(marker), exist_ok=True)
+            open(marker, "w").close()
+            out.limit(int(float(secs or "60")))
+            raise Stop(1)
     elif verb == "crash":
         raise Stop(int(rest or "1"))
     else:
