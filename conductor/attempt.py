@@ -69,6 +69,7 @@ class Attempt:
         self.log_path = ctx.run_dir / "logs" / f"{task.id}-{n}.log"
         self.start_sha = ""
         self.post: str | None = None
+        self.changed: list[str] = []
         self.cancel = ctx.cancel_event(task.id)
         self.session_id: str | None = None
 
@@ -99,7 +100,7 @@ class Attempt:
 
     def _open(self) -> None:
         ws, ctx = self.ctx.ws, self.ctx
-        self.start_sha = ws.rev(ctx.wf.integration_branch) or ""
+        self.start_sha = ws.branch_head(ctx.wf.integration_branch) or ""
         ctx.store.add_attempt(
             ctx.run_id,
             self.tid,
@@ -258,15 +259,16 @@ class Attempt:
         post = self.ctx.ws.commit_all(
             self.worktree, f"conductor: {self.tid} attempt {self.n}", body, tr
         )
-        files, ins, dels = self.ctx.ws.diffstat(self.start_sha, post)
-        self.update(post_commit=post, files_changed=files, insertions=ins, deletions=dels)
+        self.changed, ins, dels = self.ctx.ws.diff_summary(self.start_sha, post)
+        self.update(post_commit=post, files_changed=len(self.changed), insertions=ins,
+                    deletions=dels)  # fmt: skip
         self.post = post
         return post
 
     def _check(self, post: str) -> None:
         ctx = self.ctx
         ctx.set_state(self.tid, "validating")
-        changed = ctx.ws.changed_files(self.start_sha, post)
+        changed = self.changed
         results = validators.run_checks(
             self.task,
             self.worktree,

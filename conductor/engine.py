@@ -220,8 +220,8 @@ class Runner:
             outcome = attempt.run()
         except Exception as exc:  # a bug must fail the task, never hang the run
             outcome = Outcome(attempt.tid, attempt.n, False, f"internal error: {exc!r}")
+        self.done.put(outcome)  # free the slot first; removing the worktree can overlap
         self._retire(attempt, outcome.ok)
-        self.done.put(outcome)
 
     def _retire(self, attempt: Attempt, ok: bool) -> None:
         keep = self.ctx.wf.workspace.keep

@@ -8,6 +8,7 @@ is found by its trailers, so nothing is merged twice.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +67,10 @@ def _close_open_attempt(ws: Workspace, store: Store, run_id: str, a: Row, keep: 
             if keep != "always":
                 ws.remove_worktree(worktree, force=True)
         except ConductorError:
-            pass  # a half-made worktree: nothing the agent could have written
+            # a half-made worktree (killed inside `git worktree add`): the agent never ran
+            # there, so there is nothing to keep; drop it rather than leak it
+            with contextlib.suppress(ConductorError):
+                ws.remove_worktree(worktree, force=True)
     store.update_attempt(run_id, a["task_id"], a["n"], state="interrupted",
                          finished=time.time(), post_commit=post,
                          error="runner stopped during the attempt")  # fmt: skip

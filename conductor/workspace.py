@@ -82,6 +82,7 @@ class Workspace:
         self.state_dir = self.root / STATE_DIR_NAME
         self._common_dir = common_dir
         self._ident: tuple[str, ...] | None = None
+        self._heads: dict[str, str] = {}  # branch -> head after this process's last merge
 
     def _run(self, args: Sequence[str], cwd: Path | None = None, **kw: Any) -> gitcmd.GitResult:
         result = gitcmd.run([*_NO_HOOKS, *args], cwd or self.root, **kw)
@@ -377,14 +378,31 @@ class Workspace:
 
     def diffstat(self, base: str, head: str) -> tuple[int, int, int]:
         """(files, insertions, deletions); a binary file counts as a file with 0/0."""
+        paths, ins, dels = self.diff_summary(base, head)
+        return len(paths), ins, dels
+
+    def diff_summary(self, base: str, head: str) -> tuple[list[str], int, int]:
+        """(changed paths, insertions, deletions) from one `diff-tree --numstat`."""
         args = ["diff-tree", "-r", "-z", "--numstat", "--no-renames", base, head]
-        files = ins = dels = 0
+        paths: list[str] = []
+        ins = dels = 0
         for record in filter(None, self._git(args, c_locale=True).split("\0")):
-            added, removed, _ = record.split("\t", 2)
-            files += 1
+            added, removed, path = record.split("\t", 2)
+            paths.append(path)
             ins += int(added) if added.isdigit() else 0
             dels += int(removed) if removed.isdigit() else 0
-        return files, ins, dels
+        return paths, ins, dels
+
+    def branch_head(self, branch: str) -> str | None:
+        """The branch's head, from memory when this process made the last merge.
+
+        Saves a git process per task; merge() still compare-and-swaps, so a head moved
+        by someone else is detected there and re-read.
+        """
+        # no lock: a dict read is atomic, and waiting for a merge in progress here would
+        # hold every starting task behind the one-at-a-time merges
+        cached = self._heads.get(branch)
+        return cached or self.rev(f"refs/heads/{branch}")
 
     # ---- merging --------------------------------------------------------------------
 
@@ -416,12 +434,14 @@ class Workspace:
         """
         message = format_message(subject, "", trailers)
         with _MERGE_LOCK:
-            head = expected_head
+            head = expected_head or self._heads.get(branch)
             for _ in range(_CAS_RETRIES):
                 head = head or self._head(branch)
                 new = self._commit_tree(self._merge_tree(head, commit), (head, commit), message)
                 if self._cas(branch, new, head, f"conductor: {subject}"):
+                    self._heads[branch] = new
                     return new
+                self._heads.pop(branch, None)
                 if expected_head is not None:
                     raise BranchMoved(f"{branch} is no longer at {expected_head[:12]}")
                 head = None
