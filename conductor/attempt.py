@@ -48,6 +48,10 @@ class Prior:
     failure: str | None = None
     conflict: str | None = None
     session_id: str | None = None
+    # a resumed session continues on top of its own previous work (the agent remembers
+    # making those changes); checks still see the task's whole diff from `diff_base`
+    commit: str | None = None
+    diff_base: str | None = None
 
 
 def trailers(ctx: RunContext, task: Task, n: int, status: str) -> dict[str, str]:
@@ -101,6 +105,9 @@ class Attempt:
     def _open(self) -> None:
         ws, ctx = self.ctx.ws, self.ctx
         self.start_sha = ws.branch_head(ctx.wf.integration_branch) or ""
+        tree_start = self.start_sha
+        if self.prior.session_id and self.prior.commit and self.prior.diff_base:
+            tree_start, self.start_sha = self.prior.commit, self.prior.diff_base
         ctx.store.add_attempt(
             ctx.run_id,
             self.tid,
@@ -111,9 +118,9 @@ class Attempt:
             pre_commit=self.start_sha,
             log_path=str(self.log_path),
         )
-        ws.add_worktree(self.worktree, self.branch, self.start_sha)
+        ws.add_worktree(self.worktree, self.branch, tree_start)
         crash_point("worktree")
-        ws.set_ref(f"refs/conductor/{ctx.run_id}/{self.tid}/{self.n}/pre", self.start_sha)
+        ws.set_ref(f"refs/conductor/{ctx.run_id}/{self.tid}/{self.n}/pre", tree_start)
         ws.prepare(self.worktree, ctx.wf.workspace.copy, ctx.wf.workspace.symlink)
         ctx.emit(
             "task_started",
@@ -329,7 +336,7 @@ class Attempt:
             retriable=retriable,
             output=output,
             result_commit=self.post,
-            extras={"session_id": self.session_id},
+            extras={"session_id": self.session_id, "diff_base": self.start_sha},
         )
 
     def _close(self, state: str, error: str | None) -> None:

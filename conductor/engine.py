@@ -330,10 +330,12 @@ class Runner:
         else:
             book.failures += 1
             delay = backoff_s(book.failures)
-            session = out.extras.get("session_id")
+            session, base = out.extras.get("session_id"), out.extras.get("diff_base")
             book.prior = Prior(
                 failure=f"{out.error}\n\n{out.output}".strip(),
                 session_id=session if isinstance(session, str) else None,
+                commit=out.result_commit,
+                diff_base=base if isinstance(base, str) and base else None,
             )
         self.sched.set(out.task_id, "retrying")
         self.sched.not_before[out.task_id] = time.time() + delay

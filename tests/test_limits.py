@@ -141,3 +141,29 @@ tasks:
     assert code == 1
     failed = next(e for e in events if e["kind"] == "task_failed")
     assert "could not finish" in failed["data"]["error"]
+
+
+def test_resumed_retry_continues_on_its_own_previous_work(repo: Path) -> None:
+    step = "run if [ -f part1.txt ]; then echo 2 > part2.txt; else echo 1 > part1.txt; fi"
+    write_workflow(
+        repo,
+        f"""
+version: 1
+name: t
+tasks:
+  A:
+    agent: claude
+    retries: 1
+    prompt: {script(step)}
+    validate:
+      - exists: [part1.txt, part2.txt]
+""",
+    )
+    code, events, err = run_json(repo, "wf.yaml")
+    assert code == 0, err
+    sessions = [
+        r["session_id"] for r in db_rows(repo, "SELECT session_id FROM attempts ORDER BY n")
+    ]
+    assert len(sessions) == 2 and sessions[0] == sessions[1]  # the retry resumed the session
+    assert git(repo, "show", "conductor/t:part1.txt") == "1"
+    assert git(repo, "show", "conductor/t:part2.txt") == "2"
