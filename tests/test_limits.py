@@ -159,7 +159,7 @@ tasks:
       - exists: [part1.txt, part2.txt]
 """,
     )
-    code, events, err = run_json(repo, "wf.yaml")
+    code, _, err = run_json(repo, "wf.yaml")
     assert code == 0, err
     sessions = [
         r["session_id"] for r in db_rows(repo, "SELECT session_id FROM attempts ORDER BY n")
