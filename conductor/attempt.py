@@ -10,17 +10,23 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Union
 
 from conductor import agents, validators
 from conductor.errors import ConductorError, MergeConflict, Rejected
-from conductor.executors import ProcessResult
+from conductor.executors import LocalExecutor, ProcessResult
 from conductor.faults import crash_point
 from conductor.workspace import attempt_branch
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from conductor.context import RunContext
     from conductor.model import Task
+    from conductor.tmux import TmuxExecutor
+
+
+Executor = Union["LocalExecutor", "TmuxExecutor"]
 
 
 @dataclass
@@ -170,6 +176,7 @@ class Attempt:
         idle: float | None = None,
         env: dict[str, str] | None = None,
         parser: agents.OutputParser | None = None,
+        executor: Executor | None = None,
     ) -> ProcessResult:
         ctx = self.ctx
 
@@ -182,7 +189,7 @@ class Attempt:
             if step:
                 ctx.progress(self.tid, step)
 
-        return ctx.executor.run(
+        return (executor or ctx.executor).run(
             argv,
             cwd=self.worktree,
             env=env or ctx.task_env(self.task, self),
@@ -196,6 +203,24 @@ class Attempt:
             redact=ctx.secrets.redact,
             on_tick=ctx.ticker(self.task),
         )
+
+    def _agent_executor(self, prompt: Path) -> Executor | None:
+        """A tmux pane for `executor: tmux` profiles (one per attempt: the prompt is
+        the attempt's); None means the run's local executor."""
+        profile = agents.profile_for(self.ctx.wf, self.task)
+        if profile.executor != "tmux":
+            return None
+        from conductor.tmux import TmuxExecutor
+
+        t = profile.tmux
+        text = t.prompt.replace("{prompt_file}", str(prompt.resolve()))
+        text = text.replace("{worktree}", str(self.worktree)).replace("{task_id}", self.tid)
+        try:
+            return TmuxExecutor(text, t.completion, t.prompt_pattern, idle_s=t.idle_s,
+                                send_delay_s=t.send_delay_s,
+                                grace_s=self.ctx.executor.grace_s)  # fmt: skip
+        except ValueError as exc:
+            raise Rejected(f"agent profile {profile.name}: {exc}", retriable=False) from exc
 
     def _agent(self) -> tuple[ProcessResult, agents.AgentReport]:
         ctx, task = self.ctx, self.task
@@ -223,7 +248,12 @@ class Attempt:
             resume_session=self.prior.session_id,
         )
         result = self._exec(
-            launch.argv, task.timeout_s, task.idle_timeout_s, env=launch.env, parser=launch.parser
+            launch.argv,
+            task.timeout_s,
+            task.idle_timeout_s,
+            env=launch.env,
+            parser=launch.parser,
+            executor=self._agent_executor(prompt),
         )
         report = launch.parser.result()
         if launch.parser.session_totals:

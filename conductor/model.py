@@ -58,6 +58,17 @@ class Validator:
 
 
 @dataclass(frozen=True)
+class TmuxSpec:
+    """How an interactive agent is driven in a tmux pane (`executor: tmux`)."""
+
+    prompt: str = "Read {prompt_file} and carry out the task it describes."
+    completion: Literal["prompt", "idle", "shell"] = "idle"
+    prompt_pattern: str | None = None
+    idle_s: float = 5.0
+    send_delay_s: float = 0.5
+
+
+@dataclass(frozen=True)
 class AgentProfile:
     """How to start an agent. Exactly one of ``preset`` / ``command`` is set."""
 
@@ -69,6 +80,7 @@ class AgentProfile:
     env: dict[str, str] = field(default_factory=dict)  # values may hold ${VAR}
     executor: str = "local"
     fallback: str | None = None
+    tmux: TmuxSpec = field(default_factory=TmuxSpec)
     loc: Loc | None = None
 
     @property

@@ -33,12 +33,15 @@ def recover(ws: Workspace, store: Store, run_id: str, branch: str, keep: str) ->
     attempts: dict[str, list[Row]] = {}
     for a in store.attempts(run_id):
         attempts.setdefault(a["task_id"], []).append(a)
+    _end_tmux_sessions(run_id)
     ws.repair_worktrees({Path(a["worktree"]).name for atts in attempts.values() for a in atts
                          if a["worktree"]})  # fmt: skip
     for atts in attempts.values():
         for a in atts:
             if a["state"] in OPEN_ATTEMPT:
                 _close_open_attempt(ws, store, run_id, a, keep)
+            else:
+                _retire_leftover(ws, a, keep)
     out = Recovered({}, {}, {})
     for t in rows:
         tid = t["task_id"]
@@ -47,6 +50,24 @@ def recover(ws: Workspace, store: Store, run_id: str, branch: str, keep: str) ->
         out.failures[tid] = sum(1 for a in atts if a["state"] == "failed")
         out.states[tid] = _settle(ws, store, run_id, branch, t, bool(atts))
     return out
+
+
+def _end_tmux_sessions(run_id: str) -> None:
+    """Panes of a dead runner's tmux agents stay on the server (remain-on-exit)."""
+    from conductor.tmux import kill_run_sessions
+
+    with contextlib.suppress(OSError, ConductorError):
+        kill_run_sessions(run_id)
+
+
+def _retire_leftover(ws: Workspace, a: Row, keep: str) -> None:
+    """A finished attempt whose worktree the dead runner had not removed yet."""
+    worktree = Path(a["worktree"]) if a["worktree"] else None
+    if worktree is None or not worktree.exists() or keep == "always":
+        return
+    if keep == "never" or a["state"] == "succeeded":
+        with contextlib.suppress(ConductorError):
+            ws.remove_worktree(worktree, force=True)
 
 
 def _close_open_attempt(ws: Workspace, store: Store, run_id: str, a: Row, keep: str) -> None:

@@ -13,7 +13,16 @@ from typing import Any
 
 from conductor.durations import parse_duration
 from conductor.errors import Diagnostic, SpecError, UserError
-from conductor.model import AgentProfile, Group, Loc, Task, Validator, Workflow, WorkspaceSpec
+from conductor.model import (
+    AgentProfile,
+    Group,
+    Loc,
+    Task,
+    TmuxSpec,
+    Validator,
+    Workflow,
+    WorkspaceSpec,
+)
 from conductor.schema import MAX_PROBLEMS, schema_problems
 from conductor.suggest import did_you_mean
 from conductor.yamlsrc import JsonPath, Source, dotted, gc_paused, load_source
@@ -440,9 +449,21 @@ def _agents(source: Source) -> dict[str, AgentProfile]:
             env=dict(spec.get("env", {})),
             executor=spec.get("executor", "local"),
             fallback=spec.get("fallback"),
+            tmux=_tmux(spec.get("tmux") or {}),
             loc=_loc(source, ("agents", name)),
         )
     return agents
+
+
+def _tmux(spec: dict[str, Any]) -> TmuxSpec:
+    pattern = spec.get("prompt_pattern")
+    return TmuxSpec(
+        prompt=spec.get("prompt", TmuxSpec.prompt),
+        completion=spec.get("completion", "prompt" if pattern else "idle"),
+        prompt_pattern=pattern,
+        idle_s=parse_duration(spec.get("idle", 5)),
+        send_delay_s=parse_duration(spec["send_delay"]) if "send_delay" in spec else 0.5,
+    )
 
 
 def _validators(source: Source, path: JsonPath, items: list[Any]) -> tuple[Validator, ...]:

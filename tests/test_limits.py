@@ -167,3 +167,31 @@ tasks:
     assert len(sessions) == 2 and sessions[0] == sessions[1]  # the retry resumed the session
     assert git(repo, "show", "conductor/t:part1.txt") == "1"
     assert git(repo, "show", "conductor/t:part2.txt") == "2"
+
+
+def test_interactive_agent_in_tmux_end_to_end(repo: Path) -> None:
+    import shutil
+
+    import pytest
+
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed (apt-get install tmux)")
+    write_workflow(
+        repo,
+        """
+version: 1
+name: t
+agents:
+  chat:
+    command: [interactive_agent]
+    executor: tmux
+    tmux: {prompt: "result.txt done", prompt_pattern: "^> ?$"}
+tasks:
+  A: {agent: chat, prompt: "write the result", outputs: [result.txt], timeout: 60s}
+""",
+    )
+    code, _, err = run_json(repo, "wf.yaml")
+    assert code == 0, err
+    assert git(repo, "show", "conductor/t:result.txt").startswith("done")
+    log = next((repo / ".conductor" / "runs").glob("*/logs/A-1.log")).read_text()
+    assert "result.txt done" in log  # the pane's text reached the attempt's log
