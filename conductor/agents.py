@@ -36,6 +36,7 @@ from typing import Any
 
 from conductor.agent_output import AgentReport, OutputParser, make_parser
 from conductor.errors import InfraError, UserError
+from conductor.gitcmd import clean_env
 from conductor.model import AgentProfile, Task, Workflow
 from conductor.secrets import Secrets
 
@@ -59,11 +60,8 @@ _EXECUTABLES = {
     "gemini": "gemini",
     "shell": "bash",
 }
-# Leaked by a parent git process (e.g. conductor run from a hook); they would point the
-# agent's git at the wrong repository. Duplicates conductor.gitcmd.clean_env on purpose so
-# this module stays independent; CLAUDECODE trips Claude's nested-session guard.
-_GIT_LEAKS = ("GIT_DIR", "GIT_INDEX_FILE", "GIT_WORK_TREE", "GIT_OBJECT_DIRECTORY")
-_STRIPPED_ENV = (*_GIT_LEAKS, "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_PREFIX", "CLAUDECODE")
+# CLAUDECODE trips Claude's nested-session guard when conductor runs inside Claude Code.
+_STRIPPED_ENV = ("CLAUDECODE",)
 # Fields that only schedule a task; changing them must not make finished work stale.
 _SCHEDULING_FIELDS = frozenset(
     [
@@ -338,7 +336,8 @@ def _environment(
     base_env: Mapping[str, str],
     conductor_vars: dict[str, str],
 ) -> dict[str, str]:
-    env = {k: v for k, v in base_env.items() if k not in _STRIPPED_ENV}
+    # leaked GIT_DIR & co would point the agent's git at the wrong repository
+    env = {k: v for k, v in clean_env(base_env).items() if k not in _STRIPPED_ENV}
     env.update({k: secrets.expand(v) for k, v in profile.env.items()})
     env.update({k: secrets.expand(v) for k, v in task.env.items()})
     env.update(conductor_vars)  # last: a profile must not be able to lie about identity
