@@ -414,6 +414,17 @@ def _plain(value: Any, drop: frozenset[str] = frozenset({"loc"})) -> Any:
     return str(value) if isinstance(value, Path) else value
 
 
+_PLAIN_CACHE: dict[int, tuple[Any, Any]] = {}
+
+
+def _plain_once(obj: Any, drop: frozenset[str] = frozenset({"loc"})) -> Any:
+    """_plain of an object shared by many tasks (a profile, the workspace), computed once."""
+    hit = _PLAIN_CACHE.get(id(obj))
+    if hit is None or hit[0] is not obj:
+        hit = _PLAIN_CACHE[id(obj)] = (obj, _plain(obj, drop))
+    return hit[1]
+
+
 def spec_fingerprint(wf: Workflow, task: Task) -> str:
     """sha256 of everything that defines what the task produces, stable across runs.
 
@@ -428,7 +439,7 @@ def spec_fingerprint(wf: Workflow, task: Task) -> str:
         except OSError:
             prompt_file = "<missing>"
     try:
-        profile: Any = _plain(profile_for(wf, task))
+        profile: Any = _plain_once(profile_for(wf, task))
     except UserError:
         profile = task.agent
     group = wf.groups.get(task.group) if task.group else None
@@ -437,7 +448,7 @@ def spec_fingerprint(wf: Workflow, task: Task) -> str:
         "agent": profile,
         "prompt_file": prompt_file,
         "group_gate": _plain(group.validate) if group is not None else [],
-        "workspace": _plain(wf.workspace, frozenset({"keep"})),
+        "workspace": _plain_once(wf.workspace, frozenset({"keep"})),
     }
     blob = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()

@@ -84,6 +84,7 @@ class Runner:
             strategy=self.sched.strategy,
             concurrency=self.sched.concurrency,
         )
+        self._heartbeat()  # a cancel may have come before the first dispatch
         while True:
             if not ctx.stopping.is_set():
                 self._dispatch()

@@ -6,12 +6,16 @@ import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conductor import agents
 from conductor.errors import Diagnostic, UserError
 from conductor.model import AgentProfile, Workflow
 from conductor.plan import Plan
 from conductor.secrets import collect_refs
+
+if TYPE_CHECKING:
+    from conductor.workspace import Workspace
 
 
 def _used_profiles(wf: Workflow, plan: Plan) -> dict[str, AgentProfile]:
@@ -20,17 +24,19 @@ def _used_profiles(wf: Workflow, plan: Plan) -> dict[str, AgentProfile]:
     return {p.name: p for p in used}
 
 
-def check_machine(wf: Workflow, plan: Plan, environ: Mapping[str, str]) -> list[Diagnostic]:
+def check_machine(
+    wf: Workflow, plan: Plan, environ: Mapping[str, str], ws: Workspace | None = None
+) -> list[Diagnostic]:
     """Every problem that would stop the run: repository, base, executables, variables."""
     from conductor.workspace import Workspace
 
     where = str(wf.path)
     problems: list[Diagnostic] = []
     try:
-        ws = Workspace.discover(wf.path)
+        ws = ws or Workspace.discover(wf.path)
     except UserError as exc:
         return [Diagnostic(str(exc), where, hint=exc.hint)]
-    if ws.rev(wf.integration_branch) is None and ws.rev(wf.base) is None:
+    if not any(ws.revs([f"refs/heads/{wf.integration_branch}", wf.base]).values()):
         problems.append(
             Diagnostic(
                 f"base `{wf.base}` does not resolve to a commit",

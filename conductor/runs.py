@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-import secrets as pyrandom
 import signal
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from conductor import agents, report
-from conductor.context import RunContext
-from conductor.engine import Runner
+from conductor import agents
 from conductor.errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -27,18 +24,21 @@ from conductor.errors import (
     SpecError,
     UserError,
 )
-from conductor.events import Emitter, Sink
-from conductor.hooks import HookSink
 from conductor.liveness import RunLock, is_live
-from conductor.logwriter import LogWriter
 from conductor.model import Workflow
 from conductor.plan import Plan, remaining_path_hours
 from conductor.preflight import check_machine
-from conductor.recovery import recover
-from conductor.scheduler import Scheduler
 from conductor.secrets import Secrets, resolve
 from conductor.store import Row, Store, open_store
 from conductor.workspace import Workspace
+
+if TYPE_CHECKING:
+    from conductor.context import RunContext
+    from conductor.engine import Runner
+    from conductor.events import Sink
+    from conductor.hooks import HookSink
+    from conductor.logwriter import LogWriter
+    from conductor.scheduler import Scheduler
 
 
 @dataclass
@@ -65,7 +65,7 @@ class Prepared:
 
 
 def new_run_id() -> str:
-    return time.strftime("%Y%m%d-%H%M%S") + "-" + pyrandom.token_hex(2)
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + os.urandom(2).hex()
 
 
 def up_to_date(wf: Workflow, ws: Workspace, store: Store, task_id: str) -> str | None:
@@ -81,11 +81,11 @@ def up_to_date(wf: Workflow, ws: Workspace, store: Store, task_id: str) -> str |
 
 
 def prepare(wf: Workflow, plan: Plan, opts: RunOptions, environ: Mapping[str, str]) -> Prepared:
-    problems = check_machine(wf, plan, environ)
+    ws = Workspace.discover(wf.path)
+    problems = check_machine(wf, plan, environ, ws=ws)
     if problems:
         raise SpecError(problems)
     secrets = resolve(wf, environ)
-    ws = Workspace.discover(wf.path)
     ws.ensure_state_dir()
     store = open_store(ws.state_dir)
     try:
@@ -107,7 +107,7 @@ def _record(
         store.update_run(other["id"], state="interrupted")  # its runner is gone
     skipped = {} if opts.force else _skips(wf, plan, ws, store)
     _check_external(wf, plan, ws, store)
-    ws.ensure_branch(wf.integration_branch, wf.base)
+    base_commit = ws.ensure_branch(wf.integration_branch, wf.base)
     run_id = new_run_id()
     rel = os.path.relpath(wf.path, ws.root)
     rows = [
@@ -128,7 +128,7 @@ def _record(
         "concurrency": opts.concurrency or wf.concurrency,
     }
     store.create_run(run_id, rel, wf.name, wf.integration_branch, options, rows)
-    store.update_run(run_id, base_commit=ws.rev(wf.integration_branch))
+    store.update_run(run_id, base_commit=base_commit)
     for t, why in skipped.items():
         store.update_task(run_id, t, error=why)
     return Prepared(wf, plan, ws, store, run_id, secrets, skipped, opts)
@@ -197,7 +197,9 @@ def drive(
         assert row is not None
         if wf is None or plan is None:
             wf, plan = replan(ws, row)
-        store.update_run(run_id, state="running", pid=os.getpid(), heartbeat=time.time(),
+        # a `cancel` that came before this runner took the lock still counts
+        state = "cancelling" if row["state"] == "cancelling" else "running"
+        store.update_run(run_id, state=state, pid=os.getpid(), heartbeat=time.time(),
                          finished=None, reason=None)  # fmt: skip
         return _drive(ws, store, row, wf, plan, sinks, environ)
     finally:
@@ -219,6 +221,10 @@ def replan(ws: Workspace, row: Row) -> tuple[Workflow, Plan]:
 
 def _drive(ws: Workspace, store: Store, row: Row, wf: Workflow, plan: Plan,
            sinks: list[Sink], environ: Mapping[str, str]) -> tuple[str, int]:  # fmt: skip
+    from conductor import report
+    from conductor.context import RunContext
+    from conductor.events import Emitter
+
     run_id = row["id"]
     opts = json.loads(row["options"])
     secrets = resolve(wf, environ)
@@ -262,6 +268,8 @@ class _Observers:
 def _observers(ctx: RunContext, plan: Plan) -> _Observers:
     """Hooks, the runner's debug log and the live execution log, subscribed to events."""
     from conductor import gitcmd
+    from conductor.hooks import HookSink
+    from conductor.logwriter import LogWriter
     from conductor.runlog import event_logger, setup_runner_log
 
     root = ctx.ws.root
@@ -297,6 +305,9 @@ class _Deferred:
 
 def _prepare_runner(ctx: RunContext, plan: Plan, opts: Mapping[str, Any]) -> Runner:
     """Recover what a dead runner left, then a Runner that continues from the store."""
+    from conductor.engine import Runner
+    from conductor.recovery import recover
+
     store, run_id, wf = ctx.store, ctx.run_id, ctx.wf
     fresh = not store.attempts(run_id)
     rec = recover(ctx.ws, store, run_id, wf.integration_branch, wf.workspace.keep)
@@ -332,6 +343,7 @@ def tidy(ws: Workspace, store: Store, run_id: str, keep: str) -> None:
 
 def _scheduler(wf: Workflow, plan: Plan, opts: Mapping[str, Any], states: Mapping[str, str],
                passed: set[str]) -> Scheduler:  # fmt: skip
+    from conductor.scheduler import Scheduler
     from conductor.scopes import overlap
 
     sched = Scheduler(

@@ -174,6 +174,13 @@ class Workspace:
         res = self._run(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], c_locale=True)
         return res.stdout.strip() if res.ok else None
 
+    def revs(self, refs: list[str]) -> dict[str, str | None]:
+        """Full shas of the commits ``refs`` name (None when absent), in one git process."""
+        lines = "".join(f"{r}^{{commit}}\n" for r in refs)
+        res = self._run(["cat-file", "--batch-check=%(objectname)"], input=lines, c_locale=True)
+        out = res.stdout.splitlines()
+        return {r: (None if o.endswith(" missing") else o) for r, o in zip(refs, out, strict=False)}
+
     def tree_of(self, rev: str) -> str:
         return self._git(["rev-parse", "--verify", f"{rev}^{{tree}}"], c_locale=True)
 
@@ -182,10 +189,11 @@ class Workspace:
     def ensure_branch(self, branch: str, start: str) -> str:
         """Create ``branch`` at ``start`` unless it exists (then never moved); its head."""
         ref = f"refs/heads/{branch}"
-        head = self.rev(ref)
+        found = self.revs([ref, start])
+        head = found[ref]
         if head is not None:
             return head
-        sha = self.rev(start)
+        sha = found[start]
         if sha is None:
             raise UserError(f"{start!r} is not a commit in {self.root}", hint="check `base:`")
         # Empty old value: create only if absent, so a concurrent creator wins cleanly.
