@@ -188,6 +188,8 @@ class Attempt:
             step = parser.feed(line) if parser is not None else None
             if step:
                 ctx.progress(self.tid, step)
+            elif parser is not None and not line.startswith("{"):  # not stream JSON
+                ctx.output_line(self.tid, line)
 
         return (executor or ctx.executor).run(
             argv,

@@ -35,6 +35,7 @@ def describe(row: Row) -> str:
         "task_retrying": lambda: f"retrying in {d.get('delay_s')}s: {d.get('error')}",
         "task_blocked": lambda: f"blocked by {d.get('cause')}",
         "task_cancelled": lambda: "cancelled",
+        "task_output": lambda: f"| {d.get('line')}",
         "task_paused": lambda: (
             f"paused ({d.get('error')}): "
             + (
@@ -85,7 +86,7 @@ class PlainSink:
     def __call__(self, row: Row) -> None:
         if self.quiet and row["kind"] not in self.QUIET_KINDS:
             return
-        if row["kind"] == "validation_passed" and not self.verbose:
+        if row["kind"] in ("validation_passed", "task_output") and not self.verbose:
             return
         stamp = time.strftime("%H:%M:%S", time.localtime(row["ts"]))
         _write(self.out, f"{stamp} {describe(row)}\n")

@@ -42,6 +42,7 @@ class RunContext:
     _cancels: dict[str, threading.Event] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _last_progress: dict[str, float] = field(default_factory=dict)
+    _last_line: dict[str, float] = field(default_factory=dict)
 
     @property
     def run_dir(self) -> Path:
@@ -62,6 +63,16 @@ class RunContext:
         self._last_progress[task_id] = now
         self.store.update_task(self.run_id, task_id, step=step)
         self.emit("task_progress", task_id, step=step)
+
+    def output_line(self, task_id: str, line: str) -> None:
+        """The agent's latest output line, for the live view and --verbose (throttled)."""
+        if not line.strip():
+            return
+        now = time.monotonic()
+        if now - self._last_line.get(task_id, 0.0) < PROGRESS_EVERY_S:
+            return
+        self._last_line[task_id] = now
+        self.emit("task_output", task_id, line=line.rstrip()[-200:])
 
     def ticker(self, task: Task) -> Callable[[float, float], None]:
         """Warn once at 80% of the timeout and once at half the idle timeout."""

@@ -81,3 +81,25 @@ def _install_hint(kind: str) -> str:
     return (
         f"install it with `{INSTALL[kind]}`" if kind in INSTALL else "check the profile's command"
     )
+
+
+def agent_versions(wf: Workflow, plan: Plan, environ: Mapping[str, str]) -> dict[str, str]:
+    """`<exe> --version` of each agent CLI the selection uses (presets only: a custom
+    command's flags are unknown, and running it could have effects)."""
+    import subprocess
+
+    out: dict[str, str] = {}
+    for name, profile in sorted(_used_profiles(wf, plan).items()):
+        if profile.preset in (None, "shell"):
+            continue
+        exe = shutil.which(agents.executable(profile), path=environ.get("PATH", os.defpath))
+        if exe is None:
+            continue
+        try:
+            proc = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=15,
+                                  stdin=subprocess.DEVNULL, env=dict(environ))  # fmt: skip
+            lines = (proc.stdout or proc.stderr).strip().splitlines()
+            out[name] = lines[0] if lines else f"(exit {proc.returncode})"
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            out[name] = f"(no version: {exc})"
+    return out

@@ -24,7 +24,7 @@ import pytest
 from tests.conftest import git
 from tests.modelserver import ModelServer, Step
 from tests.realcli import AgentSandbox, find_cli, live_processes, missing_reason
-from tests.runner import db_rows, run_json, write_workflow
+from tests.runner import db_rows, run_json, task_states, write_workflow
 
 needs_claude = pytest.mark.skipif(find_cli("claude") is None, reason=missing_reason("claude"))
 needs_codex = pytest.mark.skipif(find_cli("codex") is None, reason=missing_reason("codex"))
@@ -269,6 +269,88 @@ def test_resumed_retry_records_only_its_own_usage(
     for row in (first, second):
         assert (row["tokens_in"], row["tokens_out"]) == (2000, 20)
     assert second["cost_usd"] == first["cost_usd"]  # equal work, equal cost (None for codex)
+
+
+# ------------------------------------------------------------------- rate limits and budget
+
+# An agent that hit a rate limit is paused, not failed. Claude Code retries a 429 itself up
+# to 10 times and codex per its provider's request_max_retries (realcli's config.toml keeps
+# that low): CLAUDE_CODE_MAX_RETRIES=0 makes claude give up at once, so the 429 reaches its
+# structured output. The CLIs state no reset time, so conductor pauses for
+# backoff_s(n) * 30: a small CONDUCTOR_RETRY_BACKOFF keeps that pause a fraction of a second.
+FAST_LIMITS = {"CLAUDE_CODE_MAX_RETRIES": "0", "CONDUCTOR_RETRY_BACKOFF": "0.01"}
+
+
+@pytest.mark.parametrize("agent", AGENTS)
+def test_rate_limit_pauses_the_task_then_it_succeeds_without_using_a_retry(
+    repo: Path, server: ModelServer, agent_env: dict[str, str], agent: str
+) -> None:
+    server.add({"status": 429, "retry_after": 1}, WRITE_ANSWER[agent](42), {"text": "Done."})
+    workflow(
+        repo,
+        agent,
+        """
+        prompt: Write the answer into answer.txt.
+        retries: 0
+        validate: [{contains: {path: answer.txt, pattern: "^42$"}}]
+        """,
+    )
+    code, events, err, took = run(repo, {**agent_env, **FAST_LIMITS})
+    assert code == 0, failure(events) + err  # retries: 0, so a failed attempt would end it
+    assert git(repo, "show", "conductor/real:answer.txt") == "42"
+    paused = [e for e in events if e["kind"] == "task_paused"]
+    assert len(paused) == 1 and paused[0]["task"] == "T1", events
+    assert "429" in str(paused[0]["data"]["error"])
+    assert paused[0]["data"]["resume_at"] is not None  # the event says when it resumes
+    assert [r["state"] for r in attempt_rows(repo)] == ["paused", "succeeded"]
+    turns = server.turns()  # attempt 1 got the 429 alone; attempt 2 did the work
+    assert turns[0].step == {"status": 429, "retry_after": 1} and len(turns) == 3
+    assert took < 30
+
+
+# Codex reports no cost (attempts record cost_usd None), so a USD budget can never be
+# reached by codex tasks: the budget stop is proven with claude alone.
+BUDGET_WORKFLOW = """\
+version: 1
+name: real
+concurrency: 1
+budget: {usd: %s}
+defaults: {agent: claude, retries: 0, timeout: 90s, idle_timeout: 30s}
+agents:
+  claude: {preset: claude-code}
+tasks:
+  T1: {prompt: Write the answer into answer.txt.}
+  T2: {prompt: Write the answer into answer.txt.}
+  T3: {prompt: Write the answer into answer.txt.}
+"""
+# claude prices 2 turns of 1000 input + 10 output tokens at $0.0084 (tokens x its model's
+# price): the budget lies between one task's cost and two tasks' cost
+TASK_COST, BUDGET = 0.0084, 0.012
+
+
+@needs_claude
+def test_budget_reached_stops_dispatch_and_ends_the_run_with_the_reason(
+    repo: Path, server: ModelServer, agent_env: dict[str, str]
+) -> None:
+    usage = {"usage": {"input_tokens": 1000, "output_tokens": 10}}
+    for n in (1, 2, 3):
+        server.add({**WRITE_ANSWER["claude"](n), **usage}, {"text": "Done.", **usage})
+    write_workflow(repo, BUDGET_WORKFLOW % BUDGET)
+    code, events, err, took = run(repo, agent_env)
+    assert code == 1, failure(events) + err
+    costs = [r["cost_usd"] for r in db_rows(repo, "SELECT cost_usd FROM attempts")]
+    assert costs == [pytest.approx(TASK_COST)] * 2  # two tasks ran, and cost what was planned
+    assert [e["data"]["spent"] for e in events if e["kind"] == "budget_reached"] == [
+        pytest.approx(2 * TASK_COST)
+    ]
+    reason = db_rows(repo, "SELECT reason FROM runs")[0]["reason"]
+    assert reason and "budget" in reason, reason
+    started = {e["task"] for e in events if e["kind"] == "task_started"}
+    assert len(started) == 2, events
+    (never,) = {"T1", "T2", "T3"} - started  # the third task never started
+    assert task_states(repo)[never] == "cancelled"
+    assert len(server.turns()) == 4  # and its agent never ran
+    assert took < 30
 
 
 # ------------------------------------------------------------- the scripted server itself

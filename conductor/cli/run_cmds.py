@@ -142,18 +142,22 @@ def _hand_over(store: Store, root: Path, state_dir: Path, run_id: str) -> NoRetu
 
 def _dry_run(plan: Any, as_json: bool) -> None:
     from conductor.plan import plan_to_json
-    from conductor.preflight import check_machine
+    from conductor.preflight import agent_versions, check_machine
     from conductor.runs import skip_reasons
 
     problems = check_machine(plan.workflow, plan, os.environ)
     skips = skip_reasons(plan.workflow, plan) if not problems else {}
+    versions = agent_versions(plan.workflow, plan, os.environ)
     if as_json:
         doc = plan_to_json(plan)
         doc["preflight"] = [{"message": p.message, "hint": p.hint} for p in problems]
         doc["skip"] = skips
+        doc["agents"] = versions
         typer.echo(json.dumps(doc, indent=2))
     else:
         typer.echo(render_plan(plan, skips))
+        for name, version in versions.items():
+            typer.echo(f"agent {name}: {version}")
     if problems:
         raise SpecError(problems)
     if not as_json:

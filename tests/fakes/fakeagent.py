@@ -521,6 +521,11 @@ def run(out: Emitter, prompt: str) -> int:
 
 def main(cli: Callable[[list[str]], int]) -> None:
     """Entry point of a fake: usage errors exit 2, as clap/commander/argparse do."""
+    versions = {"claude": "2.1.330 (Claude Code)", "codex": "codex-cli 0.169.0",
+                "gemini": "0.20.0", "aider": "aider 0.86.1"}  # fmt: skip
+    if sys.argv[1:] == ["--version"]:  # like the real CLIs, for conductor's preflight
+        print(versions.get(os.path.basename(sys.argv[0]), "0.0.0"))
+        sys.exit(0)
     try:
         code = cli(sys.argv[1:])
     except Usage as exc:
