@@ -341,6 +341,8 @@ def configured(
     cfg = effective(load_config(find_repo_root(wf.source_dir), environ), workflow_values(wf),
                     flags)  # fmt: skip
     export_env(cfg, environ)  # backoff and alert thresholds reach the engine
+    if wf.log is None and cfg.sources["log_dir"] != BUILT_IN:  # one log per run in log_dir
+        wf = dataclasses.replace(wf, log=f"{cfg.log_dir.rstrip('/')}/{{run}}/EXECUTION_LOG.md")
     workspace = dataclasses.replace(wf.workspace, keep=cast("KeepPolicy", cfg.keep))
     wf = dataclasses.replace(wf, workspace=workspace, concurrency=cfg.concurrency,
                              strategy=cast("Strategy", cfg.strategy))  # fmt: skip

@@ -460,8 +460,9 @@ def write_step_summary(
 
 
 def log_path(ws: Workspace, wf: Workflow, run_id: str) -> Path:
+    """`log:` of the workflow (`{run}` is the run id), else the run's own directory."""
     if wf.log:
-        return ws.root / wf.log
+        return ws.root / wf.log.replace("{run}", run_id)
     return ws.state_dir / "runs" / run_id / "EXECUTION_LOG.md"
 
 

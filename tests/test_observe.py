@@ -157,3 +157,17 @@ tasks:
     proc = cli(repo, "run", "wf.yaml", "--verbose")
     assert proc.returncode == 0, proc.stderr
     assert "A: | visible-output-line" in proc.stdout
+
+
+def test_log_dir_from_repo_config_and_run_placeholder(repo: Path) -> None:
+    (repo / "conductor.toml").write_text('log_dir = "reports"\n')
+    write_workflow(repo, "version: 1\nname: t\ntasks:\n  A: {run: 'true'}\n")
+    code, _, err = run_json(repo, "wf.yaml")
+    assert code == 0, err
+    run = db_rows(repo, "SELECT id FROM runs")[0]["id"]
+    assert "# Execution log" in (repo / "reports" / run / "EXECUTION_LOG.md").read_text()
+    write_workflow(repo, "version: 1\nname: u\nlog: logs/{run}.md\ntasks:\n  A: {run: 'true'}\n")
+    code, _, err = run_json(repo, "wf.yaml")
+    assert code == 0, err
+    run = db_rows(repo, "SELECT id FROM runs ORDER BY started DESC LIMIT 1")[0]["id"]
+    assert (repo / "logs" / f"{run}.md").exists()
