@@ -454,3 +454,31 @@ def test_ctrl_c_interrupts_cleanly_and_keeps_partial_work(repo: Path, tmp_path: 
     states = task_states(repo)
     assert states["LONG"] == "interrupted" and states["AFTER"] == "pending"
     assert show(repo, "conductor/t.attempts/LONG/1", "partial.txt") == "partial"
+
+
+def test_second_ctrl_c_kills_at_once(repo: Path, tmp_path: Path) -> None:
+    started = tmp_path / "started"
+    write_workflow(
+        repo,
+        f"""
+        version: 1
+        name: t
+        tasks:
+          STUBBORN: {{run: "trap '' TERM; touch {started}; sleep 1000"}}
+    """,
+    )
+    proc = subprocess.Popen([*conductor_argv(), "run", "wf.yaml"], cwd=repo,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 20
+    while not started.exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)  # graceful: TERM, which this agent ignores...
+    time.sleep(0.5)
+    assert proc.poll() is None  # ...so the runner is still in its grace period
+    second = time.monotonic()
+    proc.send_signal(signal.SIGINT)  # the impatient second Ctrl-C
+    proc.communicate(timeout=30)
+    assert time.monotonic() - second < 3.0  # not the 5 s grace period
+    assert proc.returncode == 130
+    assert task_states(repo)["STUBBORN"] == "interrupted"
