@@ -338,6 +338,10 @@ def _environment(
 ) -> dict[str, str]:
     # leaked GIT_DIR & co would point the agent's git at the wrong repository
     env = {k: v for k, v in clean_env(base_env).items() if k not in _STRIPPED_ENV}
+    if profile.kind == "gemini":
+        # gemini-cli >= 0.61 refuses to run headless in a folder it has not been told to
+        # trust (exit 55), and every attempt's worktree is a new folder
+        env["GEMINI_CLI_TRUST_WORKSPACE"] = "true"
     env.update({k: secrets.expand(v) for k, v in profile.env.items()})
     env.update({k: secrets.expand(v) for k, v in task.env.items()})
     env.update(conductor_vars)  # last: a profile must not be able to lie about identity

@@ -22,12 +22,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import IO
 
 from conductor.durations import format_duration
 from conductor.errors import InfraError
+from conductor.procs import kill_group, kill_process_group, killpg, pidfd, process_start_time
 
 _READ_CHUNK = 65536
 _MAX_LINE = 65536  # a longer unterminated line is logged in pieces, so memory stays bounded
@@ -35,8 +35,6 @@ _DRAIN_S = 0.25  # after the leader exits, how long a grandchild may keep the pi
 _EVENT_POLL_S = 0.05  # threading.Event cannot be polled on: check cancel/kill_now this often
 _EXIT_POLL_S = 0.05  # without pidfd, check the leader's exit this often
 _TICK_S = 1.0
-_KILL_WAIT_S = 2.0  # a KILLed process is gone in microseconds unless stuck in the kernel
-_PID_REUSE_TOLERANCE_S = 1.0  # start times derive from boot time, which may drift slightly
 
 
 @dataclass(frozen=True)
@@ -50,134 +48,6 @@ class ProcessResult:
     @property
     def ok(self) -> bool:
         return self.reason == "exited" and self.exit_code == 0
-
-
-# ---------------------------------------------------------------- process groups and /proc
-
-
-def _read_stat(pid: int) -> tuple[str, int, int] | None:
-    """(state, process group, start time in clock ticks since boot) from /proc, if any."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            raw = fh.read()
-    except OSError:
-        return None
-    # The command name is in parentheses and may itself hold spaces or parentheses.
-    fields = raw[raw.rfind(b")") + 2 :].split()
-    try:
-        return fields[0].decode(), int(fields[2]), int(fields[19])
-    except (IndexError, ValueError):
-        return None
-
-
-@lru_cache(maxsize=1)
-def _boot_time() -> float | None:
-    try:
-        with open("/proc/stat", "rb") as fh:
-            for line in fh:
-                if line.startswith(b"btime "):
-                    return float(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def _has_proc() -> bool:
-    return os.path.isdir("/proc/self")
-
-
-def process_start_time(pid: int) -> float | None:
-    """When ``pid`` started, in seconds since the epoch; None where /proc is unavailable."""
-    stat, boot = _read_stat(pid), _boot_time()
-    if stat is None or boot is None:
-        return None
-    return boot + stat[2] / os.sysconf("SC_CLK_TCK")
-
-
-def process_alive(pid: int, start_time: float | None = None) -> bool:
-    """Is ``pid`` running (zombies are not)? With ``start_time`` (from :func:`process_start_time`
-    or ``on_start``), a different process that reused the pid counts as not alive."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, owned by another user: only the start time can tell it apart
-    stat = _read_stat(pid)
-    if stat is None:
-        return not _has_proc()  # vanished meanwhile, or no /proc to ask
-    if stat[0] in ("Z", "X"):
-        return False
-    if start_time is not None and (started := process_start_time(pid)) is not None:
-        return abs(started - start_time) <= _PID_REUSE_TOLERANCE_S
-    return True
-
-
-def _killpg(pgid: int, sig: int) -> bool:
-    """Signal a group; False when it no longer exists (or is no longer ours)."""
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
-
-
-def _group_alive(pgid: int) -> bool:
-    """Does the group still have a running member? Zombies don't count: orphans are reaped
-    by init, which may take a while, and waiting for that would stall every kill."""
-    if not _killpg(pgid, 0):
-        return False
-    if not _has_proc():
-        return True
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            stat = _read_stat(int(name))
-            if stat is not None and stat[1] == pgid and stat[0] not in ("Z", "X"):
-                return True
-    return False
-
-
-def kill_process_group(pgid: int, grace_s: float = 5.0) -> None:
-    """TERM the group, give it ``grace_s`` to exit, then KILL whatever is left.
-
-    On resume, check :func:`process_alive` with the recorded start time first: a pgid
-    alone cannot tell a reused number from the agent that was started."""
-    if pgid <= 1 or pgid == os.getpgrp():  # killpg(0) or our own group would hit conductor
-        raise ValueError(f"refusing to signal process group {pgid}")
-    if not _killpg(pgid, signal.SIGTERM):
-        return
-    if not _await_group(pgid, grace_s):
-        _kill_group(pgid)
-
-
-def _kill_group(pgid: int) -> None:
-    """KILL the group and wait (briefly) until it is really gone, so that no leftover
-    process still writes into the worktree while conductor commits it."""
-    if _killpg(pgid, signal.SIGKILL):
-        _await_group(pgid, _KILL_WAIT_S)
-
-
-def _await_group(pgid: int, timeout_s: float) -> bool:
-    """Wait up to ``timeout_s`` for the group to have no running member; True if it has none."""
-    deadline = time.monotonic() + timeout_s
-    delay = 0.002
-    while _group_alive(pgid):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False
-        time.sleep(min(delay, left))
-        delay = min(delay * 2, 0.05)
-    return True
-
-
-def _pidfd(pid: int) -> int:
-    """A descriptor that polls readable when ``pid`` exits (Linux >= 5.3), else -1."""
-    try:
-        return os.pidfd_open(pid)
-    except (AttributeError, OSError):
-        return -1
 
 
 # ---------------------------------------------------------------- output: lines and the log
@@ -219,7 +89,7 @@ class _Lines:
         return [_decode(tail)] if tail else []
 
 
-class _Sink:
+class Sink:
     """Where lines go: redacted, then appended to the log and handed to ``on_line``."""
 
     def __init__(
@@ -260,7 +130,7 @@ def _header(argv: Sequence[str], cwd: Path) -> str:
     return f"# conductor: started {stamp} in {cwd}: {shlex.join(argv)}"
 
 
-def _footer(res: ProcessResult) -> str:
+def footer(res: ProcessResult) -> str:
     text = f"# conductor: {res.reason}, exit code {res.exit_code}, after {res.duration_s:.3f}s"
     return text + (f": {res.error}" if res.error else "")
 
@@ -275,7 +145,7 @@ def _start_error(argv: Sequence[str], cwd: Path, exc: OSError) -> str:
     return f"could not start {argv[0]}: {exc}"
 
 
-def _human(seconds: float) -> str:
+def human(seconds: float) -> str:
     """``7200`` → ``2h``; sub-10-second limits (tests, tight validators) keep their fraction."""
     return format_duration(seconds) if seconds >= 10 else f"{seconds:.3g}s"
 
@@ -296,13 +166,13 @@ class _Limits:
 class _Watch:
     """One running process: its pipe, its deadlines, and why (if at all) it was stopped."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], sink: _Sink, lim: _Limits, t0: float):
+    def __init__(self, proc: subprocess.Popen[bytes], sink: Sink, lim: _Limits, t0: float):
         assert proc.stdout is not None
         self.proc, self.sink, self.lim, self.t0 = proc, sink, lim, t0
         self.pgid = proc.pid  # start_new_session: the leader's pid is the group id
         self.fd = proc.stdout.fileno()
         os.set_blocking(self.fd, False)
-        self.pidfd = _pidfd(proc.pid)
+        self.pidfd = pidfd(proc.pid)
         self.poller = select.poll()
         self.poller.register(self.fd, select.POLLIN)
         if self.pidfd >= 0:
@@ -395,9 +265,9 @@ class _Watch:
         if lim.cancel is not None and lim.cancel.is_set():
             return "cancelled", "cancelled"
         if lim.timeout_s is not None and now - self.t0 >= lim.timeout_s:
-            return "timeout", f"timed out after {_human(lim.timeout_s)}"
+            return "timeout", f"timed out after {human(lim.timeout_s)}"
         if lim.idle_s is not None and now - self.last_output >= lim.idle_s:
-            return "idle", f"no output for {_human(lim.idle_s)}"
+            return "idle", f"no output for {human(lim.idle_s)}"
         return None
 
     def _wait_s(self, now: float) -> float | None:
@@ -424,7 +294,7 @@ class _Watch:
         return max(0.0, min(due)) if due else None
 
     def _signal(self, sig: int) -> None:
-        _killpg(self.pgid, sig)
+        killpg(self.pgid, sig)
         if sig == signal.SIGKILL:
             self.killed = True
 
@@ -433,16 +303,16 @@ class _Watch:
         If we already sent TERM (timeout, cancel) they had their warning, so KILL at once."""
         self.group_done = True
         if self.reason is not None:
-            _kill_group(self.pgid)
+            kill_group(self.pgid)
         else:
             kill_process_group(self.pgid, self.lim.grace_s)
 
     def cleanup(self) -> None:
         try:
             if not self.exited:  # a callback raised: never leave the process running
-                _killpg(self.pgid, signal.SIGKILL)
+                killpg(self.pgid, signal.SIGKILL)
                 self.proc.wait()
-                _kill_group(self.pgid)
+                kill_group(self.pgid)
             elif not self.group_done:
                 self._stop_leftovers()
         finally:
@@ -493,13 +363,13 @@ class LocalExecutor:
         """
         lim = _Limits(self.grace_s, timeout_s, idle_timeout_s, cancel, kill_now, on_tick)
         try:
-            sink = _Sink(log_path, on_line, redact)
+            sink = Sink(log_path, on_line, redact)
         except OSError as exc:
             raise InfraError(f"cannot write log {log_path}: {exc}") from exc
         try:
             sink.note(_header(argv, cwd))
             result = _run(argv, cwd, env, sink, lim, on_start)
-            sink.note(_footer(result))
+            sink.note(footer(result))
             return result
         finally:
             sink.close()
@@ -509,7 +379,7 @@ def _run(
     argv: Sequence[str],
     cwd: Path,
     env: Mapping[str, str],
-    sink: _Sink,
+    sink: Sink,
     lim: _Limits,
     on_start: Callable[[int, float], None] | None,
 ) -> ProcessResult:
@@ -535,7 +405,7 @@ def _run(
     try:
         watch = _Watch(proc, sink, lim, t0)
     except BaseException:
-        _killpg(proc.pid, signal.SIGKILL)  # never leave an unwatched process behind
+        killpg(proc.pid, signal.SIGKILL)  # never leave an unwatched process behind
         proc.wait()
         raise
     try:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conductor.errors import ConductorError
-from conductor.executors import kill_process_group, process_alive
+from conductor.procs import kill_process_group, process_alive
 from conductor.store import Row, Store
 from conductor.workspace import Workspace
 

@@ -35,7 +35,6 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -47,15 +46,8 @@ from pathlib import Path
 from typing import Literal
 
 from conductor.errors import InfraError
-from conductor.executors import (
-    ProcessResult,
-    _footer,
-    _group_alive,
-    _human,
-    _killpg,
-    _Sink,
-    process_start_time,
-)
+from conductor.executors import ProcessResult, Sink, footer, human
+from conductor.procs import process_start_time, stop_group
 
 Completion = Literal["prompt", "idle", "shell"]
 COMPLETIONS: tuple[str, ...] = ("prompt", "idle", "shell")
@@ -69,7 +61,6 @@ _WIDTH, _HEIGHT = 200, 50
 _HISTORY = 100_000  # lines of scrollback, so a long answer is still there for the log
 _CMD_TIMEOUT_S = 15.0
 _TICK_S = 1.0
-_KILL_WAIT_S = 2.0
 _STATUS_WAIT_S = 0.5  # a dead pane without the exit line: how long to wait for tmux's status
 _WRAPPER = f'"$@"; echo "{EXIT_MARKER}$?"'
 
@@ -258,28 +249,6 @@ def _trim(lines: list[str]) -> list[str]:
     return lines[:end]
 
 
-def stop_group(
-    pgid: int, grace_s: float, kill_now: threading.Event | None = None, hard: bool = False
-) -> None:
-    """TERM the group, wait up to ``grace_s`` (less if ``kill_now`` is set meanwhile), KILL
-    what is left and wait until nothing of it runs, so nothing writes into the worktree while
-    conductor commits it."""
-    if pgid <= 1 or pgid == os.getpgrp():  # killpg of those would hit conductor itself
-        return
-    if not hard and _killpg(pgid, signal.SIGTERM):
-        _await_gone(pgid, grace_s, kill_now)
-    if _killpg(pgid, signal.SIGKILL):
-        _await_gone(pgid, _KILL_WAIT_S, None)
-
-
-def _await_gone(pgid: int, timeout_s: float, kill_now: threading.Event | None) -> None:
-    deadline = time.monotonic() + timeout_s
-    while _group_alive(pgid) and time.monotonic() < deadline:
-        if kill_now is not None and kill_now.is_set():
-            return
-        time.sleep(0.01)
-
-
 # ---------------------------------------------------------------- the log
 
 
@@ -291,7 +260,7 @@ class _PaneLog:
     An agent that redraws its screen (a full-screen TUI) breaks that append-only view: the
     log then keeps what was streamed before, plus the final screen when the attempt ends."""
 
-    def __init__(self, sink: _Sink) -> None:
+    def __init__(self, sink: Sink) -> None:
         self.sink = sink
         self.count = 0
         self.last = ""
@@ -373,7 +342,7 @@ class _Drive:
             return None
         quiet = now - self.changed
         if ex.completion == "idle" and quiet >= ex.idle_s:
-            self.log.sink.note(f"# conductor: pane unchanged for {_human(ex.idle_s)}: finished")
+            self.log.sink.note(f"# conductor: pane unchanged for {human(ex.idle_s)}: finished")
             return "exited", 0, ""
         if ex.completion == "prompt" and quiet >= ex.settle_s and self._prompt_at(snap) > self.base:
             return "exited", 0, ""
@@ -386,9 +355,9 @@ class _Drive:
         if lim.cancel is not None and lim.cancel.is_set():
             return "cancelled", None, "cancelled"
         if lim.timeout_s is not None and now - self.t0 >= lim.timeout_s:
-            return "timeout", None, f"timed out after {_human(lim.timeout_s)}"
+            return "timeout", None, f"timed out after {human(lim.timeout_s)}"
         if lim.idle_timeout_s is not None and now - self.changed >= lim.idle_timeout_s:
-            return "idle", None, f"no output for {_human(lim.idle_timeout_s)}"
+            return "idle", None, f"no output for {human(lim.idle_timeout_s)}"
         return None
 
     def _advance(self, snap: _Snap, now: float) -> None:
@@ -496,7 +465,7 @@ class TmuxExecutor:
         and in ``on_start`` is the pane's process, the leader of its process group."""
         lim = _Limits(timeout_s, idle_timeout_s, cancel, kill_now, on_tick)
         try:
-            sink = _Sink(log_path, on_line, redact)
+            sink = Sink(log_path, on_line, redact)
         except OSError as exc:
             raise InfraError(f"cannot write log {log_path}: {exc}") from exc
         try:
@@ -507,7 +476,7 @@ class TmuxExecutor:
                 f" (tmux session {name}; watch: tmux -L {self.socket} attach -t ={name})"
             )
             result = self._run(argv, cwd, env, _Pane(self.socket, name), sink, lim, on_start)
-            sink.note(_footer(result))
+            sink.note(footer(result))
             return result
         finally:
             sink.close()
@@ -518,7 +487,7 @@ class TmuxExecutor:
         cwd: Path,
         env: Mapping[str, str],
         pane: _Pane,
-        sink: _Sink,
+        sink: Sink,
         lim: _Limits,
         on_start: Callable[[int, float], None] | None,
     ) -> ProcessResult:
@@ -559,7 +528,7 @@ class TmuxExecutor:
         finally:
             pane.kill()
 
-    def _reap_stale(self, pane: _Pane, sink: _Sink) -> None:
+    def _reap_stale(self, pane: _Pane, sink: Sink) -> None:
         """A session of this attempt left by a conductor that died: its agent is an orphan."""
         pid = pane.pane_pid()
         if pid is None:

@@ -67,6 +67,7 @@ def attempt_branch(integration_branch: str, task_id: str, attempt: int) -> str:
     return f"{integration_branch}.attempts/{task_id}/{attempt}"
 
 
+AIDER_CACHE = ".aider.tags.cache*/"
 _RACE_PAUSES = (0.01, 0.02, 0.05, 0.1, 0.2)
 
 
@@ -160,11 +161,18 @@ class Workspace:
         exclude = self.common_dir / "info" / "exclude"
         text = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
         names = {f"{lead}{STATE_DIR_NAME}{tail}" for lead in ("", "/") for tail in ("", "/")}
-        if not any(line.strip() in names for line in text.splitlines()):
+        lines = {line.strip() for line in text.splitlines()}
+        missing = []
+        if not lines & names:
+            missing.append(f"# conductor: worktrees, state and logs\n{STATE_DIR_NAME}/\n")
+        if AIDER_CACHE not in lines:  # aider writes its repo-map cache into the worktree
+            missing.append(f"# conductor: agents' caches, never part of a task's work\n"
+                           f"{AIDER_CACHE}\n")  # fmt: skip
+        if missing:
             exclude.parent.mkdir(parents=True, exist_ok=True)
             sep = "" if not text or text.endswith("\n") else "\n"
             with exclude.open("a", encoding="utf-8") as fh:
-                fh.write(f"{sep}# conductor: worktrees, state and logs\n{STATE_DIR_NAME}/\n")
+                fh.write(sep + "".join(missing))
         return self.state_dir
 
     def rev(self, ref: str) -> str | None:

@@ -11,13 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from conductor.executors import (
-    LocalExecutor,
-    ProcessResult,
-    kill_process_group,
-    process_alive,
-    process_start_time,
-)
+from conductor.executors import LocalExecutor, ProcessResult
+from conductor.procs import kill_process_group, process_alive, process_start_time
 
 FAST = LocalExecutor(grace_s=0.3)
 

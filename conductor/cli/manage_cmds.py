@@ -48,7 +48,7 @@ def rollback_cmd(
     worktree, and (without --force) when later runs merged on top. Your own branches and
     working tree are never touched.
     """
-    from conductor.maintenance import rollback_run, rollback_task
+    from conductor.rollback import rollback_run, rollback_task
 
     if task is not None and force:
         raise UserError("--force applies to a whole-run rollback, not to --task")
@@ -91,7 +91,7 @@ def clean_cmd(
     refs/conductor/rollback/ refs; --all removes those too. A run is live while its runner
     holds its lock or its heartbeat is under 30 s old; what it owns is never touched.
     """
-    from conductor.maintenance import clean
+    from conductor.cleaning import clean
     from conductor.store import Store
     from conductor.workspace import Workspace
 
@@ -139,7 +139,7 @@ def export_cmd(
     markdown: the execution log; when the workflow file no longer loads or no longer
     matches the run, a header and task table rendered from the state store alone.
     """
-    from conductor.maintenance import export_markdown, export_record
+    from conductor.export import export_markdown, export_record
 
     if fmt not in ("json", "markdown", "md"):
         raise UserError(f"unknown export format `{fmt}`", hint="use --format json or markdown")

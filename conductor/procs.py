@@ -1,0 +1,164 @@
+"""The process table: is a process alive, when did it start, and stopping whole groups.
+
+Every process conductor runs leads its own session and process group, so stopping it means
+signalling the group (agents spawn shells, language servers, dev servers). Start times read
+from /proc tell a recorded process from an unrelated one that reused its pid.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from functools import lru_cache
+
+_KILL_WAIT_S = 2.0  # a KILLed process is gone in microseconds unless stuck in the kernel
+_PID_REUSE_TOLERANCE_S = 1.0  # start times derive from boot time, which may drift slightly
+
+
+def _read_stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, process group, start time in clock ticks since boot) from /proc, if any."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            raw = fh.read()
+    except OSError:
+        return None
+    # The command name is in parentheses and may itself hold spaces or parentheses.
+    fields = raw[raw.rfind(b")") + 2 :].split()
+    try:
+        return fields[0].decode(), int(fields[2]), int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+@lru_cache(maxsize=1)
+def _boot_time() -> float | None:
+    try:
+        with open("/proc/stat", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"btime "):
+                    return float(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _has_proc() -> bool:
+    return os.path.isdir("/proc/self")
+
+
+def process_start_time(pid: int) -> float | None:
+    """When ``pid`` started, in seconds since the epoch; None where /proc is unavailable."""
+    stat, boot = _read_stat(pid), _boot_time()
+    if stat is None or boot is None:
+        return None
+    return boot + stat[2] / os.sysconf("SC_CLK_TCK")
+
+
+def process_alive(pid: int, start_time: float | None = None) -> bool:
+    """Is ``pid`` running (zombies are not)? With ``start_time`` (from :func:`process_start_time`
+    or ``on_start``), a different process that reused the pid counts as not alive."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by another user: only the start time can tell it apart
+    stat = _read_stat(pid)
+    if stat is None:
+        return not _has_proc()  # vanished meanwhile, or no /proc to ask
+    if stat[0] in ("Z", "X"):
+        return False
+    if start_time is not None and (started := process_start_time(pid)) is not None:
+        return abs(started - start_time) <= _PID_REUSE_TOLERANCE_S
+    return True
+
+
+def killpg(pgid: int, sig: int) -> bool:
+    """Signal a group; False when it no longer exists (or is no longer ours)."""
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def group_alive(pgid: int) -> bool:
+    """Does the group still have a running member? Zombies don't count: orphans are reaped
+    by init, which may take a while, and waiting for that would stall every kill."""
+    if not killpg(pgid, 0):
+        return False
+    if not _has_proc():
+        return True
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            stat = _read_stat(int(name))
+            if stat is not None and stat[1] == pgid and stat[0] not in ("Z", "X"):
+                return True
+    return False
+
+
+def kill_process_group(pgid: int, grace_s: float = 5.0) -> None:
+    """TERM the group, give it ``grace_s`` to exit, then KILL whatever is left.
+
+    On resume, check :func:`process_alive` with the recorded start time first: a pgid
+    alone cannot tell a reused number from the agent that was started."""
+    if pgid <= 1 or pgid == os.getpgrp():  # killpg(0) or our own group would hit conductor
+        raise ValueError(f"refusing to signal process group {pgid}")
+    if not killpg(pgid, signal.SIGTERM):
+        return
+    if not _await_group(pgid, grace_s):
+        kill_group(pgid)
+
+
+def kill_group(pgid: int) -> None:
+    """KILL the group and wait (briefly) until it is really gone, so that no leftover
+    process still writes into the worktree while conductor commits it."""
+    if killpg(pgid, signal.SIGKILL):
+        _await_group(pgid, _KILL_WAIT_S)
+
+
+def _await_group(pgid: int, timeout_s: float) -> bool:
+    """Wait up to ``timeout_s`` for the group to have no running member; True if it has none."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.002
+    while group_alive(pgid):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(delay, left))
+        delay = min(delay * 2, 0.05)
+    return True
+
+
+def pidfd(pid: int) -> int:
+    """A descriptor that polls readable when ``pid`` exits (Linux >= 5.3), else -1."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return -1
+
+
+def stop_group(
+    pgid: int, grace_s: float, kill_now: threading.Event | None = None, hard: bool = False
+) -> None:
+    """TERM the group, wait up to ``grace_s`` (less if ``kill_now`` is set meanwhile), KILL
+    what is left and wait until nothing of it runs, so nothing writes into the worktree while
+    conductor commits it."""
+    if pgid <= 1 or pgid == os.getpgrp():  # killpg of those would hit conductor itself
+        return
+    if not hard and killpg(pgid, signal.SIGTERM):
+        _await_gone(pgid, grace_s, kill_now)
+    if killpg(pgid, signal.SIGKILL):
+        _await_gone(pgid, _KILL_WAIT_S, None)
+
+
+def _await_gone(pgid: int, timeout_s: float, kill_now: threading.Event | None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while group_alive(pgid) and time.monotonic() < deadline:
+        if kill_now is not None and kill_now.is_set():
+            return
+        time.sleep(0.01)
