@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 from conductor import agents, validators
 from conductor.errors import ConductorError, MergeConflict, Rejected
-from conductor.executors import LocalExecutor, ProcessResult
+from conductor.executors import Executor, ProcessResult
 from conductor.faults import crash_point
 from conductor.workspace import attempt_branch
 
@@ -23,10 +23,6 @@ if TYPE_CHECKING:
 
     from conductor.context import RunContext
     from conductor.model import Task
-    from conductor.tmux import TmuxExecutor
-
-
-Executor = Union["LocalExecutor", "TmuxExecutor"]
 
 
 @dataclass

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from conductor.durations import format_duration
 from conductor.errors import InfraError
@@ -330,6 +330,30 @@ class _Watch:
             except ValueError:
                 error = f"killed by signal {-code}"
         return ProcessResult(code, self.reason or "exited", self.end - self.t0, self.pgid, error)
+
+
+class Executor(Protocol):
+    """Where an agent runs: this machine's processes (LocalExecutor) or a tmux pane
+    (conductor.tmux.TmuxExecutor). The attempt only ever calls ``run``."""
+
+    grace_s: float
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        log_path: Path | None,
+        timeout_s: float | None = None,
+        idle_timeout_s: float | None = None,
+        cancel: threading.Event | None = None,
+        kill_now: threading.Event | None = None,
+        on_start: Callable[[int, float], None] | None = None,
+        on_line: Callable[[str], None] | None = None,
+        redact: Callable[[str], str] | None = None,
+        on_tick: Callable[[float, float], None] | None = None,
+    ) -> ProcessResult: ...
 
 
 class LocalExecutor:
