@@ -13,7 +13,8 @@ from pathlib import Path
 
 from conductor import gitcmd
 from conductor.errors import ConductorError
-from conductor.maintenance import NO_HOOKS, ROLLBACK_NS, delete_exact, is_live
+from conductor.liveness import may_be_live
+from conductor.maintenance import NO_HOOKS, ROLLBACK_NS, delete_exact
 from conductor.store import Row, Store
 from conductor.workspace import Workspace
 
@@ -92,7 +93,9 @@ def clean(
 ) -> CleanReport:
     """Remove worktrees, attempt branches and refs that no live run owns (see the CLI help)."""
     runs = store.runs(limit=-1) if store is not None else []
-    sweep = _Sweep(ws, {r["id"] for r in runs if is_live(ws.state_dir, r)}, CleanReport(dry_run))
+    sweep = _Sweep(
+        ws, {r["id"] for r in runs if may_be_live(ws.state_dir, r)}, CleanReport(dry_run)
+    )
     _pick_worktrees(sweep, force)
     _pick_strays(sweep, force)
     _pick_branches(sweep, _attempt_rows(store, runs), runs, everything)

@@ -144,7 +144,6 @@ class RunContext:
                 "CONDUCTOR_TASK_ID": task.id,
                 "CONDUCTOR_ATTEMPT": str(attempt.n),
                 "CONDUCTOR_WORKTREE": str(attempt.worktree),
-                "CONDUCTOR_STATE_DIR": str(self.ws.state_dir),
             }
         )
         env.update({k: self.secrets.expand(v) for k, v in task.env.items()})

@@ -20,6 +20,7 @@ from conductor.attempt import Attempt, Outcome, Prior
 from conductor.context import RunContext
 from conductor.errors import ConductorError
 from conductor.faults import crash_point
+from conductor.gitcmd import clean_env
 from conductor.scheduler import Scheduler
 
 HEARTBEAT_S = 2.0
@@ -398,7 +399,8 @@ class Runner:
             head = ctx.ws.rev(ctx.wf.integration_branch) or ""
             ctx.ws.add_temp_worktree(path, head)
             try:
-                env = {**ctx.base_env, "CONDUCTOR_RUN_ID": ctx.run_id, "CONDUCTOR_GROUP": group}
+                env = {**clean_env(ctx.base_env), "CONDUCTOR_RUN_ID": ctx.run_id,
+                       "CONDUCTOR_GROUP": group}  # fmt: skip
                 results = validators.run_gate(
                     ctx.wf.groups[group].validate, path, env=env, redact=ctx.secrets.redact
                 )

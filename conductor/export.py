@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from conductor.errors import ConductorError
-from conductor.maintenance import is_live, run_row
+from conductor.liveness import may_be_live
+from conductor.maintenance import run_row
 from conductor.store import Row, Store
 
 EXPORT_VERSION = 1
@@ -22,7 +23,7 @@ def export_record(store: Store, run_id: str, state_dir: Path) -> dict[str, Any]:
     """The full record of a run as one JSON-ready document (keys documented in the CLI)."""
     run = dict(run_row(store, run_id))
     run["options"] = json.loads(run["options"] or "{}")
-    run["live"] = is_live(state_dir, run)
+    run["live"] = may_be_live(state_dir, run)
     attempts = []
     for a in store.attempts(run_id):
         a = dict(a)

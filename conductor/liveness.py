@@ -46,6 +46,18 @@ def is_live(state_dir: Path, run: dict[str, Any]) -> bool:
     return run["pid"] is None and time.time() - (run["heartbeat"] or 0) < START_GRACE_S
 
 
+STALE_S = 30.0  # a heartbeat younger than this may still mean a runner is about
+
+
+def may_be_live(state_dir: Path, run: dict[str, Any]) -> bool:
+    """The cautious reading, for commands that delete or move what a run owns: a recent
+    heartbeat counts too, since a false "live" costs a retry and a false "dead" work."""
+    if is_live(state_dir, run):
+        return True
+    fresh = time.time() - (run["heartbeat"] or 0) < STALE_S
+    return run["state"] in ("running", "cancelling") and fresh
+
+
 def shown_state(state_dir: Path, run: dict[str, Any]) -> str:
     """What `status` says: a running run without a runner is interrupted."""
     if run["state"] in ("running", "cancelling") and not is_live(state_dir, run):

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from conductor import gitcmd
 from conductor.errors import MergeConflict, UserError
-from conductor.maintenance import ROLLBACK_NS, delete_exact, is_live, run_row
+from conductor.liveness import may_be_live
+from conductor.maintenance import ROLLBACK_NS, delete_exact, run_row
 from conductor.store import Row, Store
 from conductor.workspace import BranchMoved, Workspace
 
@@ -139,13 +140,13 @@ def _merged_task(store: Store, run: Row, task_id: str) -> str:
 def _check_quiet(ws: Workspace, store: Store, run: Row) -> None:
     """Refuse while a runner may move the branch, or while a worktree has it checked out."""
     branch = run["integration_branch"]
-    if is_live(ws.state_dir, run):
+    if may_be_live(ws.state_dir, run):
         raise UserError(
             f"run {run['id']} is still running",
             hint=f"wait for it to end, or `conductor cancel {run['id']}` first",
         )
     for other in store.runs(limit=-1):
-        if other["integration_branch"] == branch and is_live(ws.state_dir, other):
+        if other["integration_branch"] == branch and may_be_live(ws.state_dir, other):
             raise UserError(
                 f"run {other['id']} is running on {branch}",
                 hint=f"wait for it to end, or `conductor cancel {other['id']}` first",

@@ -29,7 +29,7 @@ from conductor.model import Workflow
 from conductor.plan import Plan, remaining_path_hours
 from conductor.preflight import check_machine
 from conductor.secrets import Secrets, resolve
-from conductor.store import Row, Store, open_store
+from conductor.store import Row, Store, find_state_db, open_store
 from conductor.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -136,7 +136,6 @@ def _record(
 
 def skip_reasons(wf: Workflow, plan: Plan) -> dict[str, str]:
     """Which selected tasks a run would skip, and why (empty when nothing ran yet)."""
-    from conductor.cli.state import find_state_db
     from conductor.errors import UserError
 
     db = find_state_db(wf.source_dir)

@@ -362,5 +362,19 @@ class Store:
         return rows[::-1] if newest else rows
 
 
+def find_state_db(start: Path) -> Path | None:
+    """The nearest `.conductor/state.db` at or above ``start``.
+
+    Task worktrees live under `.conductor/worktrees/`, so walking up from inside one
+    finds the main repository's store too.
+    """
+    here = start.resolve()
+    for d in (here, *here.parents):
+        db = d / ".conductor" / "state.db"
+        if db.is_file():
+            return db
+    return None
+
+
 def open_store(state_dir: Path) -> Store:
     return Store(state_dir / "state.db")

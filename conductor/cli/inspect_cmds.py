@@ -139,12 +139,11 @@ def list_cmd(workflow: str = WORKFLOW, as_json: bool = JSON_OPT) -> None:
 
 def _last_states(wf: Workflow) -> dict[str, str]:
     """Each task's state in the newest run of this workflow, if a store exists."""
-    from conductor.cli.state import find_state_db
+    from conductor.store import Store, find_state_db
 
     db = find_state_db(wf.path.parent)
     if db is None:
         return {}
-    from conductor.store import Store
 
     with Store(db) as store:
         runs = [r for r in store.runs(limit=200) if r["name"] == wf.name]

@@ -5,21 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from conductor.errors import UserError
-from conductor.store import Row, Store
-
-
-def find_state_db(start: Path) -> Path | None:
-    """The nearest `.conductor/state.db` at or above ``start``.
-
-    Task worktrees live under `.conductor/worktrees/`, so walking up from inside one
-    finds the main repository's store too.
-    """
-    here = start.resolve()
-    for d in (here, *here.parents):
-        db = d / ".conductor" / "state.db"
-        if db.is_file():
-            return db
-    return None
+from conductor.store import Row, Store, find_state_db
 
 
 def open_here() -> Store:
