@@ -3,7 +3,7 @@
 
 * `conductor status --json` on a stored run of 1,000 tasks and 10,000 events, as a whole
   process, against the floor `python -c "import typer, sqlite3"`: target within 2x.
-  The run is written straight into `.conductor/state.db` with `conductor.store.Store`
+  The run is written straight into `.conductor/state.db` with `conductor.state.store.Store`
   (the same code the runner uses), so building it takes a second, not an hour.
 * `conductor run --detach` of a 200-task no-op workflow against `conductor validate` of
   the same file, in the same fresh repository: target within 1.3x. Detaching must only
@@ -37,8 +37,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from conductor.liveness import lock_held
-from conductor.store import Store
+from conductor.state.liveness import lock_held
+from conductor.state.store import Store
 
 STATUS_TARGET = 2.0
 DETACH_TARGET = 1.3

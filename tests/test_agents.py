@@ -14,12 +14,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conductor import agents
-from conductor.agent_output import make_parser
-from conductor.agents import InstructionContext
+from conductor.agents import profiles as agents
+from conductor.agents.parsers import make_parser
+from conductor.agents.profiles import InstructionContext
 from conductor.errors import UserError
-from conductor.model import AgentProfile, Group, Loc, Task, Validator, Workflow, WorkspaceSpec
-from conductor.secrets import Secrets, collect_refs, resolve
+from conductor.spec.model import AgentProfile, Group, Loc, Task, Validator, Workflow, WorkspaceSpec
+from conductor.spec.secrets import Secrets, collect_refs, resolve
 from tests.fakes.harness import launch, workflow
 
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conductor.errors import Diagnostic, SpecError, UserError
-from conductor.spec import load_workflow, spec_problems
+from conductor.spec.load import load_workflow, spec_problems
 
 BAD = Path(__file__).resolve().parent / "bad"
 GOOD = BAD.parent / "good" / "full.yaml"

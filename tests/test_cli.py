@@ -176,7 +176,7 @@ def test_installed_executable_and_python_m(tmp_path: Path) -> None:
 
 
 def test_schema_ships_with_the_package() -> None:
-    from conductor.schema import schema_path
+    from conductor.spec.schema import schema_path
 
     doc = json.loads(schema_path().read_text())
     assert doc["$schema"].endswith("2020-12/schema") and doc["$id"]

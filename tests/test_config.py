@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from conductor.config import effective, export_env, load_config, workflow_values
 from conductor.errors import UserError
-from conductor.spec import load_workflow
+from conductor.spec.config import effective, export_env, load_config, workflow_values
+from conductor.spec.load import load_workflow
 from tests.conftest import write
 from tests.runner import cli, write_workflow
 

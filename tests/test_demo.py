@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 from conductor import __version__
-from conductor.runlog import BACKUPS, close_runner_log, setup_runner_log
+from conductor.run.debuglog import BACKUPS, close_runner_log, setup_runner_log
 from tests.conftest import git
 from tests.runner import conductor_argv, db_rows
 

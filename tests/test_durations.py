@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conductor.durations import format_duration, parse_duration
-from conductor.schema import load_schema
+from conductor.spec.durations import format_duration, parse_duration
+from conductor.spec.schema import load_schema
 
 
 @pytest.mark.parametrize(

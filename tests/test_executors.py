@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from conductor.executors import LocalExecutor, ProcessResult
-from conductor.procs import kill_process_group, process_alive, process_start_time
+from conductor.exec.local import LocalExecutor, ProcessResult
+from conductor.exec.procs import kill_process_group, process_alive, process_start_time
 
 FAST = LocalExecutor(grace_s=0.3)
 

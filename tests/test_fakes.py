@@ -1,4 +1,4 @@
-"""The fake agent CLIs, run end to end through conductor.agents in a real temp git repo.
+"""The fake agent CLIs, run end to end through conductor.agents.profiles in a real temp git repo.
 
 Each test builds the argv/env exactly as conductor would, runs the fake as a real process
 and parses its stdout with the preset's parser: so the presets' flags are accepted by a
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conductor.model import AgentProfile, Task
+from conductor.spec.model import AgentProfile, Task
 from tests.conftest import git
 from tests.fakes.harness import FAKES, fake_env, launch, run, workflow
 

@@ -1,4 +1,4 @@
-"""Mermaid and Graphviz renderings of the workflow DAG (conductor.graphs)."""
+"""Mermaid and Graphviz renderings of the workflow DAG (conductor.report.graphs)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from conductor.graphs import mermaid_ids, mermaid_text, to_dot, to_mermaid
-from conductor.model import Group, Task, Workflow
+from conductor.report.graphs import mermaid_ids, mermaid_text, to_dot, to_mermaid
+from conductor.spec.model import Group, Task, Workflow
 
 
 def wf_of(tasks: Sequence[Task], groups: Sequence[Group] = ()) -> Workflow:

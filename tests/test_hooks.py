@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conductor.hooks import HookSink
-from conductor.model import Group, Task, Validator, Workflow
+from conductor.run.hooks import HookSink
+from conductor.spec.model import Group, Task, Validator, Workflow
 from tests.conftest import write
 
 # Records its argv and stdin, one JSON line per call.

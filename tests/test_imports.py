@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conductor.store import Store
+from conductor.state.store import Store
 
 # Top-level packages that only validate/plan/run need (rich: only the TTY live view).
 HEAVY = ("yaml", "jsonschema", "networkx", "git", "rich")

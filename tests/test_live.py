@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from conductor.console import PlainSink
-from conductor.live import LiveView, display, render_runs_table, render_status_table
-from conductor.model import Group, Task, Validator, Workflow
-from conductor.plan import make_plan
+from conductor.console.live import LiveView, display, render_runs_table, render_status_table
+from conductor.console.plain import PlainSink
+from conductor.plan.planner import make_plan
+from conductor.spec.model import Group, Task, Validator, Workflow
 
 ANSI = re.compile(r"\x1b\[")
 

@@ -1,4 +1,4 @@
-"""Selection, waves, critical path and makespan estimates (conductor.plan)."""
+"""Selection, waves, critical path and makespan estimates (conductor.plan.planner)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conductor.errors import UserError
-from conductor.model import Group, Task, Workflow
-from conductor.plan import (
+from conductor.plan.planner import (
     Plan,
     downstream,
     find_cycle,
@@ -25,6 +24,7 @@ from conductor.plan import (
     remaining_path_hours,
     task_graph,
 )
+from conductor.spec.model import Group, Task, Workflow
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / "workflows"
@@ -340,11 +340,9 @@ def _load_plainly(path: Path) -> Workflow:
 
 
 def _load_with_spec(path: Path) -> Workflow:
-    spec = pytest.importorskip("conductor.spec")
-    if not hasattr(spec, "load_workflow"):
-        pytest.skip("conductor.spec.load_workflow is not there yet")
-    wf: Workflow = spec.load_workflow(path)
-    return wf
+    from conductor.spec.load import load_workflow
+
+    return load_workflow(path)
 
 
 @pytest.mark.parametrize("load", [_load_plainly, _load_with_spec], ids=["plain", "spec"])

@@ -1,4 +1,4 @@
-"""The markdown execution log (conductor.report, conductor.gantt), rendered from a store
+"""The markdown execution log (conductor.report.log, conductor.report.gantt), rendered from a store
 holding one fixed, hand-made run.
 
 Snapshot: tests/snapshots/execution_log.md. After an intended change of the log, run
@@ -24,10 +24,10 @@ from pathlib import Path
 
 import pytest
 
-from conductor import report
-from conductor.gantt import bars, gantt_text, to_gantt
-from conductor.model import Group, Task, Validator, Workflow
-from conductor.store import Store
+from conductor.report import log as report
+from conductor.report.gantt import bars, gantt_text, to_gantt
+from conductor.spec.model import Group, Task, Validator, Workflow
+from conductor.state.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conductor.scopes import glob_to_regex, matches, outside, overlap
+from conductor.plan.scopes import glob_to_regex, matches, outside, overlap
 
 
 @pytest.mark.parametrize(

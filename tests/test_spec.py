@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from conductor.errors import SpecError
-from conductor.model import Loc, Validator
-from conductor.schema import _quick_check, load_schema, schema_path
-from conductor.spec import BUILTIN_AGENTS, load_workflow, resolve_env_refs
-from conductor.yamlsrc import load_source, parse_source
+from conductor.spec.load import BUILTIN_AGENTS, load_workflow, resolve_env_refs
+from conductor.spec.model import Loc, Validator
+from conductor.spec.schema import _quick_check, load_schema, schema_path
+from conductor.spec.yamlsrc import load_source, parse_source
 
 HERE = Path(__file__).resolve().parent
 FULL = HERE / "good" / "full.yaml"

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from conductor import tmux
-from conductor.executors import ProcessResult
-from conductor.store import Store
-from conductor.tmux import TmuxExecutor, attach_argv, session_exists, session_name
+from conductor.exec import tmux
+from conductor.exec.local import ProcessResult
+from conductor.exec.tmux import TmuxExecutor, attach_argv, session_exists, session_name
+from conductor.state.store import Store
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from conductor.model import Task, Validator
-from conductor.validators import (
+from conductor.run.validators import (
     CheckResult,
     check_inputs,
     run_checks,
     run_gate,
     summarize_failures,
 )
+from conductor.spec.model import Task, Validator
 from tests.conftest import make_repo
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from conductor import gitcmd
 from conductor.errors import GitError, MergeConflict, UserError
-from conductor.workspace import BranchMoved, Workspace, attempt_branch
+from conductor.git import cmd as gitcmd
+from conductor.git.workspace import BranchMoved, Workspace, attempt_branch
 from tests.conftest import git, make_repo, write
 
 INTEGRATION = "conductor/demo"

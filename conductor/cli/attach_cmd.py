@@ -11,13 +11,13 @@ from conductor.cli.app import command
 from conductor.errors import UserError
 
 if TYPE_CHECKING:
-    from conductor.store import Store
+    from conductor.state.store import Store
 
 
 def attach_target(store: Store, run: str | None, task: str, attempt: int | None) -> list[str]:
     """The tmux command that attaches to the task's attempt (the latest unless given)."""
-    from conductor import tmux
     from conductor.cli.state import pick_run
+    from conductor.exec import tmux
 
     run_id = pick_run(store, run)["id"]
     if store.task(run_id, task) is None:

@@ -11,8 +11,8 @@ import typer
 from conductor.cli.app import command
 
 if TYPE_CHECKING:
-    from conductor.model import Workflow
-    from conductor.plan import Plan
+    from conductor.plan.planner import Plan
+    from conductor.spec.model import Workflow
 
 WORKFLOW = typer.Argument(
     ..., help="The workflow YAML file.", metavar="WORKFLOW", show_default=False
@@ -26,7 +26,7 @@ JSON_OPT = typer.Option(False, "--json", help="Print a JSON document.")
 
 
 def load(path: str) -> Workflow:
-    from conductor.spec import load_workflow
+    from conductor.spec.load import load_workflow
 
     return load_workflow(Path(path))
 
@@ -38,7 +38,7 @@ def make(
     with_deps: bool,
     concurrency: int | None = None,
 ) -> Plan:
-    from conductor.plan import make_plan
+    from conductor.plan.planner import make_plan
 
     return make_plan(
         wf, groups=groups or (), tasks=tasks or (), with_deps=with_deps, concurrency=concurrency
@@ -96,8 +96,8 @@ def plan_cmd(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Show the waves, the critical path, effort and makespan."""
-    from conductor.plan import plan_to_json
-    from conductor.runs import skip_reasons
+    from conductor.plan.planner import plan_to_json
+    from conductor.run.start import skip_reasons
 
     plan = make(load(workflow), batch_group, task, with_deps, concurrency)
     skips = skip_reasons(plan.workflow, plan)  # only looks when runs were recorded here
@@ -139,7 +139,7 @@ def list_cmd(workflow: str = WORKFLOW, as_json: bool = JSON_OPT) -> None:
 
 def _last_states(wf: Workflow) -> dict[str, str]:
     """Each task's state in the newest run of this workflow, if a store exists."""
-    from conductor.store import Store, find_state_db
+    from conductor.state.store import Store, find_state_db
 
     db = find_state_db(wf.path.parent)
     if db is None:
@@ -160,7 +160,7 @@ def graph_cmd(
 ) -> None:
     """Print the task graph as mermaid (renders on GitHub) or Graphviz dot."""
     from conductor.errors import UserError
-    from conductor.graphs import to_dot, to_mermaid
+    from conductor.report.graphs import to_dot, to_mermaid
 
     if fmt not in ("mermaid", "dot"):
         raise UserError(f"unknown format `{fmt}`", hint="use --format mermaid or --format dot")

@@ -14,14 +14,14 @@ from conductor.cli.state import open_here, pick_run
 from conductor.errors import UserError
 
 if TYPE_CHECKING:
-    from conductor.store import Store
-    from conductor.workspace import Workspace
+    from conductor.git.workspace import Workspace
+    from conductor.state.store import Store
 
 RUN_ARG = typer.Argument(..., help="Run id or unique prefix (`latest` for the newest).")
 
 
 def _workspace(store: Store) -> Workspace:
-    from conductor.workspace import Workspace
+    from conductor.git.workspace import Workspace
 
     return Workspace.discover(Path(store.path).parent.parent)  # <root>/.conductor/state.db
 
@@ -48,7 +48,7 @@ def rollback_cmd(
     worktree, and (without --force) when later runs merged on top. Your own branches and
     working tree are never touched.
     """
-    from conductor.rollback import rollback_run, rollback_task
+    from conductor.ops.rollback import rollback_run, rollback_task
 
     if task is not None and force:
         raise UserError("--force applies to a whole-run rollback, not to --task")
@@ -91,9 +91,9 @@ def clean_cmd(
     refs/conductor/rollback/ refs; --all removes those too. A run is live while its runner
     holds its lock or its heartbeat is under 30 s old; what it owns is never touched.
     """
-    from conductor.cleaning import clean
-    from conductor.store import Store
-    from conductor.workspace import Workspace
+    from conductor.git.workspace import Workspace
+    from conductor.ops.clean import clean
+    from conductor.state.store import Store
 
     ws = Workspace.discover(Path.cwd())
     db = ws.state_dir / "state.db"
@@ -139,7 +139,7 @@ def export_cmd(
     markdown: the execution log; when the workflow file no longer loads or no longer
     matches the run, a header and task table rendered from the state store alone.
     """
-    from conductor.export import export_markdown, export_record
+    from conductor.ops.export import export_markdown, export_record
 
     if fmt not in ("json", "markdown", "md"):
         raise UserError(f"unknown export format `{fmt}`", hint="use --format json or markdown")
@@ -153,7 +153,7 @@ def export_cmd(
     if output is None:
         typer.echo(text, nl=False)
         return
-    from conductor.report import write_atomic
+    from conductor.report.log import write_atomic
 
     write_atomic(output.absolute(), text)
     typer.echo(f"exported run {row['id']} to {output}", err=True)

@@ -23,7 +23,7 @@ from conductor.cli.inspect_cmds import (
 )
 from conductor.cli.state import open_here, pick_run
 from conductor.errors import SpecError, UserError
-from conductor.store import Row, Store
+from conductor.state.store import Row, Store
 
 
 @command("run")
@@ -59,7 +59,7 @@ def run_cmd(
     verbosity = "quiet" if quiet else "verbose" if verbose else None
     flags = {"concurrency": concurrency, "strategy": strategy, "verbosity": verbosity,
              "color": "never" if no_color else None}  # fmt: skip
-    from conductor.config import configured
+    from conductor.spec.config import configured
 
     wf, cfg = configured(wf, flags, os.environ)
     if from_:
@@ -68,7 +68,7 @@ def run_cmd(
     if validate_only:
         _dry_run(plan, as_json)
         return
-    from conductor.runs import RunOptions, drive, prepare
+    from conductor.run.start import RunOptions, drive, prepare
 
     opts = RunOptions(
         strategy=cfg.strategy,
@@ -83,7 +83,7 @@ def run_cmd(
             typer.echo(prep.run_id)
             typer.echo(f"running in the background: `conductor watch {prep.run_id}`", err=True)
             _hand_over(prep.store, prep.ws.root, prep.ws.state_dir, prep.run_id)
-        from conductor.live import display
+        from conductor.console.live import display
 
         shown = display(plan, as_json=as_json, color=cfg.color, emoji=cfg.emoji,
                         verbosity=cfg.verbosity)  # fmt: skip
@@ -95,7 +95,7 @@ def run_cmd(
 
 
 def _from(wf: Any, roots: list[str], tasks: list[str] | None) -> list[str]:
-    from conductor.plan import downstream
+    from conductor.plan.planner import downstream
 
     unknown = [t for t in roots if t not in wf.tasks]
     if unknown:
@@ -104,7 +104,7 @@ def _from(wf: Any, roots: list[str], tasks: list[str] | None) -> list[str]:
 
 
 def make_sink(as_json: bool, quiet: bool = False, verbose: bool = False) -> Any:
-    from conductor.console import JsonSink, PlainSink
+    from conductor.console.plain import JsonSink, PlainSink
 
     return JsonSink() if as_json else PlainSink(quiet=quiet, verbose=verbose)
 
@@ -141,9 +141,9 @@ def _hand_over(store: Store, root: Path, state_dir: Path, run_id: str) -> NoRetu
 
 
 def _dry_run(plan: Any, as_json: bool) -> None:
-    from conductor.plan import plan_to_json
-    from conductor.preflight import agent_versions, check_machine
-    from conductor.runs import skip_reasons
+    from conductor.plan.planner import plan_to_json
+    from conductor.run.preflight import agent_versions, check_machine
+    from conductor.run.start import skip_reasons
 
     problems = check_machine(plan.workflow, plan, os.environ)
     skips = skip_reasons(plan.workflow, plan) if not problems else {}
@@ -208,7 +208,7 @@ def status_doc(store: Store, run: Row) -> dict[str, Any]:
 
 
 def _run_state(store: Store, run: Row) -> str:
-    from conductor.liveness import shown_state
+    from conductor.state.liveness import shown_state
 
     return shown_state(store.path.parent, run)
 
@@ -242,8 +242,8 @@ def status_cmd(
         typer.echo(json.dumps(doc, indent=2, default=str))
         return
     if _tty():
-        from conductor.console import describe
-        from conductor.live import make_console, render_status_table
+        from conductor.console.live import make_console, render_status_table
+        from conductor.console.plain import describe
 
         console = make_console()
         console.print(render_status_table(doc))
@@ -262,8 +262,8 @@ def _tty() -> bool:
 
 
 def _print_status(doc: dict[str, Any], events: list[Row]) -> None:
-    from conductor.console import describe
-    from conductor.report import fmt_duration
+    from conductor.console.plain import describe
+    from conductor.report.log import fmt_duration
 
     r = doc["run"]
     hint = (
@@ -293,11 +293,11 @@ def runs_cmd(
         typer.echo(json.dumps({"runs": docs}, indent=2))
         return
     if _tty():
-        from conductor.live import make_console, render_runs_table
+        from conductor.console.live import make_console, render_runs_table
 
         make_console().print(render_runs_table(docs))
         return
-    from conductor.report import fmt_duration
+    from conductor.report.log import fmt_duration
 
     for d in docs:
         counts = ", ".join(f"{n} {s}" for s, n in sorted(d["counts"].items()))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from conductor.errors import UserError
-from conductor.store import Row, Store, find_state_db
+from conductor.state.store import Row, Store, find_state_db
 
 
 def open_here() -> Store:

@@ -15,14 +15,14 @@ from conductor.cli.app import command
 from conductor.cli.run_cmds import make_sink, spawn_runner
 from conductor.cli.state import open_here, pick_run
 from conductor.errors import EXIT_OK, UserError
-from conductor.store import Row, Store
+from conductor.state.store import Row, Store
 
 RUN_ARG = typer.Argument(..., help="Run id or prefix.", metavar="RUN", show_default=False)
 TERMINAL_RUN = ("succeeded", "failed", "cancelled", "interrupted")
 
 
 def _workspace(store: Store):  # type: ignore[no-untyped-def]
-    from conductor.workspace import Workspace
+    from conductor.git.workspace import Workspace
 
     return Workspace(store.path.parent.parent)
 
@@ -35,8 +35,8 @@ def resume_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only failures and the summary."),
 ) -> None:
     """Finish an interrupted or cancelled run without redoing finished tasks."""
-    from conductor.liveness import is_live
-    from conductor.runs import drive
+    from conductor.run.start import drive
+    from conductor.state.liveness import is_live
 
     with open_here() as store:
         row = pick_run(store, run)
@@ -59,7 +59,7 @@ def resume_cmd(
 @command("_drive", hidden=True)
 def drive_cmd(run: str = RUN_ARG) -> None:
     """The background runner behind `run --detach` (not for people)."""
-    from conductor.runs import drive
+    from conductor.run.start import drive
 
     with open_here() as store:
         _final, code = drive(_workspace(store), store, run, [make_sink(False)], os.environ)
@@ -73,7 +73,7 @@ def cancel_cmd(
     wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait for the runner to stop."),
 ) -> None:
     """Stop a run (or one task): agents are stopped, their work committed."""
-    from conductor.liveness import is_live
+    from conductor.state.liveness import is_live
 
     with open_here() as store:
         row = pick_run(store, run)
@@ -112,7 +112,7 @@ def _cancel_dead_run(store: Store, row: Row) -> None:
 
 
 def _wait_end(store: Store, run_id: str, timeout_s: float = 120.0) -> None:
-    from conductor.liveness import is_live
+    from conductor.state.liveness import is_live
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -143,8 +143,8 @@ def _watch_display(store: Store, row: Row, as_json: bool) -> Iterator[Any]:
     if as_json or not sys.stdout.isatty():
         yield make_sink(as_json)
         return
-    from conductor.live import display
-    from conductor.runs import replan
+    from conductor.console.live import display
+    from conductor.run.start import replan
 
     try:
         _wf, plan = replan(_workspace(store), row)
@@ -156,7 +156,7 @@ def _watch_display(store: Store, row: Row, as_json: bool) -> Iterator[Any]:
 
 
 def _follow(store: Store, row: Row, sink: Any) -> None:
-    from conductor.liveness import is_live, shown_state
+    from conductor.state.liveness import is_live, shown_state
 
     cursor = 0
     while True:

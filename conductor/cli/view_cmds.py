@@ -22,7 +22,7 @@ def demo_cmd(
     ),
 ) -> None:
     """Create a sandbox repository with a sample workflow and run it live. No API key needed."""
-    from conductor import demo
+    from conductor.ops import demo
 
     code = demo.main(directory, sys.stdout, os.environ)
     raise typer.Exit(code)
@@ -36,13 +36,13 @@ def config_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON document."),
 ) -> None:
     """Print the effective settings and where each one came from."""
-    from conductor import config
+    from conductor.spec import config
 
     start = Path(workflow).parent if workflow else Path.cwd()
     root = config.find_repo_root(start)
     cfg = config.load_config(root, os.environ)
     if workflow is not None:
-        from conductor.spec import load_workflow
+        from conductor.spec.load import load_workflow
 
         cfg = config.effective(cfg, config.workflow_values(load_workflow(Path(workflow))), {})
     if as_json:

@@ -1,4 +1,4 @@
-"""Helpers to launch tasks through conductor.agents in a temp repo, with the fakes on PATH."""
+"""Helpers to launch tasks through conductor.agents.profiles in a temp repo, with the fakes on PATH."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conductor import agents
-from conductor.agents import AgentReport, InstructionContext, Launch
-from conductor.model import AgentProfile, Task, Workflow
-from conductor.secrets import Secrets
+from conductor.agents import profiles as agents
+from conductor.agents.profiles import AgentReport, InstructionContext, Launch
+from conductor.spec.model import AgentProfile, Task, Workflow
+from conductor.spec.secrets import Secrets
 
 FAKES = Path(__file__).resolve().parent
 

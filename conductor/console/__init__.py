@@ -1,0 +1,1 @@
+"""What people see while it runs: plain lines, JSON lines, the rich live view."""

@@ -1,0 +1,119 @@
+"""Rendering events for people (plain timestamped lines) and machines (JSON lines)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from conductor.state.store import Row
+
+
+def _clock(ts: float | None) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(ts or 0))
+
+
+def describe(row: Row) -> str:
+    """One human line for an event."""
+    d: dict[str, Any] = row["data"]
+    kind = row["kind"]
+    who = row["task_id"] or d.get("group") or ""
+    texts: dict[str, Callable[[], str]] = {
+        "run_started": lambda: (
+            f"run started: {d.get('tasks')} task(s), "
+            f"{d.get('strategy')}, concurrency {d.get('concurrency')}"
+        ),
+        "task_started": lambda: f"started (attempt {d.get('attempt')}, agent {d.get('agent')})",
+        "task_progress": lambda: (
+            f"{d.get('percent', '')}{'% ' if 'percent' in d else ''}"
+            f"{d.get('step') or d.get('message') or ''}"
+        ),
+        "task_completed": lambda: f"succeeded (attempt {d.get('attempt')})",
+        "task_failed": lambda: f"FAILED: {d.get('error')}",
+        "task_retrying": lambda: f"retrying in {d.get('delay_s')}s: {d.get('error')}",
+        "task_blocked": lambda: f"blocked by {d.get('cause')}",
+        "task_cancelled": lambda: "cancelled",
+        "task_output": lambda: f"| {d.get('line')}",
+        "task_paused": lambda: (
+            f"paused ({d.get('error')}): "
+            + (
+                f"moved to {d.get('fallback')}"
+                if d.get("fallback")
+                else f"resumes at {_clock(d.get('resume_at'))}"
+            )
+        ),
+        "budget_reached": lambda: (
+            f"BUDGET reached: ${d.get('spent'):.4f} of ${d.get('budget')}"
+            " spent; nothing new is dispatched"
+        ),
+        "hook_failed": lambda: f"hook {d.get('hook') or ''} failed: {d.get('message')}",
+        "rolled_back": lambda: f"rolled back {d.get('detail') or ''}".strip(),
+        "task_queued": lambda: f"queued #{d.get('position')}: {d.get('reason')}",
+        "system_alert": lambda: f"ALERT: {d.get('alert')} ({d.get('action')})",
+        "task_skipped": lambda: f"skipped: {d.get('reason')}",
+        "task_warning": lambda: f"warning: {d.get('warning')}",
+        "validation_failed": lambda: f"check failed: {d.get('check')}",
+        "validation_passed": lambda: f"check passed: {d.get('check')}",
+        "merged": lambda: f"merged as {d.get('commit')}",
+        "conflict": lambda: "merge conflict in " + ", ".join(d.get("paths") or []),
+        "gate_started": lambda: "gate running",
+        "gate_passed": lambda: "gate passed",
+        "gate_failed": lambda: "gate FAILED",
+        "run_finished": lambda: (
+            f"run {d.get('state')}: "
+            + ", ".join(f"{n} {s}" for s, n in (d.get("counts") or {}).items())
+        ),
+        "log_written": lambda: f"execution log: {d.get('path')}",
+    }
+    text = texts.get(kind, lambda: json.dumps(d, default=str))()
+    return f"{who}: {text}" if who else text
+
+
+class PlainSink:
+    """Timestamped lines, no colour: for pipes, CI and log files."""
+
+    QUIET_KINDS = frozenset({"task_failed", "run_finished", "log_written", "gate_failed"})
+
+    def __init__(
+        self, out: TextIO | None = None, quiet: bool = False, verbose: bool = False
+    ) -> None:
+        self.out = out or sys.stdout
+        self.quiet = quiet
+        self.verbose = verbose
+
+    def __call__(self, row: Row) -> None:
+        if self.quiet and row["kind"] not in self.QUIET_KINDS:
+            return
+        if row["kind"] in ("validation_passed", "task_output") and not self.verbose:
+            return
+        stamp = time.strftime("%H:%M:%S", time.localtime(row["ts"]))
+        _write(self.out, f"{stamp} {describe(row)}\n")
+
+
+class JsonSink:
+    """One JSON object per event, for machines."""
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
+
+    def __call__(self, row: Row) -> None:
+        doc = {
+            "id": row["id"],
+            "ts": row["ts"],
+            "run": row["run_id"],
+            "kind": row["kind"],
+            "level": row["level"],
+            "task": row["task_id"],
+            "data": row["data"],
+        }
+        _write(self.out, json.dumps(doc, default=str) + "\n")
+
+
+def _write(out: TextIO, text: str) -> None:
+    try:
+        out.write(text)
+        out.flush()
+    except (BrokenPipeError, ValueError):
+        pass  # the reader went away (`| head`): the run goes on regardless

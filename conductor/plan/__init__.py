@@ -1,0 +1,1 @@
+"""The task graph: cycles, waves, critical path, selection and file scopes. Pure."""

@@ -1,0 +1,1 @@
+"""What people read afterwards: the execution log, graphs, gantt, the status document."""

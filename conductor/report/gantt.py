@@ -1,0 +1,111 @@
+"""The actual timeline of a run as a mermaid ``gantt`` chart: one bar per attempt.
+
+Rendered from attempt rows alone (no git, no clock beyond the ``now`` handed in), so the
+execution log can redraw it after every task completion. Bars sit in one section per
+group, in the order the groups first appear in the run; failed attempts are ``crit``
+(red), running ones ``active``; interrupted ones ``done`` (grey).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from conductor.state.store import Row
+
+UNGROUPED = "ungrouped"
+
+# The gantt lexer ends a task name at ':', starts comments at '#' and '%%', and ';'
+# ends a statement in some versions: none of them may appear in a name or a section.
+_UNSAFE = re.compile(r"[:;#%]")
+
+# A line whose first word is one of these is a directive, not a task (the gantt lexer
+# is case-insensitive), so a task called "title" or "section" would vanish or break.
+GANTT_KEYWORDS = frozenset(
+    {
+        "gantt",
+        "title",
+        "section",
+        "dateformat",
+        "axisformat",
+        "tickinterval",
+        "excludes",
+        "includes",
+        "todaymarker",
+        "inclusiveenddates",
+        "topaxis",
+        "weekday",
+        "weekend",
+        "click",
+        "acctitle",
+        "accdescr",
+        "call",
+        "href",
+    }
+)
+
+TAGS = {"failed": "crit", "running": "active", "interrupted": "done", "cancelled": "done"}
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One drawn bar: what the tests (and the chart) are made of."""
+
+    section: str
+    name: str
+    tag: str  # "", "crit", "active" or "done"
+    start_ms: int
+    end_ms: int
+
+
+def gantt_text(text: str) -> str:
+    """``text`` made safe as a gantt task name or section title (one line, no separators)."""
+    out = " ".join(_UNSAFE.sub("_", text).split()) or "_"
+    if out.split(" ", 1)[0].lower() in GANTT_KEYWORDS:
+        out = "task " + out
+    return out
+
+
+def bars(
+    attempts: Iterable[Row],
+    groups: Mapping[str, str | None],
+    now: float,
+    live: bool,
+) -> list[Bar]:
+    """The bars of ``attempts``, grouped by section, sections in order of first start.
+
+    ``groups`` maps task id -> group; ``now`` ends the bars of unfinished attempts;
+    ``live`` says whether the run is still going (an unfinished attempt of a dead run
+    is drawn as ``done``, not ``active``, since nothing is running it any more).
+    """
+    by_section: dict[str, list[Bar]] = {}
+    for a in sorted(attempts, key=lambda r: (r["started"], r["task_id"], r["n"])):
+        section = gantt_text(groups.get(a["task_id"]) or UNGROUPED)
+        state = a["state"]
+        if a["finished"] is None and state == "running" and not live:
+            state = "interrupted"
+        start = round(a["started"] * 1000)
+        end = max(start + 1, round((a["finished"] or now) * 1000))  # never a negative bar
+        name = a["task_id"] if a["n"] == 1 else f"{a['task_id']} (attempt {a['n']})"
+        by_section.setdefault(section, []).append(
+            Bar(section, gantt_text(name), TAGS.get(state, ""), start, end)
+        )
+    return [b for section in by_section.values() for b in section]
+
+
+def to_gantt(chart_bars: list[Bar], title: str = "") -> str:
+    """The mermaid source; times as epoch milliseconds (``dateFormat x``)."""
+    lines = ["gantt"]
+    if title:
+        lines.append(f"    title {gantt_text(title)}")
+    # todayMarker off: a log read days later would otherwise stretch the axis to today.
+    lines += ["    dateFormat x", "    axisFormat %H:%M:%S", "    todayMarker off"]
+    section = None
+    for i, b in enumerate(chart_bars, 1):
+        if b.section != section:
+            section = b.section
+            lines.append(f"    section {section}")
+        tags = f"{b.tag}, " if b.tag else ""
+        lines.append(f"    {b.name} :{tags}a{i}, {b.start_ms}, {b.end_ms}")
+    return "\n".join(lines) + "\n"

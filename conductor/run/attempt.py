@@ -1,0 +1,380 @@
+"""One attempt of one task: worktree → setup → agent → commit → checks → merge.
+
+Runs on a worker thread. Every step is recorded before the next one relies on it,
+and the agent's work is committed on the attempt branch whatever happens next, so
+no attempt's work is ever lost.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from conductor.agents import profiles as agents
+from conductor.errors import ConductorError, MergeConflict, Rejected
+from conductor.exec.local import Executor, ProcessResult
+from conductor.git.workspace import attempt_branch
+from conductor.run import validators
+from conductor.run.faults import crash_point
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from conductor.run.context import RunContext
+    from conductor.spec.model import Task
+
+
+@dataclass
+class Outcome:
+    task_id: str
+    attempt: int
+    ok: bool
+    error: str = ""
+    retriable: bool = True
+    conflict: bool = False
+    interrupted: bool = False
+    output: str = ""  # validator output or conflict details, for the next attempt
+    merge_commit: str | None = None
+    result_commit: str | None = None
+    cost_usd: float | None = None
+    paused: bool = False  # a rate or usage limit: try again later, not a failure
+    resume_at: float | None = None  # when the limit resets, if the agent said
+    extras: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class Prior:
+    """What the previous attempt left for this one to know."""
+
+    failure: str | None = None
+    conflict: str | None = None
+    session_id: str | None = None
+    # a resumed session continues on top of its own previous work (the agent remembers
+    # making those changes); checks still see the task's whole diff from `diff_base`
+    commit: str | None = None
+    diff_base: str | None = None
+
+
+def trailers(ctx: RunContext, task: Task, n: int, status: str) -> dict[str, str]:
+    return {
+        "Conductor-Run": ctx.run_id,
+        "Conductor-Task": task.id,
+        "Conductor-Attempt": str(n),
+        "Conductor-Agent": task.agent,
+        "Conductor-Status": status,
+    }
+
+
+class Attempt:
+    def __init__(self, ctx: RunContext, task: Task, n: int, prior: Prior) -> None:
+        self.ctx, self.task, self.n, self.prior = ctx, task, n, prior
+        self.tid = task.id
+        self.worktree = ctx.worktrees_dir / f"{task.id}-{n}"
+        self.branch = attempt_branch(ctx.wf.integration_branch, task.id, n)
+        self.log_path = ctx.run_dir / "logs" / f"{task.id}-{n}.log"
+        self.start_sha = ""
+        self.post: str | None = None
+        self.changed: list[str] = []
+        self.cancel = ctx.cancel_event(task.id)
+        self.session_id: str | None = None
+
+    def update(self, **fields: object) -> None:
+        self.ctx.store.update_attempt(self.ctx.run_id, self.tid, self.n, **fields)
+
+    def run(self) -> Outcome:
+        try:
+            self._open()
+            return self._work()
+        except Rejected as exc:
+            return self._fail(exc.reason, exc.output, exc.retriable)
+        except ConductorError as exc:  # git or filesystem trouble: retriable
+            return self._fail(str(exc), "", True)
+
+    def _salvage(self) -> None:
+        """Commit whatever a failed attempt left, so no work is lost."""
+        if self.post is not None or not self.worktree.is_dir():
+            return
+        try:
+            tr = trailers(self.ctx, self.task, self.n, "error")
+            self.post = self.ctx.ws.commit_all(
+                self.worktree, f"conductor: {self.tid} attempt {self.n} (failed)", "", tr
+            )
+            self.update(post_commit=self.post)
+        except ConductorError:
+            pass  # the worktree itself is broken; its files stay on disk for inspection
+
+    def _open(self) -> None:
+        ws, ctx = self.ctx.ws, self.ctx
+        self.start_sha = ws.branch_head(ctx.wf.integration_branch) or ""
+        tree_start = self.start_sha
+        if self.prior.session_id and self.prior.commit and self.prior.diff_base:
+            tree_start, self.start_sha = self.prior.commit, self.prior.diff_base
+        ctx.store.add_attempt(
+            ctx.run_id,
+            self.tid,
+            self.n,
+            state="running",
+            worktree=str(self.worktree),
+            branch=self.branch,
+            pre_commit=self.start_sha,
+            log_path=str(self.log_path),
+        )
+        ws.add_worktree(self.worktree, self.branch, tree_start)
+        crash_point("worktree")
+        ws.set_ref(f"refs/conductor/{ctx.run_id}/{self.tid}/{self.n}/pre", tree_start)
+        ws.prepare(self.worktree, ctx.wf.workspace.copy, ctx.wf.workspace.symlink)
+        ctx.emit(
+            "task_started",
+            self.tid,
+            attempt=self.n,
+            base=self.start_sha[:12],
+            worktree=str(self.worktree),
+            agent=self.task.agent,
+        )
+
+    def _work(self) -> Outcome:
+        self._setup()
+        missing = validators.check_inputs(self.task, self.worktree)
+        if missing is not None and not missing.ok:
+            raise Rejected("inputs missing", missing.output, retriable=False)
+        result, report = self._agent()
+        post = self._commit(result)
+        crash_point("commit")
+        if result.reason == "cancelled" or self.cancel.is_set():
+            self._close("interrupted", "interrupted")
+            return Outcome(
+                self.tid, self.n, False, "interrupted", interrupted=True, result_commit=post
+            )
+        if report.rate_limited:
+            self._close("paused", report.error or "rate or usage limit")
+            return Outcome(self.tid, self.n, False, report.error or "rate or usage limit",
+                           paused=True, resume_at=report.reset_at, result_commit=post,
+                           extras={"session_id": self.session_id})  # fmt: skip
+        if result.reason != "exited" or result.exit_code != 0:
+            raise Rejected(result.error or f"agent exited {result.exit_code}", self._tail())
+        if report.ok is False:
+            raise Rejected(f"agent reported an error: {report.error or 'unknown'}", self._tail())
+        self._check(post)
+        crash_point("checked")
+        return self._merge(post, report.cost_usd)
+
+    def _setup(self) -> None:
+        for cmd in self.ctx.wf.workspace.setup:
+            res = self._exec(["bash", "-c", cmd], timeout=self.task.timeout_s)
+            if res.reason != "exited" or res.exit_code != 0:
+                raise Rejected(f"workspace setup `{cmd}` failed", self._tail())
+
+    def _exec(
+        self,
+        argv: list[str],
+        timeout: float | None,
+        idle: float | None = None,
+        env: dict[str, str] | None = None,
+        parser: agents.OutputParser | None = None,
+        executor: Executor | None = None,
+    ) -> ProcessResult:
+        ctx = self.ctx
+
+        def on_start(pid: int, started: float) -> None:
+            self.update(pid=pid, pid_start=started)
+            crash_point("agent")
+
+        def on_line(line: str) -> None:
+            step = parser.feed(line) if parser is not None else None
+            if step:
+                ctx.progress(self.tid, step)
+            elif parser is not None and not line.startswith("{"):  # not stream JSON
+                ctx.output_line(self.tid, line)
+
+        return (executor or ctx.executor).run(
+            argv,
+            cwd=self.worktree,
+            env=env or ctx.task_env(self.task, self),
+            log_path=self.log_path,
+            timeout_s=timeout,
+            idle_timeout_s=idle,
+            cancel=self.cancel,
+            kill_now=ctx.kill_now,
+            on_start=on_start,
+            on_line=on_line,
+            redact=ctx.secrets.redact,
+            on_tick=ctx.ticker(self.task),
+        )
+
+    def _agent_executor(self, prompt: Path) -> Executor | None:
+        """A tmux pane for `executor: tmux` profiles (one per attempt: the prompt is
+        the attempt's); None means the run's local executor."""
+        profile = agents.profile_for(self.ctx.wf, self.task)
+        if profile.executor != "tmux":
+            return None
+        from conductor.exec.tmux import TmuxExecutor
+
+        t = profile.tmux
+        text = t.prompt.replace("{prompt_file}", str(prompt.resolve()))
+        text = text.replace("{worktree}", str(self.worktree)).replace("{task_id}", self.tid)
+        try:
+            return TmuxExecutor(text, t.completion, t.prompt_pattern, idle_s=t.idle_s,
+                                send_delay_s=t.send_delay_s,
+                                grace_s=self.ctx.executor.grace_s)  # fmt: skip
+        except ValueError as exc:
+            raise Rejected(f"agent profile {profile.name}: {exc}", retriable=False) from exc
+
+    def _agent(self) -> tuple[ProcessResult, agents.AgentReport]:
+        ctx, task = self.ctx, self.task
+        prompt = ctx.run_dir / "prompts" / f"{task.id}-{self.n}.md"
+        prompt.parent.mkdir(parents=True, exist_ok=True)
+        ictx = agents.InstructionContext(
+            run_id=ctx.run_id,
+            attempt=self.n,
+            worktree=self.worktree,
+            upstream=ctx.upstream(task),
+            previous_failure=self.prior.failure,
+            conflict=self.prior.conflict,
+        )
+        prompt.write_text(agents.instructions(ctx.wf, task, ictx))
+        launch = agents.build_launch(
+            ctx.wf,
+            task,
+            worktree=self.worktree,
+            instructions_file=prompt,
+            run_id=ctx.run_id,
+            attempt=self.n,
+            port=ctx.port_for(task.id),
+            secrets=ctx.secrets,
+            base_env=ctx.base_env,
+            resume_session=self.prior.session_id,
+        )
+        result = self._exec(
+            launch.argv,
+            task.timeout_s,
+            task.idle_timeout_s,
+            env=launch.env,
+            parser=launch.parser,
+            executor=self._agent_executor(prompt),
+        )
+        report = launch.parser.result()
+        if launch.parser.session_totals:
+            self._own_share(report)
+        self.update(
+            exit_code=result.exit_code,
+            cost_usd=report.cost_usd,
+            tokens_in=report.tokens_in,
+            tokens_out=report.tokens_out,
+            session_id=report.session_id,
+        )
+        self.session_id = report.session_id
+        return result, report
+
+    def _own_share(self, report: agents.AgentReport) -> None:
+        """Tokens of this attempt alone when it resumed a session that reports totals."""
+        if report.session_id is None or report.session_id != self.prior.session_id:
+            return
+        earlier = [
+            a
+            for a in self.ctx.store.attempts(self.ctx.run_id, self.tid)
+            if a["n"] < self.n and a["session_id"] == report.session_id
+        ]
+        if report.tokens_in is not None:
+            report.tokens_in = max(0, report.tokens_in - sum(a["tokens_in"] or 0 for a in earlier))
+        if report.tokens_out is not None:
+            spent = sum(a["tokens_out"] or 0 for a in earlier)
+            report.tokens_out = max(0, report.tokens_out - spent)
+
+    def _commit(self, result: ProcessResult) -> str:
+        status = "ok" if result.reason == "exited" and result.exit_code == 0 else result.reason
+        if result.reason == "exited" and result.exit_code != 0:
+            status = f"exit {result.exit_code}"
+        body = (
+            f"Agent exited: {result.reason} (code {result.exit_code}) after "
+            f"{result.duration_s:.1f}s."
+        )
+        tr = trailers(self.ctx, self.task, self.n, status)
+        tr["Conductor-Duration"] = f"{result.duration_s:.1f}s"
+        post = self.ctx.ws.commit_all(
+            self.worktree, f"conductor: {self.tid} attempt {self.n}", body, tr
+        )
+        self.changed, ins, dels = self.ctx.ws.diff_summary(self.start_sha, post)
+        self.update(post_commit=post, files_changed=len(self.changed), insertions=ins,
+                    deletions=dels)  # fmt: skip
+        self.post = post
+        return post
+
+    def _check(self, post: str) -> None:
+        ctx = self.ctx
+        ctx.set_state(self.tid, "validating")
+        changed = self.changed
+        results = validators.run_checks(
+            self.task,
+            self.worktree,
+            changed,
+            env=ctx.task_env(self.task, self),
+            redact=ctx.secrets.redact,
+        )
+        self.update(checks=json.dumps([r.__dict__ for r in results]))
+        failed = [r for r in results if not r.ok]
+        for r in results:
+            ctx.emit(
+                "validation_passed" if r.ok else "validation_failed",
+                self.tid,
+                check=r.name,
+                attempt=self.n,
+            )
+        if failed:
+            raise Rejected(
+                "validation failed: " + ", ".join(r.name for r in failed),
+                validators.summarize_failures(failed),
+            )
+
+    def _merge(self, post: str, cost: float | None) -> Outcome:
+        ctx = self.ctx
+        ctx.set_state(self.tid, "merging")
+        subject = f"conductor: merge {self.tid} ({self.task.title or self.task.id})"
+        tr = {"Conductor-Run": ctx.run_id, "Conductor-Task": self.tid}
+        try:
+            merge = ctx.ws.merge(ctx.wf.integration_branch, post, subject, tr)
+            crash_point("merged")  # on the branch, not yet in the store
+        except MergeConflict as exc:
+            ctx.emit("conflict", self.tid, paths=exc.paths, attempt=self.n)
+            out = Outcome(
+                self.tid,
+                self.n,
+                False,
+                str(exc),
+                conflict=True,
+                output=", ".join(exc.paths),
+                result_commit=post,
+            )
+            self._close("failed", str(exc))
+            return out
+        ctx.emit("merged", self.tid, commit=merge[:12], attempt=self.n)
+        self._close("succeeded", None)
+        return Outcome(
+            self.tid, self.n, True, merge_commit=merge, result_commit=post, cost_usd=cost
+        )
+
+    def _fail(self, reason: str, output: str, retriable: bool) -> Outcome:
+        self._salvage()
+        self._close("failed", reason)
+        return Outcome(
+            self.tid,
+            self.n,
+            False,
+            reason,
+            retriable=retriable,
+            output=output,
+            result_commit=self.post,
+            extras={"session_id": self.session_id, "diff_base": self.start_sha},
+        )
+
+    def _close(self, state: str, error: str | None) -> None:
+        self.update(state=state, finished=time.time(), error=error)
+        self.ctx.release(self)
+
+    def _tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])

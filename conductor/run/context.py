@@ -1,0 +1,172 @@
+"""What every attempt of a run shares: workflow, git, store, secrets, ports, stop flags."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from conductor.exec.local import LocalExecutor
+from conductor.git.cmd import clean_env
+from conductor.git.workspace import Workspace
+from conductor.spec.model import Task, Workflow
+from conductor.spec.secrets import Secrets
+from conductor.state.events import Emitter
+from conductor.state.store import Store
+
+if TYPE_CHECKING:
+    from conductor.run.attempt import Attempt
+
+PROGRESS_EVERY_S = 2.0  # throttle for step events parsed from agent output
+
+
+@dataclass
+class RunContext:
+    wf: Workflow
+    ws: Workspace
+    store: Store
+    run_id: str
+    secrets: Secrets
+    emit: Emitter
+    executor: LocalExecutor = field(default_factory=LocalExecutor)
+    base_env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    stopping: threading.Event = field(default_factory=threading.Event)
+    kill_now: threading.Event = field(default_factory=threading.Event)
+    on_state: Callable[[str, str], None] = lambda task, state: None
+    _ports: dict[str, int] = field(default_factory=dict)
+    _cancels: dict[str, threading.Event] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _last_progress: dict[str, float] = field(default_factory=dict)
+    _last_line: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.ws.state_dir / "runs" / self.run_id
+
+    @property
+    def worktrees_dir(self) -> Path:
+        return self.ws.state_dir / "worktrees" / self.run_id
+
+    def set_state(self, task_id: str, state: str) -> None:
+        self.store.update_task(self.run_id, task_id, state=state)
+        self.on_state(task_id, state)
+
+    def progress(self, task_id: str, step: str) -> None:
+        now = time.monotonic()
+        if now - self._last_progress.get(task_id, 0.0) < PROGRESS_EVERY_S:
+            return
+        self._last_progress[task_id] = now
+        self.store.update_task(self.run_id, task_id, step=step)
+        self.emit("task_progress", task_id, step=step)
+
+    def output_line(self, task_id: str, line: str) -> None:
+        """The agent's latest output line, for the live view and --verbose (throttled)."""
+        if not line.strip():
+            return
+        now = time.monotonic()
+        if now - self._last_line.get(task_id, 0.0) < PROGRESS_EVERY_S:
+            return
+        self._last_line[task_id] = now
+        self.emit("task_output", task_id, line=line.rstrip()[-200:])
+
+    def ticker(self, task: Task) -> Callable[[float, float], None]:
+        """Warn once at 80% of the timeout and once at half the idle timeout."""
+        warned: set[str] = set()
+
+        def tick(elapsed: float, idle: float) -> None:
+            if task.timeout_s and elapsed >= 0.8 * task.timeout_s and "t" not in warned:
+                warned.add("t")
+                self.emit(
+                    "task_warning",
+                    task.id,
+                    warning="80% of timeout used",
+                    elapsed_s=round(elapsed),
+                    timeout_s=task.timeout_s,
+                )
+            if task.idle_timeout_s and idle >= 0.5 * task.idle_timeout_s and "i" not in warned:
+                warned.add("i")
+                self.emit("task_warning", task.id, warning="idle", idle_s=round(idle))
+
+        return tick
+
+    def port_for(self, task_id: str) -> int:
+        """A free TCP port, distinct among running tasks (kept until release)."""
+        with self._lock:
+            if task_id in self._ports:
+                return self._ports[task_id]
+            taken = set(self._ports.values())
+            while True:
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", 0))
+                    port = int(s.getsockname()[1])
+                if port not in taken:
+                    self._ports[task_id] = port
+                    return port
+
+    def release(self, attempt: Attempt) -> None:
+        with self._lock:
+            self._ports.pop(attempt.tid, None)
+            self._cancels.pop(attempt.tid, None)
+
+    def cancel_event(self, task_id: str) -> threading.Event:
+        """Set when this task (or the whole run) must stop; the executor watches it."""
+        with self._lock:
+            ev = self._cancels.setdefault(task_id, threading.Event())
+            if self.stopping.is_set():
+                ev.set()
+            return ev
+
+    def stop(self) -> None:
+        """Stop every running agent gracefully (TERM, grace period, KILL)."""
+        with self._lock:
+            self.stopping.set()
+            for ev in self._cancels.values():
+                ev.set()
+
+    def cancel_task(self, task_id: str) -> bool:
+        with self._lock:
+            ev = self._cancels.get(task_id)
+        if ev is not None:
+            ev.set()
+        return ev is not None
+
+    def task_env(self, task: Task, attempt: Attempt) -> dict[str, str]:
+        """The environment validators and setup commands see (no agent extras)."""
+        env = clean_env(self.base_env)
+        env.update(
+            {
+                "CONDUCTOR_RUN_ID": self.run_id,
+                "CONDUCTOR_TASK_ID": task.id,
+                "CONDUCTOR_ATTEMPT": str(attempt.n),
+                "CONDUCTOR_WORKTREE": str(attempt.worktree),
+            }
+        )
+        env.update({k: self.secrets.expand(v) for k, v in task.env.items()})
+        return env
+
+    def upstream(self, task: Task) -> list[tuple[str, str, str]]:
+        """One line per dependency: what it changed, for the instructions file."""
+        out = []
+        for dep in task.deps:
+            row = self.store.last_success(self.wf.name, dep)
+            summary = "not run by conductor"
+            if row is not None:
+                summary = self._summary(row["run_id"], dep)
+            out.append((dep, self.wf.tasks[dep].title if dep in self.wf.tasks else "", summary))
+        return out
+
+    def _summary(self, run_id: str, task_id: str) -> str:
+        atts = [a for a in self.store.attempts(run_id, task_id) if a["state"] == "succeeded"]
+        if not atts:
+            return "succeeded"
+        a: dict[str, Any] = atts[-1]
+        if not a["pre_commit"] or not a["post_commit"]:
+            return "succeeded"
+        files = self.ws.changed_files(a["pre_commit"], a["post_commit"])
+        shown = ", ".join(files[:20]) + (f" (+{len(files) - 20} more)" if len(files) > 20 else "")
+        return f"changed {len(files)} file(s): {shown or 'none'}"

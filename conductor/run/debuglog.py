@@ -1,0 +1,92 @@
+"""The runner's own debug log: `.conductor/conductor.log`, rotated, for bug reports.
+
+Not the execution log (that is report.py's document for people); this one records what
+conductor itself did, prefixed with the facts a bug report needs.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import platform
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from conductor import __version__
+from conductor.state.store import Row
+
+LOGGER = "conductor"
+FILE_NAME = "conductor.log"
+MAX_BYTES = 1_000_000
+BACKUPS = 3
+FORMAT = "%(asctime)s %(levelname)-7s %(threadName)s %(name)s: %(message)s"
+
+
+def environment_facts(git_version: str | None, argv: Sequence[str]) -> list[str]:
+    """conductor, python, platform, git, cwd and argv, one fact per line."""
+    return [
+        f"conductor {__version__}",
+        f"python {platform.python_version()} ({sys.executable})",
+        f"platform {platform.platform()}",
+        f"git {(git_version or 'unknown').strip().removeprefix('git version ')}",
+        f"cwd {os.getcwd()}",
+        "argv " + " ".join(argv),
+    ]
+
+
+def setup_runner_log(
+    state_dir: Path,
+    git_version: str | Callable[[], str] | None = None,
+    argv: Sequence[str] | None = None,
+) -> logging.Logger:
+    """Attach a rotating file handler to the ``conductor`` logger (once per file) and write
+    the environment facts. ``git_version`` is the `git --version` output, or a function
+    returning it: this module never starts git itself."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = (state_dir / FILE_NAME).resolve()
+    logger = logging.getLogger(LOGGER)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False  # debug chatter must not reach the user's terminal
+    if not any(_writes_to(h, path) for h in logger.handlers):
+        handler = logging.handlers.RotatingFileHandler(
+            path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8"
+        )
+        handler.setFormatter(logging.Formatter(FORMAT))
+        logger.addHandler(handler)
+    version = _call(git_version) if callable(git_version) else git_version
+    for fact in environment_facts(version, sys.argv if argv is None else argv):
+        logger.info(fact)
+    return logger
+
+
+def _call(fn: Callable[[], str]) -> str | None:
+    try:
+        return fn()
+    except Exception as exc:  # no git on PATH is a fact to record, not a reason to stop
+        return f"unknown ({exc})"
+
+
+def event_logger(logger: logging.Logger) -> Callable[[Row], None]:
+    """A sink writing every event to the debug log, so one file tells the whole story."""
+
+    def sink(row: Row) -> None:
+        logger.debug(
+            "event %s %s %s %s", row["kind"], row["task_id"] or "-", row["level"], row["data"]
+        )
+
+    return sink
+
+
+def _writes_to(handler: logging.Handler, path: Path) -> bool:
+    return isinstance(handler, logging.FileHandler) and Path(handler.baseFilename) == path
+
+
+def close_runner_log(state_dir: Path) -> None:
+    """Detach and close the handler for ``state_dir`` (tests, and long-lived processes)."""
+    path = (state_dir / FILE_NAME).resolve()
+    logger = logging.getLogger(LOGGER)
+    for handler in [h for h in logger.handlers if _writes_to(h, path)]:
+        logger.removeHandler(handler)
+        handler.close()

@@ -1,0 +1,112 @@
+"""Picking a run up again after its runner died (kill -9, power loss, Ctrl-C, cancel).
+
+Every side effect of an attempt is either recorded before it is trusted or checked
+here: orphaned agent groups are killed, a worktree left behind is committed (no
+work is lost), and a merge that reached the integration branch but not the store
+is found by its trailers, so nothing is merged twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from conductor.errors import ConductorError
+from conductor.exec.procs import kill_process_group, process_alive
+from conductor.git.workspace import Workspace
+from conductor.state.store import Row, Store
+
+OPEN_ATTEMPT = ("running", "validating", "merging")
+
+
+@dataclass
+class Recovered:
+    states: dict[str, str]  # task -> state to start the scheduler from
+    attempts: dict[str, int]  # task -> attempts made so far (numbering continues)
+    failures: dict[str, int]  # task -> failed attempts that count against `retries`
+
+
+def recover(ws: Workspace, store: Store, run_id: str, branch: str, keep: str) -> Recovered:
+    rows = store.tasks(run_id)
+    attempts: dict[str, list[Row]] = {}
+    for a in store.attempts(run_id):
+        attempts.setdefault(a["task_id"], []).append(a)
+    _end_tmux_sessions(run_id)
+    ws.repair_worktrees({Path(a["worktree"]).name for atts in attempts.values() for a in atts
+                         if a["worktree"]})  # fmt: skip
+    for atts in attempts.values():
+        for a in atts:
+            if a["state"] in OPEN_ATTEMPT:
+                _close_open_attempt(ws, store, run_id, a, keep)
+            else:
+                _retire_leftover(ws, a, keep)
+    out = Recovered({}, {}, {})
+    for t in rows:
+        tid = t["task_id"]
+        atts = attempts.get(tid, [])
+        out.attempts[tid] = max((a["n"] for a in atts), default=0)
+        out.failures[tid] = sum(1 for a in atts if a["state"] == "failed")
+        out.states[tid] = _settle(ws, store, run_id, branch, t, bool(atts))
+    return out
+
+
+def _end_tmux_sessions(run_id: str) -> None:
+    """Panes of a dead runner's tmux agents stay on the server (remain-on-exit)."""
+    from conductor.exec.tmux import kill_run_sessions
+
+    with contextlib.suppress(OSError, ConductorError):
+        kill_run_sessions(run_id)
+
+
+def _retire_leftover(ws: Workspace, a: Row, keep: str) -> None:
+    """A finished attempt whose worktree the dead runner had not removed yet."""
+    worktree = Path(a["worktree"]) if a["worktree"] else None
+    if worktree is None or not worktree.exists() or keep == "always":
+        return
+    if keep == "never" or a["state"] == "succeeded":
+        with contextlib.suppress(ConductorError):
+            ws.remove_worktree(worktree, force=True)
+
+
+def _close_open_attempt(ws: Workspace, store: Store, run_id: str, a: Row, keep: str) -> None:
+    """The runner died during this attempt: stop its agent, keep its work."""
+    if a["pid"] and process_alive(a["pid"], a["pid_start"]):
+        kill_process_group(a["pid"], grace_s=2.0)  # agents lead their own group
+    worktree = Path(a["worktree"]) if a["worktree"] else None
+    post = a["post_commit"]
+    if worktree is not None and worktree.is_dir():
+        try:
+            post = ws.commit_all(
+                worktree,
+                f"conductor: {a['task_id']} attempt {a['n']} (interrupted)",
+                "The runner stopped during this attempt; this is what the agent had left.",
+                {"Conductor-Run": run_id, "Conductor-Task": a["task_id"],
+                 "Conductor-Attempt": str(a["n"]), "Conductor-Status": "interrupted"},
+            )  # fmt: skip
+            if keep != "always":
+                ws.remove_worktree(worktree, force=True)
+        except ConductorError:
+            # a half-made worktree (killed inside `git worktree add`): the agent never ran
+            # there, so there is nothing to keep; drop it rather than leak it
+            with contextlib.suppress(ConductorError):
+                ws.remove_worktree(worktree, force=True)
+    store.update_attempt(run_id, a["task_id"], a["n"], state="interrupted",
+                         finished=time.time(), post_commit=post,
+                         error="runner stopped during the attempt")  # fmt: skip
+
+
+def _settle(ws: Workspace, store: Store, run_id: str, branch: str, t: Row, tried: bool) -> str:
+    """The state a task resumes in; detects merges the store did not record."""
+    state = t["state"]
+    if state in ("succeeded", "skipped", "failed", "blocked", "rolled_back"):
+        return str(state)
+    merge = ws.find_merge(branch, run_id, t["task_id"]) if tried else None
+    if merge is not None:
+        store.update_task(run_id, t["task_id"], state="succeeded", merge_commit=merge,
+                          finished=time.time(), error=None)  # fmt: skip
+        return "succeeded"
+    if state != "pending":
+        store.update_task(run_id, t["task_id"], state="pending", error=None)
+    return "pending"

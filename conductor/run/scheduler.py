@@ -1,0 +1,172 @@
+"""Which task runs next: dependencies, gates, waves, capacity, priority and scopes.
+
+Pure bookkeeping over task states; the engine feeds it transitions and asks it for
+the next tasks to start. No I/O, so its ordering rules are unit-testable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from conductor.spec.model import PRIORITY_RANK, Workflow
+
+TERMINAL = frozenset({"succeeded", "failed", "blocked", "cancelled", "skipped"})
+ACTIVE = frozenset({"running", "validating", "merging"})
+
+
+@dataclass
+class Scheduler:
+    workflow: Workflow
+    selected: Sequence[str]
+    wave: Mapping[str, int]
+    remaining_hours: Mapping[str, float]
+    strategy: str = "waves"
+    concurrency: int = 4
+    overlap: Callable[[Sequence[str], Sequence[str]], bool] = lambda a, b: False
+    state: dict[str, str] = field(default_factory=dict)
+    gates: dict[str, str] = field(default_factory=dict)  # group -> pending|running|passed|failed
+    not_before: dict[str, float] = field(default_factory=dict)  # retry backoff deadlines
+    paused: bool = False
+    waiting: list[str] = field(default_factory=list)  # ready but not started, best first
+    held: dict[str, float] = field(default_factory=dict)  # agent profile -> paused until
+    agent_of: dict[str, str] = field(default_factory=dict)  # task -> profile it will use
+
+    def __post_init__(self) -> None:
+        chosen = set(self.selected)
+        self._seq = {t: i for i, t in enumerate(self.selected)}
+        self._deps = {t: [d for d in self.workflow.tasks[t].deps if d in chosen] for t in chosen}
+        self._dependents: dict[str, list[str]] = {t: [] for t in chosen}
+        for t, deps in self._deps.items():
+            for d in deps:
+                self._dependents[d].append(t)
+        for t in self.selected:
+            self.state.setdefault(t, "pending")
+            self.agent_of.setdefault(t, self.workflow.tasks[t].agent)
+        for g, group in self.workflow.groups.items():
+            if group.validate and any(self.workflow.tasks[t].group == g for t in chosen):
+                self.gates.setdefault(g, "pending")
+
+    # -- queries ------------------------------------------------------------
+
+    def gates_needed(self, task_id: str) -> list[str]:
+        """Gated groups this task waits for: those its own group depends on."""
+        group = self.workflow.tasks[task_id].group
+        if group is None or group not in self.workflow.groups:
+            return []
+        return [g for g in self.workflow.groups[group].depends_on if g in self.gates]
+
+    def running(self) -> list[str]:
+        return [t for t in self.selected if self.state[t] in ACTIVE]
+
+    def finished(self) -> bool:
+        gates_busy = any(s == "running" for s in self.gates.values())
+        return not gates_busy and all(self.state[t] in TERMINAL for t in self.selected)
+
+    def _open_wave(self) -> int:
+        """The highest wave allowed to start: with `waves`, the lowest unfinished one."""
+        if self.strategy != "waves":
+            return 1 << 30
+        unfinished = [self.wave[t] for t in self.selected if self.state[t] not in TERMINAL]
+        return min(unfinished, default=0)
+
+    def _deps_met(self, task_id: str) -> bool:
+        if any(self.state[d] != "succeeded" for d in self._deps[task_id]):
+            return False
+        return all(self.gates[g] == "passed" for g in self.gates_needed(task_id))
+
+    def ready(self, now: float) -> list[str]:
+        """Tasks whose dependencies and gates are satisfied, best first."""
+        top = self._open_wave()
+        found = [
+            t for t in self.selected
+            if self.state[t] in ("pending", "retrying")
+            and self.wave[t] <= top
+            and self.not_before.get(t, 0.0) <= now
+            and self.held.get(self.agent_of[t], 0.0) <= now
+            and self._deps_met(t)
+        ]  # fmt: skip
+        return sorted(found, key=self._rank)
+
+    def _rank(self, task_id: str) -> tuple[int, float, int]:
+        task = self.workflow.tasks[task_id]
+        return (
+            PRIORITY_RANK[task.priority],
+            -self.remaining_hours.get(task_id, 0.0),
+            self._seq[task_id],
+        )
+
+    def next_batch(self, now: float) -> list[str]:
+        """What to start now: ready tasks within capacity whose scopes are free."""
+        self.waiting = ready = self.ready(now)
+        if self.paused:
+            return []
+        busy = self.running()
+        picked: list[str] = []
+        for t in ready:
+            if len(busy) + len(picked) >= self.concurrency:
+                break
+            if any(self._clash(t, other) for other in (*busy, *picked)):
+                continue
+            picked.append(t)
+        self.waiting = [t for t in ready if t not in picked]
+        return picked
+
+    def wait_reason(self, task_id: str) -> str:
+        busy = self.running()
+        clash = next((o for o in busy if self._clash(task_id, o)), None)
+        if clash is not None:
+            return f"touches overlap with running {clash}"
+        return f"all {self.concurrency} slots busy"
+
+    def _clash(self, a: str, b: str) -> bool:
+        ta, tb = self.workflow.tasks[a].touches, self.workflow.tasks[b].touches
+        return bool(ta and tb and self.overlap(ta, tb))
+
+    def next_wakeup(self, now: float) -> float | None:
+        waits = [d for t, d in self.not_before.items() if self.state[t] == "retrying" and d > now]
+        waits += [d for d in self.held.values() if d > now]
+        return min(waits) if waits else None
+
+    # -- transitions --------------------------------------------------------
+
+    def set(self, task_id: str, state: str) -> None:
+        self.state[task_id] = state
+
+    def block_downstream(self, roots: Iterable[str]) -> list[str]:
+        """Mark every not-yet-started task downstream of ``roots`` blocked."""
+        blocked: list[str] = []
+        stack = [d for r in roots for d in self._dependents.get(r, [])]
+        while stack:
+            t = stack.pop()
+            if self.state[t] in ("pending", "retrying"):
+                self.state[t] = "blocked"
+                blocked.append(t)
+                stack.extend(self._dependents[t])
+        return sorted(blocked, key=self._seq.__getitem__)
+
+    def gate_ready(self) -> list[str]:
+        """Gated groups whose selected tasks have all succeeded and whose gate has not run."""
+        out = []
+        for g, st in self.gates.items():
+            members = [t for t in self.selected if self.workflow.tasks[t].group == g]
+            if st == "pending" and all(self.state[t] == "succeeded" for t in members):
+                out.append(g)
+        return out
+
+    def gate_failed(self, group: str) -> list[str]:
+        self.gates[group] = "failed"
+        waiting = [t for t in self.selected if group in self.gates_needed(t)]
+        for t in waiting:
+            if self.state[t] == "pending":
+                self.state[t] = "blocked"
+        return sorted(
+            {*(t for t in waiting if self.state[t] == "blocked"), *self.block_downstream(waiting)},
+            key=self._seq.__getitem__,
+        )
+
+    def cancel_pending(self) -> list[str]:
+        out = [t for t in self.selected if self.state[t] in ("pending", "retrying")]
+        for t in out:
+            self.state[t] = "cancelled"
+        return out

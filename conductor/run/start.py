@@ -1,0 +1,380 @@
+"""Starting a run: selection, up-to-date checks, the run record, the runner, the log.
+
+Everything that can refuse (exit 2) happens before the run row is written, so a
+refused run leaves no trace in the store or the repository.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from conductor.agents import profiles as agents
+from conductor.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    ConductorError,
+    SpecError,
+    UserError,
+)
+from conductor.git.workspace import Workspace
+from conductor.plan.planner import Plan, remaining_path_hours
+from conductor.run.preflight import check_machine
+from conductor.spec.model import Workflow
+from conductor.spec.secrets import Secrets, resolve
+from conductor.state.liveness import RunLock, is_live
+from conductor.state.store import Row, Store, find_state_db, open_store
+
+if TYPE_CHECKING:
+    from conductor.report.logwriter import LogWriter
+    from conductor.run.context import RunContext
+    from conductor.run.engine import Runner
+    from conductor.run.hooks import HookSink
+    from conductor.run.scheduler import Scheduler
+    from conductor.state.events import Sink
+
+
+@dataclass
+class RunOptions:
+    strategy: str | None = None
+    concurrency: int | None = None
+    fail_fast: bool = False
+    force: bool = False
+    selection: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Prepared:
+    """A run that passed every check and is recorded, ready to execute."""
+
+    wf: Workflow
+    plan: Plan
+    ws: Workspace
+    store: Store
+    run_id: str
+    secrets: Secrets
+    skipped: dict[str, str]  # task -> why it is skipped
+    options: RunOptions
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + os.urandom(2).hex()
+
+
+def up_to_date(wf: Workflow, ws: Workspace, store: Store, task_id: str) -> str | None:
+    """Why the task need not run again, or None when it must."""
+    row = store.last_success(wf.name, task_id)
+    if row is None or not row["merge_commit"]:
+        return None
+    if row["spec_hash"] != agents.spec_fingerprint(wf, wf.tasks[task_id]):
+        return None
+    if not ws.is_merged(wf.integration_branch, row["merge_commit"]):
+        return None
+    return f"up to date (succeeded in run {row['run_id']})"
+
+
+def prepare(wf: Workflow, plan: Plan, opts: RunOptions, environ: Mapping[str, str]) -> Prepared:
+    ws = Workspace.discover(wf.path)
+    problems = check_machine(wf, plan, environ, ws=ws)
+    if problems:
+        raise SpecError(problems)
+    secrets = resolve(wf, environ)
+    ws.ensure_state_dir()
+    store = open_store(ws.state_dir)
+    try:
+        return _record(wf, plan, opts, ws, store, secrets)
+    except BaseException:
+        store.close()
+        raise
+
+
+def _record(
+    wf: Workflow, plan: Plan, opts: RunOptions, ws: Workspace, store: Store, secrets: Secrets
+) -> Prepared:
+    for other in store.active_runs(wf.name):
+        if is_live(ws.state_dir, other):
+            raise UserError(
+                f"run {other['id']} of workflow `{wf.name}` is still running",
+                hint=f"wait for it, or `conductor cancel {other['id']}`",
+            )
+        store.update_run(other["id"], state="interrupted")  # its runner is gone
+    skipped = {} if opts.force else _skips(wf, plan, ws, store)
+    _check_external(wf, plan, ws, store)
+    base_commit = ws.ensure_branch(wf.integration_branch, wf.base)
+    run_id = new_run_id()
+    rel = os.path.relpath(wf.path, ws.root)
+    rows = [
+        (
+            t,
+            wf.tasks[t].group,
+            wf.tasks[t].agent,
+            "skipped" if t in skipped else "pending",
+            agents.spec_fingerprint(wf, wf.tasks[t]),
+        )
+        for t in plan.selected
+    ]
+    options = {
+        "selection": dict(opts.selection),
+        "force": opts.force,
+        "strategy": opts.strategy or wf.strategy,
+        "fail_fast": opts.fail_fast,
+        "concurrency": opts.concurrency or wf.concurrency,
+    }
+    store.create_run(run_id, rel, wf.name, wf.integration_branch, options, rows)
+    store.update_run(run_id, base_commit=base_commit)
+    for t, why in skipped.items():
+        store.update_task(run_id, t, error=why)
+    return Prepared(wf, plan, ws, store, run_id, secrets, skipped, opts)
+
+
+def skip_reasons(wf: Workflow, plan: Plan) -> dict[str, str]:
+    """Which selected tasks a run would skip, and why (empty when nothing ran yet)."""
+    from conductor.errors import UserError
+
+    db = find_state_db(wf.source_dir)
+    if db is None:
+        return {}
+    try:
+        ws = Workspace.discover(wf.path)
+    except UserError:
+        return {}
+    with Store(db) as store:
+        return _skips(wf, plan, ws, store)
+
+
+def _skips(wf: Workflow, plan: Plan, ws: Workspace, store: Store) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for t in plan.selected:
+        why = up_to_date(wf, ws, store, t)
+        # a task is only skipped if everything it depends on is skipped too
+        if why and all(d in out or d not in plan.selected for d in wf.tasks[t].deps):
+            out[t] = why
+    return out
+
+
+def _check_external(wf: Workflow, plan: Plan, ws: Workspace, store: Store) -> None:
+    missing = sorted(
+        {
+            d
+            for deps in plan.external_deps.values()
+            for d in deps
+            if up_to_date(wf, ws, store, d) is None
+        }
+    )
+    if missing:
+        raise UserError(
+            "selected tasks depend on tasks outside the selection that are not done: "
+            + ", ".join(missing),
+            hint="run those first, or add --with-deps",
+        )
+
+
+def drive(
+    ws: Workspace,
+    store: Store,
+    run_id: str,
+    sinks: list[Sink],
+    environ: Mapping[str, str],
+    wf: Workflow | None = None,
+    plan: Plan | None = None,
+) -> tuple[str, int]:
+    """Drive a recorded run to its end: fresh, detached or resumed alike.
+
+    Takes the run's lock (a second driver is refused), recovers whatever a dead
+    runner left, runs, writes the log. Returns (final state, exit code).
+    """
+    lock = RunLock(ws.state_dir, run_id).acquire()
+    try:
+        row = store.run(run_id)
+        assert row is not None
+        if wf is None or plan is None:
+            wf, plan = replan(ws, row)
+        # a `cancel` that came before this runner took the lock still counts
+        state = "cancelling" if row["state"] == "cancelling" else "running"
+        store.update_run(run_id, state=state, pid=os.getpid(), heartbeat=time.time(),
+                         finished=None, reason=None)  # fmt: skip
+        return _drive(ws, store, row, wf, plan, sinks, environ)
+    finally:
+        lock.release()
+
+
+def replan(ws: Workspace, row: Row) -> tuple[Workflow, Plan]:
+    """The workflow and selection a recorded run was started with."""
+    from conductor.plan.planner import make_plan
+    from conductor.spec.config import configured
+    from conductor.spec.load import load_workflow
+
+    wf, _cfg = configured(load_workflow(ws.root / row["workflow"]), {}, os.environ)
+    sel = json.loads(row["options"]).get("selection", {})
+    plan = make_plan(wf, groups=sel.get("groups", ()), tasks=sel.get("tasks", ()),
+                     with_deps=bool(sel.get("with_deps")))  # fmt: skip
+    return wf, plan
+
+
+def _drive(ws: Workspace, store: Store, row: Row, wf: Workflow, plan: Plan,
+           sinks: list[Sink], environ: Mapping[str, str]) -> tuple[str, int]:  # fmt: skip
+    from conductor.report import log as report
+    from conductor.run.context import RunContext
+    from conductor.state.events import Emitter
+
+    run_id = row["id"]
+    opts = json.loads(row["options"])
+    secrets = resolve(wf, environ)
+    emit = Emitter(store, run_id, secrets.redact)
+    emit.sinks.extend(sinks)
+    ctx = RunContext(
+        wf, ws, store, run_id, secrets, emit,
+        # so `conductor progress` inside an agent finds the store
+        base_env={**environ, "CONDUCTOR_STATE_DIR": str(ws.state_dir)},
+    )  # fmt: skip
+    extras = _observers(ctx, plan)
+    stop = _Deferred()  # a Ctrl-C during recovery is held, then handed to the runner
+    restore = _install_signals(stop)
+    try:
+        runner = _prepare_runner(ctx, plan, opts)
+        stop.attach(runner.interrupt)
+        final = runner.run()
+    finally:
+        restore()
+        extras.log.close()
+    if final == "succeeded":
+        try:
+            tidy(ws, store, run_id, wf.workspace.keep)
+        except ConductorError as exc:  # leftovers are for `conductor clean`, not a failure
+            emit("task_warning", None, warning=f"cleanup incomplete: {exc}")
+    log = report.write_log(store, run_id, wf, ws)
+    report.write_step_summary(store, run_id, wf, log=log)
+    emit("log_written", None, path=str(log))
+    if not extras.hooks.close(timeout=60):
+        emit("hook_failed", None, level="warning", message="hooks still running after 60s")
+    code = {"succeeded": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(final, EXIT_FAILED)
+    return final, code
+
+
+@dataclass
+class _Observers:
+    hooks: HookSink
+    log: LogWriter
+
+
+def _observers(ctx: RunContext, plan: Plan) -> _Observers:
+    """Hooks, the runner's debug log and the live execution log, subscribed to events."""
+    from conductor.git import cmd as gitcmd
+    from conductor.report.logwriter import LogWriter
+    from conductor.run.debuglog import event_logger, setup_runner_log
+    from conductor.run.hooks import HookSink
+
+    root = ctx.ws.root
+
+    def warn(kind: str, message: str) -> None:
+        ctx.emit("hook_failed", None, level="warning", hook=kind, message=message)
+
+    hooks = HookSink(ctx.wf, warn, selected=plan.selected, cwd=root)
+    logger = setup_runner_log(ctx.ws.state_dir, lambda: gitcmd.git(["--version"], root))
+    log = LogWriter(ctx.store, ctx.run_id, ctx.wf, ctx.ws)
+    ctx.emit.sinks.extend([hooks, event_logger(logger), log])
+    return _Observers(hooks, log)
+
+
+class _Deferred:
+    """A signal target that remembers calls until the real handler exists."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.target: Callable[[], None] | None = None
+
+    def __call__(self) -> None:
+        if self.target is None:
+            self.calls += 1
+        else:
+            self.target()
+
+    def attach(self, target: Callable[[], None]) -> None:
+        self.target = target
+        for _ in range(self.calls):
+            target()
+
+
+def _prepare_runner(ctx: RunContext, plan: Plan, opts: Mapping[str, Any]) -> Runner:
+    """Recover what a dead runner left, then a Runner that continues from the store."""
+    from conductor.run.engine import Runner
+    from conductor.run.recovery import recover
+
+    store, run_id, wf = ctx.store, ctx.run_id, ctx.wf
+    fresh = not store.attempts(run_id)
+    rec = recover(ctx.ws, store, run_id, wf.integration_branch, wf.workspace.keep)
+    if fresh:
+        for row_t in store.tasks(run_id):
+            if row_t["state"] == "skipped":
+                ctx.emit("task_skipped", row_t["task_id"], reason=row_t["error"])
+    sched = _scheduler(wf, plan, opts, rec.states, _passed_gates(store, run_id))
+    runner = Runner(ctx, sched, fail_fast=bool(opts.get("fail_fast")))
+    for t in sched.selected:
+        runner.books[t].attempts = rec.attempts.get(t, 0)
+        runner.books[t].failures = rec.failures.get(t, 0)
+    return runner
+
+
+def _passed_gates(store: Store, run_id: str) -> set[str]:
+    rows = store.events(run_id)
+    return {e["data"].get("group") for e in rows if e["kind"] == "gate_passed"} - {None}
+
+
+def tidy(ws: Workspace, store: Store, run_id: str, keep: str) -> None:
+    """After a successful run: drop the pre refs and the merged attempts' branches.
+
+    Failed attempts' branches stay (their work is nowhere else); with `keep: always`
+    the worktrees, and so their branches, stay too.
+    """
+    ws.delete_refs(f"refs/conductor/{run_id}/")
+    if keep != "always":
+        merged = [a["branch"] for a in store.attempts(run_id)
+                  if a["state"] == "succeeded" and a["branch"]]  # fmt: skip
+        ws.delete_branches(merged)
+
+
+def _scheduler(wf: Workflow, plan: Plan, opts: Mapping[str, Any], states: Mapping[str, str],
+               passed: set[str]) -> Scheduler:  # fmt: skip
+    from conductor.plan.scopes import overlap
+    from conductor.run.scheduler import Scheduler
+
+    sched = Scheduler(
+        wf, plan.selected, {t: plan.wave_of(t) for t in plan.selected},
+        remaining_path_hours(plan), strategy=opts.get("strategy") or wf.strategy,
+        concurrency=opts.get("concurrency") or wf.concurrency, overlap=overlap,
+    )  # fmt: skip
+    for t in plan.selected:
+        # a skipped task counts as done for its dependents
+        st = states.get(t, "pending")
+        sched.set(t, "succeeded" if st == "skipped" else st)
+    for g in sched.gates:
+        members = [t for t in plan.selected if wf.tasks[t].group == g]
+        if g in passed or (members and all(states.get(t) == "skipped" for t in members)):
+            sched.gates[g] = "passed"
+    return sched
+
+
+def _install_signals(handler: Callable[[], None]) -> Callable[[], None]:
+    """Route SIGINT/SIGTERM to the runner; returns a function restoring the old handlers."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        handler()
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+    return restore

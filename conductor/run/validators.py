@@ -1,0 +1,188 @@
+"""Output gates: is a task's work done? Run in its worktree, or for a group on a temporary
+worktree of the integration branch.
+
+Every check runs even after one fails, so the retry's instructions can list every problem
+at once instead of letting the agent discover them one attempt at a time.
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from conductor.exec.local import LocalExecutor
+from conductor.plan.scopes import outside
+from conductor.spec.model import Task, Validator
+
+__all__ = ["CheckResult", "check_inputs", "run_checks", "run_gate", "summarize_failures"]
+
+_MAX_OUTPUT_LINES = 200
+_SUMMARY_LINES = 30  # per failed check in summaries: enough to act on, short enough to read
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str  # "outputs", "run: pytest -q", "exists: a, b", "changes: >= 1", "touches", ...
+    ok: bool
+    output: str  # why it failed, or the command's output (last ~200 lines)
+    duration_s: float
+
+
+def _missing(paths: Iterable[str], root: Path) -> list[str]:
+    """The entries of ``paths`` with nothing on disk under ``root``; an entry may be a glob."""
+    missing = []
+    for entry in paths:
+        if _GLOB_CHARS.search(entry):
+            found = bool(glob.glob(entry, root_dir=root, recursive=True))
+        else:
+            found = (root / entry).exists()
+        if not found:
+            missing.append(entry)
+    return missing
+
+
+def _existence(name: str, paths: Sequence[str], root: Path, what: str) -> CheckResult:
+    t0 = time.monotonic()
+    missing = _missing(paths, root)
+    output = f"{what}: " + ", ".join(missing) if missing else ""
+    return CheckResult(name, not missing, output, time.monotonic() - t0)
+
+
+def check_inputs(task: Task, worktree: Path) -> CheckResult | None:
+    """Do the task's declared inputs exist before it starts? None when it declares none."""
+    if not task.inputs:
+        return None
+    return _existence("inputs", task.inputs, worktree, "missing input(s)")
+
+
+def _contains(v: Validator, root: Path) -> CheckResult:
+    t0, name = time.monotonic(), v.describe()
+    path, pattern = v.path or "", v.pattern or ""
+    try:
+        text = (root / path).read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return CheckResult(name, False, f"missing file: {path}", time.monotonic() - t0)
+    except OSError as exc:
+        return CheckResult(name, False, f"cannot read {path}: {exc}", time.monotonic() - t0)
+    try:
+        found = re.search(pattern, text, re.MULTILINE) is not None
+    except re.error as exc:
+        return CheckResult(name, False, f"invalid pattern /{pattern}/: {exc}", 0.0)
+    output = "" if found else f"{path} does not match /{pattern}/"
+    return CheckResult(name, found, output, time.monotonic() - t0)
+
+
+def _run(
+    v: Validator,
+    root: Path,
+    env: Mapping[str, str],
+    timeout_s: float,
+    redact: Callable[[str], str] | None,
+) -> CheckResult:
+    """``bash -c`` the command in ``root``; the last lines of its output explain a failure."""
+    tail: deque[str] = deque(maxlen=_MAX_OUTPUT_LINES)
+    res = LocalExecutor(grace_s=2.0).run(
+        ["bash", "-c", v.run or ""],
+        cwd=root,
+        env=env,
+        log_path=None,
+        timeout_s=v.timeout_s or timeout_s,
+        on_line=tail.append,
+        redact=redact,
+    )
+    output = "\n".join(tail)
+    if not res.ok:
+        why = res.error or f"exit code {res.exit_code}"
+        output = f"{output}\n{why}" if output else why
+    return CheckResult(v.describe(), res.ok, output, res.duration_s)
+
+
+def _changes(v: Validator, changed: Sequence[str] | None) -> CheckResult:
+    name = f"changes: >= {v.min_files}"
+    if changed is None:  # a group gate: there is no attempt whose diff could be counted
+        return CheckResult(name, True, "skipped: not meaningful for a group gate", 0.0)
+    ok = len(changed) >= v.min_files
+    output = "" if ok else f"{len(changed)} file(s) changed, at least {v.min_files} required"
+    return CheckResult(name, ok, output, 0.0)
+
+
+def _one(
+    v: Validator,
+    root: Path,
+    changed: Sequence[str] | None,
+    env: Mapping[str, str],
+    timeout_s: float,
+    redact: Callable[[str], str] | None,
+) -> CheckResult:
+    if v.kind == "run":
+        return _run(v, root, env, timeout_s, redact)
+    if v.kind == "exists":
+        return _existence(v.describe(), v.paths, root, "missing")
+    if v.kind == "contains":
+        return _contains(v, root)
+    return _changes(v, changed)
+
+
+def _touches(task: Task, changed: Sequence[str]) -> CheckResult:
+    stray = outside(changed, task.touches)
+    if not stray:
+        return CheckResult("touches", True, "", 0.0)
+    output = f"changed outside the task's scope ({', '.join(task.touches)}):\n" + "\n".join(
+        f"  {p}" for p in stray
+    )
+    return CheckResult("touches", False, output, 0.0)
+
+
+def run_checks(
+    task: Task,
+    worktree: Path,
+    changed: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    default_timeout_s: float = 600,
+    redact: Callable[[str], str] | None = None,
+) -> list[CheckResult]:
+    """Every check of one attempt, in order: declared outputs exist, each ``validate``
+    entry, then the diff stays inside ``touches`` (skipped when the task declares none)."""
+    results = []
+    if task.outputs:
+        results.append(_existence("outputs", task.outputs, worktree, "missing output(s)"))
+    for v in task.validate:
+        results.append(_one(v, worktree, changed, env, default_timeout_s, redact))
+    if task.touches:
+        results.append(_touches(task, changed))
+    return results
+
+
+def run_gate(
+    validators: Sequence[Validator],
+    worktree: Path,
+    *,
+    env: Mapping[str, str],
+    default_timeout_s: float = 600,
+    redact: Callable[[str], str] | None = None,
+) -> list[CheckResult]:
+    """A group's gate on a checkout of the integration branch; ``changes`` passes as skipped."""
+    return [_one(v, worktree, None, env, default_timeout_s, redact) for v in validators]
+
+
+def summarize_failures(results: Sequence[CheckResult], max_lines: int = _SUMMARY_LINES) -> str:
+    """The failed checks with the tail of each one's output; "" when all passed."""
+    failed = [r for r in results if not r.ok]
+    if not failed:
+        return ""
+    blocks = [f"{len(failed)} check(s) failed:"]
+    for r in failed:
+        blocks.append(f"- {r.name}")
+        lines = r.output.splitlines()
+        if len(lines) > max_lines:
+            skipped = f"... ({len(lines) - max_lines} earlier line(s) omitted)"
+            lines = [skipped, *lines[-max_lines:]]
+        blocks.extend(f"    {line}" for line in lines)
+    return "\n".join(blocks)

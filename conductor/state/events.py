@@ -1,0 +1,64 @@
+"""The event bus: every transition becomes a store row, then reaches the sinks.
+
+The engine never prints; the console, hooks and the live view subscribe here.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from conductor.state.store import Row, Store
+
+Sink = Callable[[Row], None]
+
+LEVELS = {
+    "task_failed": "error",
+    "run_failed": "error",
+    "validation_failed": "warning",
+    "conflict": "warning",
+    "task_warning": "warning",
+    "system_alert": "warning",
+    "gate_failed": "error",
+    "task_blocked": "warning",
+    "task_retrying": "warning",
+}
+
+
+class Emitter:
+    def __init__(self, store: Store, run_id: str, redact: Callable[[str], str] = str) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.redact = redact
+        self.sinks: list[Sink] = []
+        self._lock = threading.Lock()  # keeps sink output in event-id order
+        self._own: set[int] = set()
+        last = store.events(run_id, limit=1, newest=True)
+        self._cursor: int = last[0]["id"] if last else 0  # a resumed run: only new events
+
+    def __call__(
+        self, kind: str, task: str | None = None, level: str | None = None, **data: Any
+    ) -> Row:
+        clean = {k: self.redact(v) if isinstance(v, str) else v for k, v in data.items()}
+        with self._lock:
+            row = self.store.emit(
+                self.run_id, kind, task, level or LEVELS.get(kind, "info"), **clean
+            )
+            self._own.add(row["id"])
+            for sink in self.sinks:
+                sink(row)
+        return row
+
+    def forward_foreign(self) -> None:
+        """Pass events other processes wrote for this run (`conductor progress`) to the sinks."""
+        with self._lock:
+            rows = self.store.events(self.run_id, after=self._cursor)
+            if rows:
+                self._cursor = rows[-1]["id"]
+            for row in rows:
+                if row["id"] in self._own:
+                    self._own.discard(row["id"])
+                    continue
+                for sink in self.sinks:
+                    sink(row)
