@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
+from tests.testing.repos import make_repo
 
 
 @pytest.fixture(autouse=True)
@@ -30,33 +28,9 @@ def _isolate_git(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
         monkeypatch.delenv(var, raising=False)
 
 
-def git(cwd: Path, *args: str) -> str:
-    out = subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True)
-    return out.stdout.strip()
-
-
-def make_repo(path: Path, files: dict[str, str] | None = None) -> Path:
-    """A git repository on branch main with one commit holding ``files``."""
-    path.mkdir(parents=True, exist_ok=True)
-    git(path, "init", "-q", "-b", "main")
-    for name, text in (files or {"README.md": "hello\n"}).items():
-        target = path / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
-    git(path, "add", "-A")
-    git(path, "commit", "-q", "-m", "initial")
-    return path
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Iterator[Path]:
     yield make_repo(tmp_path / "repo")
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
 
 
 os.environ.setdefault("COLUMNS", "120")

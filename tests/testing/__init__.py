@@ -1,0 +1,1 @@
+"""Helpers the tests share: real repositories, the CLI runner, fake and real agents."""
