@@ -14,8 +14,10 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from conductor.errors import SpecError
-from conductor.spec.load import BUILTIN_AGENTS, load_workflow, resolve_env_refs
+from conductor.spec.checks import BUILTIN_AGENTS
+from conductor.spec.load import load_workflow
 from conductor.spec.model import Loc, Validator
+from conductor.spec.names import resolve_env_refs
 from conductor.spec.schema import _quick_check, load_schema, schema_path
 from conductor.spec.yamlsrc import load_source, parse_source
 from tests.testing.paths import BAD, GOOD
