@@ -13,7 +13,7 @@ from conductor.errors import Diagnostic, SpecError, UserError
 from conductor.spec.build import _build
 from conductor.spec.checks import _Checker
 from conductor.spec.model import Workflow
-from conductor.spec.schema import MAX_PROBLEMS, schema_problems
+from conductor.spec.violations import MAX_PROBLEMS, schema_problems
 from conductor.spec.yamlsrc import Source, gc_paused, load_source
 
 
