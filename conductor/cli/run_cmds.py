@@ -95,7 +95,7 @@ def run_cmd(
 
 
 def _from(wf: Any, roots: list[str], tasks: list[str] | None) -> list[str]:
-    from conductor.plan.planner import downstream
+    from conductor.plan.graph import downstream
 
     unknown = [t for t in roots if t not in wf.tasks]
     if unknown:

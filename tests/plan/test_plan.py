@@ -15,15 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conductor.errors import UserError
-from conductor.plan.planner import (
-    Plan,
-    downstream,
-    find_cycle,
-    make_plan,
-    plan_to_json,
-    remaining_path_hours,
-    task_graph,
-)
+from conductor.plan.graph import downstream, find_cycle, task_graph
+from conductor.plan.planner import Plan, make_plan, plan_to_json, remaining_path_hours
 from conductor.spec.model import Group, Task, Workflow
 from tests.testing.paths import ROOT
 
