@@ -242,8 +242,9 @@ def status_cmd(
         typer.echo(json.dumps(doc, indent=2, default=str))
         return
     if _tty():
-        from conductor.console.live import make_console, render_status_table
+        from conductor.console.palette import make_console
         from conductor.console.plain import describe
+        from conductor.console.tables import render_status_table
 
         console = make_console()
         console.print(render_status_table(doc))
@@ -293,7 +294,8 @@ def runs_cmd(
         typer.echo(json.dumps({"runs": docs}, indent=2))
         return
     if _tty():
-        from conductor.console.live import make_console, render_runs_table
+        from conductor.console.palette import make_console
+        from conductor.console.tables import render_runs_table
 
         make_console().print(render_runs_table(docs))
         return

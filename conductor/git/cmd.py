@@ -32,6 +32,16 @@ LEAKED_GIT_VARS = frozenset(
 )
 
 
+# No user hook runs for conductor's git calls: hooks are for humans, and a slow or failing
+# one (update-ref runs reference-transaction hooks, commit runs pre-commit) must not decide
+# whether an agent's work is kept.
+NO_HOOKS = ("-c", "core.hooksPath=/dev/null")
+
+# Who conductor's own commits are by when neither git config nor the environment says.
+FALLBACK_NAME = "conductor"
+FALLBACK_EMAIL = "conductor@localhost"
+
+
 def clean_env(base: Mapping[str, str]) -> dict[str, str]:
     """``base`` minus leaked repository-locating variables, with terminal prompts disabled.
 
@@ -121,6 +131,27 @@ def git_ok(
 ) -> bool:
     """True when git exits 0 (for questions such as ``merge-base --is-ancestor``)."""
     return run(args, cwd, input=input, env=env).ok
+
+
+def identity_args(cwd: Path) -> tuple[str, ...]:
+    """``-c user.*`` fallbacks for what neither git config nor the environment provide.
+
+    Reads ``os.environ``: that is what the git process inherits (see ``run``), so the
+    answer matches what git itself would find. One ``git config`` process.
+    """
+    res = run(["config", "--get-regexp", r"^user\.(name|email)$"], cwd, c_locale=True)
+    keys = {line.split(" ", 1)[0] for line in res.stdout.splitlines()} if res.ok else set()
+    env = os.environ
+    args: list[str] = []
+    if "user.name" not in keys and not (
+        env.get("GIT_AUTHOR_NAME") and env.get("GIT_COMMITTER_NAME")
+    ):
+        args += ["-c", f"user.name={FALLBACK_NAME}"]
+    if "user.email" not in keys and not (
+        env.get("EMAIL") or (env.get("GIT_AUTHOR_EMAIL") and env.get("GIT_COMMITTER_EMAIL"))
+    ):
+        args += ["-c", f"user.email={FALLBACK_EMAIL}"]
+    return tuple(args)
 
 
 def format_message(subject: str, body: str, trailers: Mapping[str, str]) -> str:

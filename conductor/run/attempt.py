@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from conductor.agents import profiles as agents
 from conductor.errors import ConductorError, MergeConflict, Rejected
 from conductor.exec.local import Executor, ProcessResult
-from conductor.git.workspace import attempt_branch
+from conductor.git import refs
 from conductor.run import validators
 from conductor.run.faults import crash_point
 
@@ -72,7 +72,7 @@ class Attempt:
         self.ctx, self.task, self.n, self.prior = ctx, task, n, prior
         self.tid = task.id
         self.worktree = ctx.worktrees_dir / f"{task.id}-{n}"
-        self.branch = attempt_branch(ctx.wf.integration_branch, task.id, n)
+        self.branch = refs.attempt_branch(ctx.wf.integration_branch, task.id, n)
         self.log_path = ctx.run_dir / "logs" / f"{task.id}-{n}.log"
         self.start_sha = ""
         self.post: str | None = None
@@ -123,7 +123,7 @@ class Attempt:
         )
         ws.add_worktree(self.worktree, self.branch, tree_start)
         crash_point("worktree")
-        ws.set_ref(f"refs/conductor/{ctx.run_id}/{self.tid}/{self.n}/pre", tree_start)
+        ws.set_ref(refs.pre_ref(ctx.run_id, self.tid, self.n), tree_start)
         ws.prepare(self.worktree, ctx.wf.workspace.copy, ctx.wf.workspace.symlink)
         ctx.emit(
             "task_started",

@@ -11,7 +11,8 @@ import pytest
 
 from conductor.errors import GitError, MergeConflict, UserError
 from conductor.git import cmd as gitcmd
-from conductor.git.workspace import BranchMoved, Workspace, attempt_branch
+from conductor.git.refs import attempt_branch
+from conductor.git.workspace import BranchMoved, Workspace
 from tests.testing.repos import git, make_repo, write
 
 INTEGRATION = "conductor/demo"

@@ -1,0 +1,115 @@
+"""Worktrees: one per attempt on its own branch, detached ones for group gates, and the
+repair of what an interrupted ``git worktree add`` left behind (DESIGN §4)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Collection
+from pathlib import Path
+
+from conductor.errors import InfraError
+from conductor.git import cmd as gitcmd
+from conductor.git import refs
+from conductor.git.prepare import unprepared
+from conductor.git.repo import Repo, real
+
+
+class Worktrees(Repo):
+    """The worktree half of ``Workspace``."""
+
+    def repair_worktrees(self, mine: Collection[str] = ()) -> list[str]:
+        """Drop the admin dirs of worktrees whose creation was cut short (kill -9).
+
+        `git worktree add` writes `.git/worktrees/<name>/` file by file; one missing
+        `commondir`, `gitdir` or `HEAD` makes every later worktree command fail. Only
+        names in ``mine`` or dirs older than a few seconds are touched: a younger one
+        may belong to another runner's `worktree add` in progress.
+        """
+        admin = self.common_dir / "worktrees"
+        old = time.time() - 5.0
+        broken = [
+            d for d in (admin.iterdir() if admin.is_dir() else [])
+            if d.is_dir() and not all((d / f).is_file() for f in ("commondir", "gitdir", "HEAD"))
+            and (d.name in mine or d.stat().st_mtime < old)
+        ]  # fmt: skip
+        for d in broken:
+            shutil.rmtree(d, ignore_errors=True)
+        self.prune_worktrees()
+        return [d.name for d in broken]
+
+    def prune_worktrees(self) -> None:
+        """Forget registered worktrees whose directories are gone."""
+        self._git(["worktree", "prune"])
+
+    def list_worktrees(self) -> list[tuple[Path, str | None]]:
+        """(path, branch or None when detached) of every registered worktree, main first."""
+        out = self._git(["worktree", "list", "--porcelain", "-z"], c_locale=True)
+        return [(path, branch) for path, branch, _ in gitcmd.parse_worktrees(out)]
+
+    def _registered(self, path: Path) -> tuple[Path, str | None] | None:
+        want = real(path)
+        return next((wt for wt in self.list_worktrees() if real(wt[0]) == want), None)
+
+    def _owned(self, path: Path) -> bool:
+        """Inside ``.conductor/``: the only place conductor may delete a stray directory."""
+        return real(path).startswith(real(self.state_dir) + os.sep)
+
+    def add_worktree(self, path: Path, branch: str, start_sha: str) -> None:
+        """Worktree at ``path`` on a new ``branch`` from ``start_sha``.
+
+        Crash-resume: a worktree already at ``path`` on ``branch`` is kept, a surviving
+        branch is reused, and debris of an interrupted add under ``.conductor/`` is cleared.
+        """
+        path = Path(path).absolute()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        first = self._run(["worktree", "add", "-b", branch, str(path), start_sha], c_locale=True)
+        if first.ok:
+            return
+        known = self._registered(path)
+        if known is not None and (path / ".git").exists():
+            if known[1] == branch:
+                return
+            raise InfraError(f"{path} is already a worktree on {known[1] or 'a detached HEAD'}")
+        if known is not None:
+            self.prune_worktrees()  # registered, but its directory is gone
+        elif path.exists() and self._owned(path):
+            shutil.rmtree(path)
+        elif path.exists():
+            raise first.error()
+        if self.rev(refs.branch_ref(branch)) is not None:
+            self._git(["worktree", "add", str(path), branch])
+        else:
+            self._git(["worktree", "add", "-b", branch, str(path), start_sha])
+
+    def add_temp_worktree(self, path: Path, commit: str) -> None:
+        """Detached worktree at ``commit`` (group gates); one already at ``path`` is replaced."""
+        path = Path(path).absolute()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if self._run(["worktree", "add", "--detach", str(path), commit]).ok:
+            return
+        self.remove_worktree(path, force=True)
+        self._git(["worktree", "add", "--detach", str(path), commit])
+
+    def remove_worktree(self, path: Path, force: bool = False) -> None:
+        """Remove the worktree at ``path``; already removed is fine.
+
+        Without ``force`` git refuses one with uncommitted or untracked files (prepare()'s
+        copies count): after ``commit_all`` pass ``force=True``.
+        """
+        path = Path(path).absolute()
+        flags = ["--force", "--force"] if force else []  # twice: a locked one goes too
+        res = self._run(["worktree", "remove", *flags, str(path)], c_locale=True)
+        if res.ok:
+            return
+        if path.exists() and self._registered(path) is not None:
+            raise res.error()
+        if path.exists() and force and self._owned(path):
+            shutil.rmtree(path)  # a stray directory git no longer knows
+        self.prune_worktrees()
+
+    def is_dirty(self, worktree: Path) -> bool:
+        """Uncommitted or untracked changes, ignoring what prepare() placed."""
+        args = ["--no-optional-locks", "status", "--porcelain", "-z", *unprepared(worktree)]
+        return bool(self._git(args, worktree, c_locale=True))
