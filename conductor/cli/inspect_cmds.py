@@ -112,8 +112,10 @@ def plan_cmd(
 @command("list")
 def list_cmd(workflow: str = WORKFLOW, as_json: bool = JSON_OPT) -> None:
     """List the tasks with group, agent, dependencies and last known state."""
+    from conductor.report.status import last_states
+
     wf = load(workflow)
-    states = _last_states(wf)
+    states = last_states(wf.path.parent, wf.name)
     rows: list[dict[str, Any]] = [
         {
             "id": t.id,
@@ -135,22 +137,6 @@ def list_cmd(workflow: str = WORKFLOW, as_json: bool = JSON_OPT) -> None:
             f"{r['id']:<{width}}  {r['group'] or '-':<10} {r['agent']:<10} "
             f"{r['state']:<10} {r['title'][:40]:<40} deps: {deps}"
         )
-
-
-def _last_states(wf: Workflow) -> dict[str, str]:
-    """Each task's state in the newest run of this workflow, if a store exists."""
-    from conductor.state.store import Store, find_state_db
-
-    db = find_state_db(wf.path.parent)
-    if db is None:
-        return {}
-
-    with Store(db) as store:
-        runs = [r for r in store.runs(limit=200) if r["name"] == wf.name]
-        out: dict[str, str] = {}
-        for run in reversed(runs):
-            out.update({t["task_id"]: t["state"] for t in store.tasks(run["id"])})
-        return out
 
 
 @command("graph")

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import typer
 
@@ -23,7 +22,7 @@ from conductor.cli.inspect_cmds import (
 )
 from conductor.cli.state import open_here, pick_run
 from conductor.errors import SpecError, UserError
-from conductor.state.store import Row, Store
+from conductor.state.store import Row
 
 
 @command("run")
@@ -82,7 +81,9 @@ def run_cmd(
         if detach:
             typer.echo(prep.run_id)
             typer.echo(f"running in the background: `conductor watch {prep.run_id}`", err=True)
-            _hand_over(prep.store, prep.ws.root, prep.ws.state_dir, prep.run_id)
+            from conductor.run.launch import hand_over
+
+            hand_over(prep.store, prep.ws.root, prep.run_id)
         from conductor.console.live import display
 
         shown = display(plan, as_json=as_json, color=cfg.color, emoji=cfg.emoji,
@@ -101,43 +102,6 @@ def _from(wf: Any, roots: list[str], tasks: list[str] | None) -> list[str]:
     if unknown:
         raise UserError(f"--from: unknown task `{unknown[0]}`")
     return sorted(downstream(wf, roots) | set(tasks or ()))
-
-
-def make_sink(as_json: bool, quiet: bool = False, verbose: bool = False) -> Any:
-    from conductor.console.plain import JsonSink, PlainSink
-
-    return JsonSink() if as_json else PlainSink(quiet=quiet, verbose=verbose)
-
-
-def spawn_runner(root: Path, state_dir: Path, run_id: str) -> None:
-    """Start `conductor _drive RUN` in its own session, output to the run's runner.log."""
-    import subprocess
-    import sys
-
-    log = state_dir / "runs" / run_id / "runner.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
-        subprocess.Popen(
-            [sys.executable, "-m", "conductor", "_drive", run_id],
-            cwd=root, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-
-
-def _hand_over(store: Store, root: Path, state_dir: Path, run_id: str) -> NoReturn:
-    """Start the runner as the very last thing and leave without interpreter teardown.
-
-    The runner's start-up competes for the CPU with whatever this process still does, and
-    tearing down ~300 modules costs ~25 ms nobody waits for: the run is recorded, the id
-    printed, the store closed, so nothing is left to flush or finalise.
-    """
-    import sys
-
-    store.close()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    spawn_runner(root, state_dir, run_id)
-    os._exit(0)
 
 
 def _dry_run(plan: Any, as_json: bool) -> None:
@@ -164,55 +128,6 @@ def _dry_run(plan: Any, as_json: bool) -> None:
         typer.echo("\npreflight ok: nothing was run (--validate-only)")
 
 
-def _elapsed(row: Row) -> float | None:
-    if not row.get("started"):
-        return None
-    return float((row.get("finished") or time.time()) - row["started"])
-
-
-def status_doc(store: Store, run: Row) -> dict[str, Any]:
-    tasks = store.tasks(run["id"])
-    counts: dict[str, int] = {}
-    for t in tasks:
-        counts[t["state"]] = counts.get(t["state"], 0) + 1
-    return {
-        "run": {
-            "id": run["id"],
-            "state": _run_state(store, run),
-            "workflow": run["workflow"],
-            "name": run["name"],
-            "started": run["started"],
-            "finished": run["finished"],
-            "elapsed_s": _elapsed(run),
-            "integration_branch": run["integration_branch"],
-            "base_commit": run["base_commit"],
-            "counts": counts,
-        },
-        "tasks": [
-            {
-                "id": t["task_id"],
-                "state": t["state"],
-                "attempts": t["attempts"],
-                "group": t["group_id"],
-                "agent": t["agent"],
-                "elapsed_s": _elapsed(t),
-                "progress": t["progress"],
-                "step": t["step"],
-                "error": t["error"],
-                "merge_commit": t["merge_commit"],
-                "cost_usd": t["cost_usd"],
-            }
-            for t in tasks
-        ],
-    }
-
-
-def _run_state(store: Store, run: Row) -> str:
-    from conductor.state.liveness import shown_state
-
-    return shown_state(store.path.parent, run)
-
-
 @command("status")
 def status_cmd(
     run: str | None = typer.Argument(None, help="Run id or prefix (default: the newest)."),
@@ -222,6 +137,8 @@ def status_cmd(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Where a run stands: per-task state, attempts, elapsed time."""
+    from conductor.report.status import status_doc
+
     with open_here() as store:
         row = pick_run(store, run)
         doc = status_doc(store, row)
@@ -288,8 +205,10 @@ def runs_cmd(
     as_json: bool = JSON_OPT, limit: int = typer.Option(20, "--limit", help="How many runs.")
 ) -> None:
     """Run history, newest first."""
+    from conductor.report.status import run_doc
+
     with open_here() as store:
-        docs = [status_doc(store, r)["run"] for r in store.runs(limit=limit)]
+        docs = [run_doc(store, r) for r in store.runs(limit=limit)]
     if as_json:
         typer.echo(json.dumps({"runs": docs}, indent=2))
         return
@@ -317,38 +236,17 @@ def logs_cmd(
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new output."),
 ) -> None:
     """Print a task attempt's agent output."""
-    with open_here() as store:
-        row = pick_run(store, run)
-        atts = store.attempts(row["id"], task)
-        if not atts:
-            raise UserError(f"task `{task}` has no attempts in run {row['id']}")
-        pick = atts[-1] if attempt is None else next((a for a in atts if a["n"] == attempt), None)
-        if pick is None:
-            raise UserError(
-                f"task `{task}` has no attempt {attempt}",
-                hint=f"attempts: {', '.join(str(a['n']) for a in atts)}",
-            )
-        path = Path(pick["log_path"])
-        _cat(path, follow, lambda: _attempt_done(store, row["id"], task, pick["n"]))
-
-
-def _attempt_done(store: Store, run_id: str, task: str, n: int) -> bool:
-    att = [a for a in store.attempts(run_id, task) if a["n"] == n]
-    return bool(att and att[0]["finished"])
-
-
-def _cat(path: Path, follow: bool, done: Any) -> None:
     import sys
 
-    pos = 0
-    while True:
-        if path.exists():
-            with path.open("rb") as fh:
-                fh.seek(pos)
-                chunk = fh.read()
-            pos += len(chunk)
-            sys.stdout.write(chunk.decode(errors="replace"))
-            sys.stdout.flush()
-        if not follow or done():
-            return
-        time.sleep(0.3)
+    from conductor.ops.follow import attempt_finished, copy_log, pick_attempt
+
+    def write(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    with open_here() as store:
+        row = pick_run(store, run)
+        pick = pick_attempt(store, row["id"], task, attempt)
+        n = pick["n"]
+        copy_log(Path(pick["log_path"]), write, follow,
+                 lambda: attempt_finished(store, row["id"], task, n))  # fmt: skip

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from conductor.errors import UserError
-from conductor.state.store import Row, Store, find_state_db
+from conductor.state.layout import find_state_db
+from conductor.state.store import Row, Store
 
 
 def open_here() -> Store:

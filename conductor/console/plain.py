@@ -117,3 +117,8 @@ def _write(out: TextIO, text: str) -> None:
         out.flush()
     except (BrokenPipeError, ValueError):
         pass  # the reader went away (`| head`): the run goes on regardless
+
+
+def make_sink(as_json: bool, quiet: bool = False, verbose: bool = False) -> PlainSink | JsonSink:
+    """JSON lines with ``--json``, else plain timestamped lines."""
+    return JsonSink() if as_json else PlainSink(quiet=quiet, verbose=verbose)

@@ -15,124 +15,31 @@ from __future__ import annotations
 
 import os
 import select
-import shlex
 import signal
 import subprocess
-import threading
+import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO
 
 from conductor.errors import InfraError
-from conductor.exec.procs import kill_group, kill_process_group, killpg, pidfd, process_start_time
-from conductor.spec.durations import format_duration
+from conductor.exec.base import (
+    CANCELLED_BEFORE_START,
+    DEFAULT_GRACE_S,
+    Limits,
+    ProcessResult,
+    Reason,
+    Request,
+)
+from conductor.exec.output import Lines, Sink, footer, header, human
+from conductor.exec.procs import killpg, pidfd, process_start_time, stop_tree
 
 _READ_CHUNK = 65536
-_MAX_LINE = 65536  # a longer unterminated line is logged in pieces, so memory stays bounded
 _DRAIN_S = 0.25  # after the leader exits, how long a grandchild may keep the pipe open
 _EVENT_POLL_S = 0.05  # threading.Event cannot be polled on: check cancel/kill_now this often
 _EXIT_POLL_S = 0.05  # without pidfd, check the leader's exit this often
 _TICK_S = 1.0
-
-
-@dataclass(frozen=True)
-class ProcessResult:
-    exit_code: int | None  # None if killed before exiting on its own
-    reason: str  # "exited" | "timeout" | "idle" | "cancelled" | "start_failed"
-    duration_s: float
-    pid: int | None
-    error: str = ""  # e.g. "executable not found: claude", "timed out after 2h"
-
-    @property
-    def ok(self) -> bool:
-        return self.reason == "exited" and self.exit_code == 0
-
-
-# ---------------------------------------------------------------- output: lines and the log
-
-
-def _utf8_cut(buf: bytes, limit: int) -> int:
-    """A cut point <= limit that does not split a UTF-8 character."""
-    for cut in range(limit, max(limit - 4, 0), -1):
-        if (buf[cut] & 0xC0) != 0x80:  # not a continuation byte: a character starts here
-            return cut
-    return limit
-
-
-def _decode(raw: bytes) -> str:
-    text = raw.decode("utf-8", "replace")
-    return text[:-1] if text.endswith("\r") else text
-
-
-class _Lines:
-    """Splits a byte stream into decoded lines; keeps the unterminated tail for later."""
-
-    def __init__(self) -> None:
-        self._tail = b""
-
-    def feed(self, data: bytes) -> list[str]:
-        parts = (self._tail + data).split(b"\n")
-        tail = parts.pop()
-        lines = [_decode(p) for p in parts]
-        while len(tail) > _MAX_LINE:
-            cut = _utf8_cut(tail, _MAX_LINE)
-            lines.append(_decode(tail[:cut]))
-            tail = tail[cut:]
-        self._tail = tail
-        return lines
-
-    def flush(self) -> list[str]:
-        """The last line when the output did not end with a newline."""
-        tail, self._tail = self._tail, b""
-        return [_decode(tail)] if tail else []
-
-
-class Sink:
-    """Where lines go: redacted, then appended to the log and handed to ``on_line``."""
-
-    def __init__(
-        self,
-        log_path: Path | None,
-        on_line: Callable[[str], None] | None,
-        redact: Callable[[str], str] | None,
-    ) -> None:
-        self._on_line, self._redact = on_line, redact
-        self._fh: IO[str] | None = None
-        if log_path is not None:
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = open(log_path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115
-
-    def emit(self, lines: list[str]) -> None:
-        for line in lines:
-            text = self._redact(line) if self._redact is not None else line
-            if self._fh is not None:
-                self._fh.write(text + "\n")
-            if self._on_line is not None:
-                self._on_line(text)
-        if self._fh is not None and lines:
-            self._fh.flush()  # flushed per chunk so `conductor logs -f` sees lines promptly
-
-    def note(self, text: str) -> None:
-        """A conductor line (header/footer): redacted, logged, not passed to on_line."""
-        if self._fh is not None:
-            self._fh.write((self._redact(text) if self._redact else text) + "\n")
-            self._fh.flush()
-
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-
-
-def _header(argv: Sequence[str], cwd: Path) -> str:
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    return f"# conductor: started {stamp} in {cwd}: {shlex.join(argv)}"
-
-
-def footer(res: ProcessResult) -> str:
-    text = f"# conductor: {res.reason}, exit code {res.exit_code}, after {res.duration_s:.3f}s"
-    return text + (f": {res.error}" if res.error else "")
 
 
 def _start_error(argv: Sequence[str], cwd: Path, exc: OSError) -> str:
@@ -145,30 +52,20 @@ def _start_error(argv: Sequence[str], cwd: Path, exc: OSError) -> str:
     return f"could not start {argv[0]}: {exc}"
 
 
-def human(seconds: float) -> str:
-    """``7200`` → ``2h``; sub-10-second limits (tests, tight validators) keep their fraction."""
-    return format_duration(seconds) if seconds >= 10 else f"{seconds:.3g}s"
 
 
 # ---------------------------------------------------------------- the run loop
 
 
-@dataclass(frozen=True)
-class _Limits:
-    grace_s: float
-    timeout_s: float | None
-    idle_s: float | None
-    cancel: threading.Event | None
-    kill_now: threading.Event | None
-    on_tick: Callable[[float, float], None] | None
-
-
 class _Watch:
     """One running process: its pipe, its deadlines, and why (if at all) it was stopped."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], sink: Sink, lim: _Limits, t0: float):
+    def __init__(
+        self, proc: subprocess.Popen[bytes], sink: Sink, req: Request, grace_s: float, t0: float
+    ) -> None:
         assert proc.stdout is not None
-        self.proc, self.sink, self.lim, self.t0 = proc, sink, lim, t0
+        self.proc, self.sink, self.lim, self.t0 = proc, sink, req, t0
+        self.grace_s = grace_s
         self.pgid = proc.pid  # start_new_session: the leader's pid is the group id
         self.fd = proc.stdout.fileno()
         os.set_blocking(self.fd, False)
@@ -177,9 +74,9 @@ class _Watch:
         self.poller.register(self.fd, select.POLLIN)
         if self.pidfd >= 0:
             self.poller.register(self.pidfd, select.POLLIN)
-        self.lines = _Lines()
+        self.lines = Lines()
         self.pipe_open, self.exited, self.end = True, False, t0
-        self.reason: str | None = None
+        self.reason: Reason | None = None
         self.error = ""
         self.kill_at: float | None = None  # when the TERM we sent escalates to KILL
         self.killed = False  # KILL sent to the group
@@ -256,13 +153,13 @@ class _Watch:
             if why is not None:
                 self.reason, self.error = why
                 self._signal(signal.SIGTERM)
-                self.kill_at = now + lim.grace_s
+                self.kill_at = now + self.grace_s
         elif self.kill_at is not None and not self.killed and now >= self.kill_at:
             self._signal(signal.SIGKILL)
 
-    def _trigger(self, now: float) -> tuple[str, str] | None:
-        lim = self.lim
-        if lim.cancel is not None and lim.cancel.is_set():
+    def _trigger(self, now: float) -> tuple[Reason, str] | None:
+        lim = self.lim.limits
+        if self.lim.cancel is not None and self.lim.cancel.is_set():
             return "cancelled", "cancelled"
         if lim.timeout_s is not None and now - self.t0 >= lim.timeout_s:
             return "timeout", f"timed out after {human(lim.timeout_s)}"
@@ -275,10 +172,10 @@ class _Watch:
         lim, due = self.lim, []
         if not self.exited:
             if self.reason is None:
-                if lim.timeout_s is not None:
-                    due.append(self.t0 + lim.timeout_s - now)
-                if lim.idle_s is not None:
-                    due.append(self.last_output + lim.idle_s - now)
+                if lim.limits.timeout_s is not None:
+                    due.append(self.t0 + lim.limits.timeout_s - now)
+                if lim.limits.idle_s is not None:
+                    due.append(self.last_output + lim.limits.idle_s - now)
                 if lim.cancel is not None:
                     due.append(_EVENT_POLL_S)
             elif self.kill_at is not None and not self.killed:
@@ -302,17 +199,14 @@ class _Watch:
         """Agents leave children behind: stop what is left of the group once the leader is gone.
         If we already sent TERM (timeout, cancel) they had their warning, so KILL at once."""
         self.group_done = True
-        if self.reason is not None:
-            kill_group(self.pgid)
-        else:
-            kill_process_group(self.pgid, self.lim.grace_s)
+        stop_tree(self.pgid, 0.0 if self.reason is not None else self.grace_s, self.lim.kill_now)
 
     def cleanup(self) -> None:
         try:
             if not self.exited:  # a callback raised: never leave the process running
                 killpg(self.pgid, signal.SIGKILL)
                 self.proc.wait()
-                kill_group(self.pgid)
+                stop_tree(self.pgid, 0.0)
             elif not self.group_done:
                 self._stop_leftovers()
         finally:
@@ -332,110 +226,92 @@ class _Watch:
         return ProcessResult(code, self.reason or "exited", self.end - self.t0, self.pgid, error)
 
 
-class Executor(Protocol):
-    """Where an agent runs: this machine's processes (LocalExecutor) or a tmux pane
-    (conductor.exec.tmux.TmuxExecutor). The attempt only ever calls ``run``."""
-
-    grace_s: float
-
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        cwd: Path,
-        env: Mapping[str, str],
-        log_path: Path | None,
-        timeout_s: float | None = None,
-        idle_timeout_s: float | None = None,
-        cancel: threading.Event | None = None,
-        kill_now: threading.Event | None = None,
-        on_start: Callable[[int, float], None] | None = None,
-        on_line: Callable[[str], None] | None = None,
-        redact: Callable[[str], str] | None = None,
-        on_tick: Callable[[float, float], None] | None = None,
-    ) -> ProcessResult: ...
-
-
 class LocalExecutor:
     """Runs processes on this machine. Thread-safe: runs share no state."""
 
-    def __init__(self, grace_s: float = 5.0) -> None:
+    def __init__(self, grace_s: float = DEFAULT_GRACE_S) -> None:
         self.grace_s = grace_s
 
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        cwd: Path,
-        env: Mapping[str, str],
-        log_path: Path | None,
-        timeout_s: float | None = None,
-        idle_timeout_s: float | None = None,
-        cancel: threading.Event | None = None,
-        kill_now: threading.Event | None = None,
-        on_start: Callable[[int, float], None] | None = None,
-        on_line: Callable[[str], None] | None = None,
-        redact: Callable[[str], str] | None = None,
-        on_tick: Callable[[float, float], None] | None = None,
-    ) -> ProcessResult:
-        """Run ``argv`` to completion (or until a limit stops it) and say how it ended.
-
-        ``env`` is the complete environment. ``log_path`` None runs without a log file
-        (output reaches only ``on_line``), which is how validators capture output.
-        Raises InfraError only when the log cannot be written; a command that cannot start
-        is a ``start_failed`` result.
-        """
-        lim = _Limits(self.grace_s, timeout_s, idle_timeout_s, cancel, kill_now, on_tick)
+    def run(self, request: Request) -> ProcessResult:
+        """Run the request's command to completion (or until a limit stops it) and say how
+        it ended. Raises InfraError only when the log cannot be written; a command that
+        cannot start is a ``start_failed`` result."""
         try:
-            sink = Sink(log_path, on_line, redact)
+            sink = Sink(request.log_path, request.on_line, request.redact)
         except OSError as exc:
-            raise InfraError(f"cannot write log {log_path}: {exc}") from exc
+            raise InfraError(f"cannot write log {request.log_path}: {exc}") from exc
         try:
-            sink.note(_header(argv, cwd))
-            result = _run(argv, cwd, env, sink, lim, on_start)
+            sink.note(header(request.argv, request.cwd))
+            grace = self.grace_s if request.limits.grace_s is None else request.limits.grace_s
+            result = _run(request, sink, grace)
             sink.note(footer(result))
             return result
         finally:
             sink.close()
 
 
-def _run(
-    argv: Sequence[str],
-    cwd: Path,
-    env: Mapping[str, str],
-    sink: Sink,
-    lim: _Limits,
-    on_start: Callable[[int, float], None] | None,
-) -> ProcessResult:
-    if any(ev is not None and ev.is_set() for ev in (lim.cancel, lim.kill_now)):
-        return ProcessResult(None, "cancelled", 0.0, None, "cancelled before start")
+def _stdin(data: bytes | None) -> IO[bytes] | int:
+    """/dev/null, or a temp file holding ``data``: a file never blocks the writer the way a
+    pipe to a process that does not read would."""
+    if data is None:
+        return subprocess.DEVNULL
+    fh = tempfile.TemporaryFile()  # noqa: SIM115 (closed by _run once the child has it)
+    fh.write(data)
+    fh.seek(0)
+    return fh
+
+
+def _run(req: Request, sink: Sink, grace_s: float) -> ProcessResult:
+    if req.stopped_before_start():
+        return CANCELLED_BEFORE_START
+    argv = list(req.argv)
     if not argv:
         return ProcessResult(None, "start_failed", 0.0, None, "empty command")
     t0 = time.monotonic()
+    stdin = _stdin(req.stdin)
     try:
         proc = subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,  # agents such as Codex wait for input while stdin is open
+            argv,
+            cwd=req.cwd,
+            env=dict(req.env),
+            stdin=stdin,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=True,  # its own group: stopped as a whole, grandchildren too
             bufsize=0,
         )
     except (OSError, ValueError) as exc:
-        error = _start_error(argv, cwd, exc) if isinstance(exc, OSError) else str(exc)
+        error = _start_error(argv, req.cwd, exc) if isinstance(exc, OSError) else str(exc)
         return ProcessResult(None, "start_failed", time.monotonic() - t0, None, error)
+    finally:
+        if not isinstance(stdin, int):
+            stdin.close()
+    return _watch(proc, req, sink, grace_s, t0)
+
+
+def _watch(
+    proc: subprocess.Popen[bytes], req: Request, sink: Sink, grace_s: float, t0: float
+) -> ProcessResult:
     try:
-        watch = _Watch(proc, sink, lim, t0)
+        watch = _Watch(proc, sink, req, grace_s, t0)
     except BaseException:
         killpg(proc.pid, signal.SIGKILL)  # never leave an unwatched process behind
         proc.wait()
         raise
     try:
-        if on_start is not None:
-            on_start(proc.pid, process_start_time(proc.pid) or time.time())
+        if req.on_start is not None:
+            req.on_start(proc.pid, process_start_time(proc.pid) or time.time())
         watch.loop()
     finally:
         watch.cleanup()
     return watch.result()
+
+
+def capture(
+    argv: Sequence[str], cwd: Path, env: Mapping[str, str], timeout_s: float
+) -> tuple[ProcessResult, list[str]]:
+    """Run a short command (a `--version` probe) and keep its output lines."""
+    lines: list[str] = []
+    limits = Limits(timeout_s=timeout_s, grace_s=1.0)
+    request = Request(argv, cwd=cwd, env=env, limits=limits, on_line=lines.append)
+    return LocalExecutor().run(request), lines

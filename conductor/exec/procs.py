@@ -101,33 +101,30 @@ def group_alive(pgid: int) -> bool:
     return False
 
 
-def kill_process_group(pgid: int, grace_s: float = 5.0) -> None:
-    """TERM the group, give it ``grace_s`` to exit, then KILL whatever is left.
+def stop_tree(pgid: int, grace_s: float, kill_now: threading.Event | None = None) -> None:
+    """Stop a process tree: TERM its group, wait up to ``grace_s`` for it to go (cut short
+    when ``kill_now`` is set meanwhile), KILL whatever is left, and wait until nothing of it
+    runs, so that no leftover still writes into a worktree while conductor commits it.
 
-    On resume, check :func:`process_alive` with the recorded start time first: a pgid
-    alone cannot tell a reused number from the agent that was started."""
-    if pgid <= 1 or pgid == os.getpgrp():  # killpg(0) or our own group would hit conductor
+    The one routine every part of conductor stops processes with: executors, the tmux
+    panes, validators and hooks (through the executors) and recovery after a crash. On
+    resume, check :func:`process_alive` with the recorded start time first: a pgid alone
+    cannot tell a reused number from the agent that was started."""
+    if pgid <= 1 or pgid == os.getpgrp():  # killpg of those would hit conductor itself
         raise ValueError(f"refusing to signal process group {pgid}")
-    if not killpg(pgid, signal.SIGTERM):
-        return
-    if not _await_group(pgid, grace_s):
-        kill_group(pgid)
-
-
-def kill_group(pgid: int) -> None:
-    """KILL the group and wait (briefly) until it is really gone, so that no leftover
-    process still writes into the worktree while conductor commits it."""
+    if grace_s > 0 and killpg(pgid, signal.SIGTERM):
+        _await_gone(pgid, grace_s, kill_now)
     if killpg(pgid, signal.SIGKILL):
-        _await_group(pgid, _KILL_WAIT_S)
+        _await_gone(pgid, _KILL_WAIT_S, None)
 
 
-def _await_group(pgid: int, timeout_s: float) -> bool:
+def _await_gone(pgid: int, timeout_s: float, kill_now: threading.Event | None) -> bool:
     """Wait up to ``timeout_s`` for the group to have no running member; True if it has none."""
     deadline = time.monotonic() + timeout_s
     delay = 0.002
     while group_alive(pgid):
         left = deadline - time.monotonic()
-        if left <= 0:
+        if left <= 0 or (kill_now is not None and kill_now.is_set()):
             return False
         time.sleep(min(delay, left))
         delay = min(delay * 2, 0.05)
@@ -140,25 +137,3 @@ def pidfd(pid: int) -> int:
         return os.pidfd_open(pid)
     except (AttributeError, OSError):
         return -1
-
-
-def stop_group(
-    pgid: int, grace_s: float, kill_now: threading.Event | None = None, hard: bool = False
-) -> None:
-    """TERM the group, wait up to ``grace_s`` (less if ``kill_now`` is set meanwhile), KILL
-    what is left and wait until nothing of it runs, so nothing writes into the worktree while
-    conductor commits it."""
-    if pgid <= 1 or pgid == os.getpgrp():  # killpg of those would hit conductor itself
-        return
-    if not hard and killpg(pgid, signal.SIGTERM):
-        _await_gone(pgid, grace_s, kill_now)
-    if killpg(pgid, signal.SIGKILL):
-        _await_gone(pgid, _KILL_WAIT_S, None)
-
-
-def _await_gone(pgid: int, timeout_s: float, kill_now: threading.Event | None) -> None:
-    deadline = time.monotonic() + timeout_s
-    while group_alive(pgid) and time.monotonic() < deadline:
-        if kill_now is not None and kill_now.is_set():
-            return
-        time.sleep(0.01)

@@ -40,14 +40,21 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NoReturn
 
 from conductor.errors import InfraError
-from conductor.exec.local import ProcessResult, Sink, footer, human
-from conductor.exec.procs import process_start_time, stop_group
+from conductor.exec.base import (
+    CANCELLED_BEFORE_START,
+    DEFAULT_GRACE_S,
+    ProcessResult,
+    Reason,
+    Request,
+)
+from conductor.exec.output import Sink, footer, human
+from conductor.exec.procs import process_start_time, stop_tree
 
 Completion = Literal["prompt", "idle", "shell"]
 COMPLETIONS: tuple[str, ...] = ("prompt", "idle", "shell")
@@ -149,7 +156,7 @@ def kill_run_sessions(run_id: str, prefix: str = "conductor", socket: str = SOCK
         pane = _Pane(socket, name)
         pid = pane.pane_pid()
         if pid is not None:
-            stop_group(pid, 0.0, hard=True)
+            stop_tree(pid, 0.0)
         pane.kill()
     return names
 
@@ -283,22 +290,13 @@ class _PaneLog:
 # ---------------------------------------------------------------- the polling loop
 
 
-@dataclass(frozen=True)
-class _Limits:
-    timeout_s: float | None
-    idle_timeout_s: float | None
-    cancel: threading.Event | None
-    kill_now: threading.Event | None
-    on_tick: Callable[[float, float], None] | None
-
-
-_Outcome = tuple[str, int | None, str]  # reason, exit code, error
+_Outcome = tuple[Reason, int | None, str]  # reason, exit code, error
 
 
 class _Drive:
     """Polls one pane: readiness, typing the prompt, completion, limits."""
 
-    def __init__(self, ex: TmuxExecutor, pane: _Pane, log: _PaneLog, lim: _Limits) -> None:
+    def __init__(self, ex: TmuxExecutor, pane: _Pane, log: _PaneLog, lim: Request) -> None:
         self.ex, self.pane, self.log, self.lim = ex, pane, log, lim
         self.t0 = time.monotonic()
         self.phase = "ready" if ex.prompt_text else "working"
@@ -349,15 +347,15 @@ class _Drive:
         return None
 
     def _limit(self, now: float) -> _Outcome | None:
-        lim = self.lim
-        if lim.kill_now is not None and lim.kill_now.is_set():
+        req, lim = self.lim, self.lim.limits
+        if req.kill_now is not None and req.kill_now.is_set():
             return "cancelled", None, "killed on request"
-        if lim.cancel is not None and lim.cancel.is_set():
+        if req.cancel is not None and req.cancel.is_set():
             return "cancelled", None, "cancelled"
         if lim.timeout_s is not None and now - self.t0 >= lim.timeout_s:
             return "timeout", None, f"timed out after {human(lim.timeout_s)}"
-        if lim.idle_timeout_s is not None and now - self.changed >= lim.idle_timeout_s:
-            return "idle", None, f"no output for {human(lim.idle_timeout_s)}"
+        if lim.idle_s is not None and now - self.changed >= lim.idle_s:
+            return "idle", None, f"no output for {human(lim.idle_s)}"
         return None
 
     def _advance(self, snap: _Snap, now: float) -> None:
@@ -422,7 +420,7 @@ class TmuxExecutor:
         send_delay_s: float = 0.5,
         session_prefix: str = "conductor",
         *,
-        grace_s: float = 5.0,
+        grace_s: float = DEFAULT_GRACE_S,
         settle_s: float = 1.0,
         poll_s: float = 0.2,
         socket: str = SOCKET,
@@ -442,86 +440,62 @@ class TmuxExecutor:
         self.session_prefix, self.grace_s, self.poll_s = session_prefix, grace_s, poll_s
         self.socket = socket
 
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        cwd: Path,
-        env: Mapping[str, str],
-        log_path: Path | None,
-        timeout_s: float | None = None,
-        idle_timeout_s: float | None = None,
-        cancel: threading.Event | None = None,
-        kill_now: threading.Event | None = None,
-        on_start: Callable[[int, float], None] | None = None,
-        on_line: Callable[[str], None] | None = None,
-        redact: Callable[[str], str] | None = None,
-        on_tick: Callable[[float, float], None] | None = None,
-    ) -> ProcessResult:
-        """Run ``argv`` in a tmux session until it is done or a limit stops it.
+    def run(self, request: Request) -> ProcessResult:
+        """Run the request's command in a tmux session until it is done or a limit stops it.
 
         The session is named from ``CONDUCTOR_RUN_ID``/``CONDUCTOR_TASK_ID``/
-        ``CONDUCTOR_ATTEMPT`` in ``env`` (see :func:`session_name`); ``pid`` in the result
+        ``CONDUCTOR_ATTEMPT`` in its env (see :func:`session_name`); ``pid`` in the result
         and in ``on_start`` is the pane's process, the leader of its process group."""
-        lim = _Limits(timeout_s, idle_timeout_s, cancel, kill_now, on_tick)
         try:
-            sink = Sink(log_path, on_line, redact)
+            sink = Sink(request.log_path, request.on_line, request.redact)
         except OSError as exc:
-            raise InfraError(f"cannot write log {log_path}: {exc}") from exc
+            raise InfraError(f"cannot write log {request.log_path}: {exc}") from exc
         try:
-            name = _session_for(env, self.session_prefix)
+            name = _session_for(request.env, self.session_prefix)
             stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             sink.note(
-                f"# conductor: started {stamp} in {cwd}: {shlex.join(argv)}"
+                f"# conductor: started {stamp} in {request.cwd}: {shlex.join(request.argv)}"
                 f" (tmux session {name}; watch: tmux -L {self.socket} attach -t ={name})"
             )
-            result = self._run(argv, cwd, env, _Pane(self.socket, name), sink, lim, on_start)
+            result = self._run(request, _Pane(self.socket, name), sink)
             sink.note(footer(result))
             return result
         finally:
             sink.close()
 
-    def _run(
-        self,
-        argv: Sequence[str],
-        cwd: Path,
-        env: Mapping[str, str],
-        pane: _Pane,
-        sink: Sink,
-        lim: _Limits,
-        on_start: Callable[[int, float], None] | None,
-    ) -> ProcessResult:
-        if any(ev is not None and ev.is_set() for ev in (lim.cancel, lim.kill_now)):
-            return ProcessResult(None, "cancelled", 0.0, None, "cancelled before start")
+    def _run(self, req: Request, pane: _Pane, sink: Sink) -> ProcessResult:
+        if req.stopped_before_start():
+            return CANCELLED_BEFORE_START
         t0 = time.monotonic()
         pid: int | None = None
-        error = _precheck(argv, cwd, env)
+        error = _precheck(req.argv, req.cwd, req.env)
         if error is None:
             self._reap_stale(pane, sink)
             try:
-                pid = pane.start(["/bin/sh", "-c", _WRAPPER, "sh", *argv], cwd, env)
+                pid = pane.start(["/bin/sh", "-c", _WRAPPER, "sh", *req.argv], req.cwd, req.env)
             except _StartFailed as exc:
                 error = str(exc)
         if pid is None:
             return ProcessResult(None, "start_failed", time.monotonic() - t0, None, error or "")
         log = _PaneLog(sink)
         outcome: _Outcome | None = None
+        grace = self.grace_s if req.limits.grace_s is None else req.limits.grace_s
         try:
-            if on_start is not None:
-                on_start(pid, process_start_time(pid) or time.time())
-            outcome = _Drive(self, pane, log, lim).loop()
+            if req.on_start is not None:
+                req.on_start(pid, process_start_time(pid) or time.time())
+            outcome = _Drive(self, pane, log, req).loop()
         finally:
-            hard = outcome is None or (lim.kill_now is not None and lim.kill_now.is_set())
-            self._finish(pane, pid, log, lim.kill_now, hard)
+            hard = outcome is None or (req.kill_now is not None and req.kill_now.is_set())
+            self._finish(pane, pid, log, req.kill_now, 0.0 if hard else grace)
         reason, code, error = outcome
         return ProcessResult(code, reason, time.monotonic() - t0, pid, error or "")
 
     def _finish(
-        self, pane: _Pane, pgid: int, log: _PaneLog, kill_now: threading.Event | None, hard: bool
+        self, pane: _Pane, pgid: int, log: _PaneLog, kill_now: threading.Event | None, grace: float
     ) -> None:
         """Stop the agent's process group, log the pane's last lines, remove the session."""
         try:
-            stop_group(pgid, self.grace_s, kill_now, hard)
+            stop_tree(pgid, grace, kill_now)
             final = pane.snapshot()
             if final is not None:
                 log.update(final.lines, final=True)
@@ -534,5 +508,12 @@ class TmuxExecutor:
         if pid is None:
             return
         sink.note(f"# conductor: removing a stale tmux session {pane.name} (pane pid {pid})")
-        stop_group(pid, 0.0, hard=True)
+        stop_tree(pid, 0.0)
         pane.kill()
+
+
+def become_attached(argv: Sequence[str]) -> NoReturn:
+    """Replace this process with the tmux client ``argv`` (from :func:`attach_argv`).
+
+    tmux refuses to nest while $TMUX is set, but the session is on conductor's own server."""
+    os.execvpe(argv[0], list(argv), _client_env())

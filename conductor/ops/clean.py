@@ -12,13 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conductor.errors import ConductorError
-from conductor.git import cmd as gitcmd
+from conductor.git import refs
 from conductor.git.workspace import Workspace
-from conductor.ops.common import NO_HOOKS, ROLLBACK_NS, delete_exact
 from conductor.state.liveness import may_be_live
 from conductor.state.store import Row, Store
-
-ATTEMPTS_MARK = ".attempts/"
 
 
 @dataclass(frozen=True)
@@ -65,7 +62,7 @@ class _Sweep:
     report: CleanReport
     registered: set[str] = field(default_factory=set)  # real paths of every git worktree
     busy: dict[str, Path] = field(default_factory=dict)  # branch -> worktree keeping it
-    kept_attempts: set[str] = field(default_factory=set)  # "<run>/<task>/<n>/" ref prefixes
+    kept_attempts: set[str] = field(default_factory=set)  # refs.attempt_refs prefixes
     worktrees: list[tuple[Path, str | None]] = field(default_factory=list)  # with branch
     strays: list[Path] = field(default_factory=list)
     refs: dict[str, str] = field(default_factory=dict)  # ref -> expected sha
@@ -125,7 +122,8 @@ def _pick_worktrees(sweep: _Sweep, force: bool) -> None:
         if run:
             sweep.keep("worktree", sweep.rel(path), why)
             task, _, n = name.rpartition("-")
-            sweep.kept_attempts.add(f"{run}/{task}/{n}/")
+            if n.isdigit():
+                sweep.kept_attempts.add(refs.attempt_refs(run, task, int(n)))
         if branch:
             sweep.busy[branch] = path
 
@@ -173,8 +171,8 @@ def _pick_branches(
     owner = {a["branch"]: (r["id"], a["state"]) for r, a in attempts if a["branch"]}
     live_owned = {a["branch"] for r, a in attempts if r["id"] in sweep.live}
     unmerged: dict[str, set[str]] = {}
-    for ref, sha in _list_refs(sweep.ws.root, "refs/heads/").items():
-        name = ref.removeprefix("refs/heads/")
+    for ref, sha in sweep.ws.ref_shas(refs.HEADS).items():
+        name = refs.branch_of(ref) or ref
         integration = _attempt_of(name, known)
         if integration is None:
             continue
@@ -186,7 +184,7 @@ def _pick_branches(
             why = "a live run owns it"
         elif not everything and run in latest and state != "succeeded":
             if integration not in unmerged:
-                unmerged[integration] = _unmerged(sweep.ws.root, integration)
+                unmerged[integration] = sweep.ws.unmerged_attempts(integration)
             if ref in unmerged[integration]:
                 why = (
                     f"unmerged work of a {state} attempt of the latest run {run} (--all removes it)"
@@ -199,33 +197,24 @@ def _pick_branches(
 
 
 def _attempt_of(branch: str, known: set[str]) -> str | None:
-    """The integration branch of an attempt branch ``<integration>.attempts/<task>/<n>``."""
-    integration, mark, rest = branch.rpartition(ATTEMPTS_MARK)
-    task, _, n = rest.partition("/")
-    if not mark or not task or not n.isdigit():
+    """The integration branch of an attempt branch, when it is one conductor made: under
+    ``conductor/`` or one a recorded run used."""
+    parsed = refs.parse_attempt_branch(branch)
+    if parsed is None:
         return None
-    return integration if integration.startswith("conductor/") or integration in known else None
-
-
-def _unmerged(root: Path, integration: str) -> set[str]:
-    """Attempt branches of ``integration`` holding commits it lacks."""
-    prefix = f"refs/heads/{integration}{ATTEMPTS_MARK}"
-    head = f"refs/heads/{integration}"
-    if not gitcmd.run(["rev-parse", "--verify", "--quiet", head], root).ok:
-        return set(_list_refs(root, prefix))  # no integration branch: nothing is merged
-    args = ["for-each-ref", "--format=%(refname)", f"--no-merged={head}", prefix]
-    return set(gitcmd.git(args, root, c_locale=True).splitlines())
+    integration = parsed.integration
+    ours = integration.startswith(refs.BRANCH_PREFIX) or integration in known
+    return integration if ours else None
 
 
 def _pick_refs(sweep: _Sweep, everything: bool) -> None:
-    for ref, sha in _list_refs(sweep.ws.root, "refs/conductor/").items():
-        rest = ref.removeprefix("refs/conductor/")
-        run = rest.split("/", 1)[0]
-        if ref.startswith(ROLLBACK_NS) and not everything:
+    for ref, sha in sweep.ws.ref_shas(refs.NAMESPACE).items():
+        run = refs.run_of(ref)
+        if refs.is_rollback_ref(ref) and not everything:
             sweep.keep("ref", ref, "keeps a rolled-back head reachable (--all removes it)")
         elif run in sweep.live:
             sweep.keep("ref", ref, f"run {run} is live")
-        elif any(rest.startswith(p) for p in sweep.kept_attempts):
+        elif any(ref.startswith(p) for p in sweep.kept_attempts):
             sweep.keep("ref", ref, "its attempt's worktree is kept")
         else:
             sweep.refs[ref] = sha
@@ -242,20 +231,14 @@ def _apply(sweep: _Sweep) -> None:
             name = sweep.rel(path)
             sweep.report.removed.remove(Item("worktree", name))
             sweep.keep("worktree", name, f"could not remove it: {exc}")
-            if branch and sweep.refs.pop(f"refs/heads/{branch}", None):
+            if branch and sweep.refs.pop(refs.branch_ref(branch), None):
                 sweep.report.removed.remove(Item("branch", branch))
                 sweep.keep("branch", branch, f"checked out at {name}")
     for path in sweep.strays:
         shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
-    gitcmd.git([*NO_HOOKS, "worktree", "prune"], ws.root)
-    delete_exact(ws.root, sweep.refs)
+    ws.prune_worktrees()
+    ws.delete_exact(sweep.refs)
     home = ws.state_dir / "worktrees"
     for run_dir in home.iterdir() if home.is_dir() else []:
         if run_dir.is_dir() and not any(run_dir.iterdir()):
             run_dir.rmdir()
-
-
-def _list_refs(root: Path, prefix: str) -> dict[str, str]:
-    """ref -> sha of every ref under ``prefix``."""
-    out = gitcmd.git(["for-each-ref", "--format=%(refname) %(objectname)", prefix], root)
-    return dict(line.rsplit(" ", 1) for line in out.splitlines() if line)

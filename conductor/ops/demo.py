@@ -14,13 +14,10 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 from conductor.errors import UserError
-from conductor.git import cmd as gitcmd
-
-if TYPE_CHECKING:
-    pass
+from conductor.git.workspace import Workspace
 
 WORKFLOW_FILE = "demo.yaml"
 BRANCH = "conductor/demo"
@@ -136,7 +133,7 @@ class DemoResult:
     branch: str = BRANCH
 
 
-def create_demo(target: Path | None, environ: Mapping[str, str]) -> Path:
+def create_demo(target: Path | None) -> Path:
     """A new git repository holding the demo files, committed on branch main."""
     if target is None:
         root = Path(tempfile.mkdtemp(prefix="conductor-demo-"))
@@ -148,27 +145,13 @@ def create_demo(target: Path | None, environ: Mapping[str, str]) -> Path:
                 hint="give a new directory, or leave DIR out to use a fresh temporary one",
             )
         root.mkdir(parents=True, exist_ok=True)
-    gitcmd.git(["init", "-q"], root)
-    gitcmd.git(["symbolic-ref", "HEAD", "refs/heads/main"], root)
+    ws = Workspace.init(root, "main")
     (root / WORKFLOW_FILE).write_text(WORKFLOW, encoding="utf-8")
     (root / "conductor.toml").write_text(CONFIG, encoding="utf-8")
     (root / "README.md").write_text(README, encoding="utf-8")
-    gitcmd.git(["add", "-A"], root)
-    commit = ["commit", "-q", "--no-verify", "--no-gpg-sign", "-m", "conductor demo"]
-    gitcmd.git([*_identity(root, environ), *commit], root)
+    # commit_all works on a machine without a git identity too (conductor's fallback)
+    ws.commit_all(root, "conductor demo", "", {})
     return root
-
-
-def _identity(root: Path, environ: Mapping[str, str]) -> list[str]:
-    """`-c user.*` fallbacks so the first commit works on a machine without git identity."""
-    args: list[str] = []
-    for key, fallback, names in (
-        ("user.name", "conductor demo", ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME")),
-        ("user.email", "demo@conductor.invalid", ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL")),
-    ):
-        if not all(environ.get(n) for n in names) and not gitcmd.git_ok(["config", key], root):
-            args += ["-c", f"{key}={fallback}"]
-    return args
 
 
 def _task_environ(environ: Mapping[str, str]) -> dict[str, str]:
@@ -227,7 +210,7 @@ def summary(result: DemoResult) -> str:
 
 def main(target: Path | None, out: TextIO, environ: Mapping[str, str]) -> int:
     """`conductor demo [DIR]`: create, run, summarise; returns the run's exit code."""
-    root = create_demo(target, environ)
+    root = create_demo(target)
     print(f"demo repository: {root}", file=out, flush=True)
     result = run_demo(root, environ)
     print(summary(result), file=out, flush=True)

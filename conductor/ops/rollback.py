@@ -12,12 +12,11 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 
 from conductor.errors import MergeConflict, UserError
-from conductor.git import cmd as gitcmd
-from conductor.git.workspace import BranchMoved, Workspace
-from conductor.ops.common import ROLLBACK_NS, delete_exact, run_row
+from conductor.git import refs
+from conductor.git.workspace import BranchMoved, LoggedCommit, Workspace
+from conductor.ops.common import run_row
 from conductor.state.liveness import may_be_live
 from conductor.state.store import Row, Store
 
@@ -46,14 +45,8 @@ class Rollback:
             f"integration branch {self.branch} moved back from {self.old_head[:12]} to "
             f"{self.new_head[:12]}; rolled back: {names or 'nothing'}\n"
             f"the old head is kept at {self.saved_ref}: restore with "
-            f"`git update-ref refs/heads/{self.branch} {self.old_head} {self.new_head}`"
+            f"`git update-ref {refs.branch_ref(self.branch)} {self.old_head} {self.new_head}`"
         )
-
-
-@dataclass(frozen=True)
-class _Commit:
-    sha: str
-    run: str | None  # its Conductor-Run trailer
 
 
 def rollback_run(ws: Workspace, store: Store, run_id: str, *, force: bool = False) -> Rollback:
@@ -65,13 +58,13 @@ def rollback_run(ws: Workspace, store: Store, run_id: str, *, force: bool = Fals
     run = run_row(store, run_id)
     branch = run["integration_branch"]
     _check_quiet(ws, store, run)
-    head = ws.rev(f"refs/heads/{branch}")
+    head = ws.rev(refs.branch_ref(branch))
     if head is None:
         raise UserError(f"integration branch {branch} no longer exists: nothing to roll back")
     if not any(t["merge_commit"] for t in store.tasks(run_id)):
         raise UserError(f"run {run_id} merged nothing into {branch}: nothing to roll back")
     target = _before(ws, store, run)
-    dropped = _first_parent_log(ws.root, head, target)
+    dropped = ws.first_parent_log(head, target)
     if not any(c.run == run_id for c in dropped):
         raise UserError(
             f"nothing of run {run_id} is on {branch} any more",
@@ -84,7 +77,7 @@ def rollback_run(ws: Workspace, store: Store, run_id: str, *, force: bool = Fals
     try:
         ws.rollback_branch(branch, target, expected_head=head)
     except BranchMoved:
-        delete_exact(ws.root, {saved: head})
+        ws.delete_exact({saved: head})
         msg = f"{branch} moved while rolling back; nothing changed"
         raise UserError(msg, hint="try again") from None
     marked = _mark_dropped(store, branch, {c.sha for c in dropped})
@@ -174,7 +167,7 @@ def _before(ws: Workspace, store: Store, run: Row) -> str:
     return parent
 
 
-def _later_message(run_id: str, branch: str, later: list[_Commit]) -> tuple[str, str]:
+def _later_message(run_id: str, branch: str, later: list[LoggedCommit]) -> tuple[str, str]:
     by_run = Counter(c.run for c in later if c.run)
     foreign = sum(1 for c in later if not c.run)
     parts = [f"{r} ({n} commit{'s' if n > 1 else ''})" for r, n in by_run.items()]
@@ -186,24 +179,12 @@ def _later_message(run_id: str, branch: str, later: list[_Commit]) -> tuple[str,
     return f"later work sits on top of run {run_id} on {branch}: " + ", ".join(parts), hint
 
 
-def _first_parent_log(root: Path, head: str, stop: str) -> list[_Commit]:
-    """Commits on ``head``'s first-parent line that ``stop`` lacks, newest first."""
-    fmt = "--format=%H%x1f%(trailers:key=Conductor-Run,valueonly,separator=%x2c)"
-    args = ["log", "--first-parent", "-z", fmt, head, f"^{stop}", "--"]
-    out = gitcmd.git(args, root, c_locale=True)
-    commits = []
-    for record in filter(None, out.split("\0")):
-        sha, _, run = record.strip("\n").partition("\x1f")
-        commits.append(_Commit(sha, run.strip().split(",")[0] or None))
-    return commits
-
-
 def _save_head(ws: Workspace, run_id: str, head: str) -> str:
     stamp = time.strftime("%Y%m%dT%H%M%S")
-    ref, n = f"{ROLLBACK_NS}{run_id}/{stamp}", 1
+    ref, n = refs.rollback_ref(run_id, stamp), 1
     while ws.rev(ref) is not None:  # two rollbacks within a second
         n += 1
-        ref = f"{ROLLBACK_NS}{run_id}/{stamp}-{n}"
+        ref = refs.rollback_ref(run_id, stamp, n)
     ws.set_ref(ref, head)
     return ref
 

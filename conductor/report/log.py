@@ -30,6 +30,7 @@ from conductor.report.mdtext import (
     when,
 )
 from conductor.spec.model import Workflow
+from conductor.state.layout import Layout
 from conductor.state.store import Row, Store
 
 if TYPE_CHECKING:  # workspace pulls in the git layer; only its type is needed here
@@ -463,7 +464,7 @@ def log_path(ws: Workspace, wf: Workflow, run_id: str) -> Path:
     """`log:` of the workflow (`{run}` is the run id), else the run's own directory."""
     if wf.log:
         return ws.root / wf.log.replace("{run}", run_id)
-    return ws.state_dir / "runs" / run_id / "EXECUTION_LOG.md"
+    return Layout(ws.state_dir).execution_log(run_id)
 
 
 def write_atomic(path: Path, text: str) -> None:

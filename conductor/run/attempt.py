@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from conductor.agents import profiles as agents
 from conductor.errors import ConductorError, MergeConflict, Rejected
-from conductor.exec.local import Executor, ProcessResult
+from conductor.exec.base import Executor, Limits, ProcessResult, Request
 from conductor.git import refs
 from conductor.run import validators
 from conductor.run.faults import crash_point
@@ -71,9 +71,9 @@ class Attempt:
     def __init__(self, ctx: RunContext, task: Task, n: int, prior: Prior) -> None:
         self.ctx, self.task, self.n, self.prior = ctx, task, n, prior
         self.tid = task.id
-        self.worktree = ctx.worktrees_dir / f"{task.id}-{n}"
+        self.worktree = ctx.layout.attempt_worktree(ctx.run_id, task.id, n)
         self.branch = refs.attempt_branch(ctx.wf.integration_branch, task.id, n)
-        self.log_path = ctx.run_dir / "logs" / f"{task.id}-{n}.log"
+        self.log_path = ctx.layout.attempt_log(ctx.run_id, task.id, n)
         self.start_sha = ""
         self.post: str | None = None
         self.changed: list[str] = []
@@ -162,19 +162,19 @@ class Attempt:
 
     def _setup(self) -> None:
         for cmd in self.ctx.wf.workspace.setup:
-            res = self._exec(["bash", "-c", cmd], timeout=self.task.timeout_s)
+            res = self._exec(["bash", "-c", cmd], Limits(timeout_s=self.task.timeout_s))
             if res.reason != "exited" or res.exit_code != 0:
                 raise Rejected(f"workspace setup `{cmd}` failed", self._tail())
 
     def _exec(
         self,
         argv: list[str],
-        timeout: float | None,
-        idle: float | None = None,
+        limits: Limits,
         env: dict[str, str] | None = None,
         parser: agents.OutputParser | None = None,
         executor: Executor | None = None,
     ) -> ProcessResult:
+        """Run one command of this attempt (setup or the agent) in its worktree, logged."""
         ctx = self.ctx
 
         def on_start(pid: int, started: float) -> None:
@@ -188,20 +188,20 @@ class Attempt:
             elif parser is not None and not line.startswith("{"):  # not stream JSON
                 ctx.output_line(self.tid, line)
 
-        return (executor or ctx.executor).run(
+        request = Request(
             argv,
             cwd=self.worktree,
             env=env or ctx.task_env(self.task, self),
             log_path=self.log_path,
-            timeout_s=timeout,
-            idle_timeout_s=idle,
+            limits=limits,
             cancel=self.cancel,
             kill_now=ctx.kill_now,
             on_start=on_start,
             on_line=on_line,
-            redact=ctx.secrets.redact,
             on_tick=ctx.ticker(self.task),
+            redact=ctx.secrets.redact,
         )
+        return (executor or ctx.executor).run(request)
 
     def _agent_executor(self, prompt: Path) -> Executor | None:
         """A tmux pane for `executor: tmux` profiles (one per attempt: the prompt is
@@ -216,14 +216,13 @@ class Attempt:
         text = text.replace("{worktree}", str(self.worktree)).replace("{task_id}", self.tid)
         try:
             return TmuxExecutor(text, t.completion, t.prompt_pattern, idle_s=t.idle_s,
-                                send_delay_s=t.send_delay_s,
-                                grace_s=self.ctx.executor.grace_s)  # fmt: skip
+                                send_delay_s=t.send_delay_s)  # fmt: skip
         except ValueError as exc:
             raise Rejected(f"agent profile {profile.name}: {exc}", retriable=False) from exc
 
     def _agent(self) -> tuple[ProcessResult, agents.AgentReport]:
         ctx, task = self.ctx, self.task
-        prompt = ctx.run_dir / "prompts" / f"{task.id}-{self.n}.md"
+        prompt = ctx.layout.prompt_file(ctx.run_id, task.id, self.n)
         prompt.parent.mkdir(parents=True, exist_ok=True)
         ictx = agents.InstructionContext(
             run_id=ctx.run_id,
@@ -248,8 +247,7 @@ class Attempt:
         )
         result = self._exec(
             launch.argv,
-            task.timeout_s,
-            task.idle_timeout_s,
+            Limits(timeout_s=task.timeout_s, idle_s=task.idle_timeout_s),
             env=launch.env,
             parser=launch.parser,
             executor=self._agent_executor(prompt),
@@ -283,7 +281,7 @@ class Attempt:
             report.tokens_out = max(0, report.tokens_out - spent)
 
     def _commit(self, result: ProcessResult) -> str:
-        status = "ok" if result.reason == "exited" and result.exit_code == 0 else result.reason
+        status: str = "ok" if result.ok else result.reason
         if result.reason == "exited" and result.exit_code != 0:
             status = f"exit {result.exit_code}"
         body = (
@@ -305,13 +303,10 @@ class Attempt:
         ctx = self.ctx
         ctx.set_state(self.tid, "validating")
         changed = self.changed
-        results = validators.run_checks(
-            self.task,
-            self.worktree,
-            changed,
-            env=ctx.task_env(self.task, self),
-            redact=ctx.secrets.redact,
+        how = validators.CheckEnv(
+            ctx.task_env(self.task, self), redact=ctx.secrets.redact, executor=ctx.executor
         )
+        results = validators.run_checks(self.task, self.worktree, changed, how)
         self.update(checks=json.dumps([r.__dict__ for r in results]))
         failed = [r for r in results if not r.ok]
         for r in results:

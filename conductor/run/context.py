@@ -8,15 +8,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from conductor.exec.base import Executor
 from conductor.exec.local import LocalExecutor
 from conductor.git.cmd import clean_env
 from conductor.git.workspace import Workspace
 from conductor.spec.model import Task, Workflow
 from conductor.spec.secrets import Secrets
 from conductor.state.events import Emitter
+from conductor.state.layout import Layout
 from conductor.state.store import Store
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ class RunContext:
     run_id: str
     secrets: Secrets
     emit: Emitter
-    executor: LocalExecutor = field(default_factory=LocalExecutor)
+    executor: Executor = field(default_factory=LocalExecutor)  # a fake one in engine tests
     base_env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     stopping: threading.Event = field(default_factory=threading.Event)
     kill_now: threading.Event = field(default_factory=threading.Event)
@@ -45,12 +46,8 @@ class RunContext:
     _last_line: dict[str, float] = field(default_factory=dict)
 
     @property
-    def run_dir(self) -> Path:
-        return self.ws.state_dir / "runs" / self.run_id
-
-    @property
-    def worktrees_dir(self) -> Path:
-        return self.ws.state_dir / "worktrees" / self.run_id
+    def layout(self) -> Layout:
+        return Layout(self.ws.state_dir)
 
     def set_state(self, task_id: str, state: str) -> None:
         self.store.update_task(self.run_id, task_id, state=state)

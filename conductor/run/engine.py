@@ -394,16 +394,15 @@ class Runner:
 
     def _gate_worker(self, group: str) -> GateOutcome:
         ctx = self.ctx
-        path = ctx.worktrees_dir / f"gate-{group}"
+        path = ctx.layout.gate_worktree(ctx.run_id, group)
         try:
             head = ctx.ws.rev(ctx.wf.integration_branch) or ""
             ctx.ws.add_temp_worktree(path, head)
             try:
                 env = {**clean_env(ctx.base_env), "CONDUCTOR_RUN_ID": ctx.run_id,
                        "CONDUCTOR_GROUP": group}  # fmt: skip
-                results = validators.run_gate(
-                    ctx.wf.groups[group].validate, path, env=env, redact=ctx.secrets.redact
-                )
+                how = validators.CheckEnv(env, redact=ctx.secrets.redact, executor=ctx.executor)
+                results = validators.run_gate(ctx.wf.groups[group].validate, path, how)
             finally:
                 ctx.ws.remove_worktree(path, force=True)
         except ConductorError as exc:

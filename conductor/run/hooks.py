@@ -1,9 +1,10 @@
 """Hooks: the workflow's ``on:`` commands, run on events with the event as JSON on stdin.
 
 ``HookSink`` is an event sink. A call only puts work on a queue; one background thread
-runs the hooks in event order, each as an argv list (never through a shell) in its own
-process group, killed as a group when it outlives its timeout. A hook that fails, hangs
-or cannot start is reported through ``warn`` and never fails the run.
+runs the hooks in event order, each as an argv list (never through a shell) through an
+executor, so it leads its own process group and is stopped as a tree when it outlives
+its timeout. A hook that fails, hangs or cannot start is reported through ``warn`` and
+never fails the run.
 
 Event names: every ``on:`` key is an engine event kind except ``group_completed``, which
 conductor derives: it fires once per group when the group's gate passed (``gate_passed``)
@@ -18,22 +19,22 @@ import logging
 import os
 import queue
 import re
-import signal
-import subprocess
 import threading
-import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from conductor.exec.base import Executor, Limits, Request
+from conductor.exec.local import LocalExecutor
 from conductor.spec.model import Workflow
 from conductor.state.store import Row
 
 Warn = Callable[[str, str], None]  # (hook event, message)
 
 DEFAULT_TIMEOUT_S = 30.0
-KILL_GRACE_S = 1.0  # between SIGTERM and SIGKILL of a hook that outlived its timeout
+KILL_GRACE_S = 1.0  # between TERM and KILL of a hook that outlived its timeout
 # Events about hooks themselves never run hooks: a failing hook must not feed itself.
 IGNORED = frozenset({"hook_failed"})
 # The {state} of an event without a `state` of its own.
@@ -93,12 +94,14 @@ class HookSink:
         cwd: Path | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         environ: Mapping[str, str] | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.hooks = dict(wf.hooks)
         self.warn = warn
         self.cwd = cwd or wf.source_dir
         self.timeout_s = timeout_s
         self.environ = dict(os.environ if environ is None else environ)
+        self.executor = executor or LocalExecutor()
         self._wf = wf
         chosen = list(wf.tasks) if selected is None else list(selected)
         self._open: dict[str, set[str]] = {}  # group -> selected tasks not yet done
@@ -191,53 +194,21 @@ class HookSink:
             log.exception("hook warning callback failed")
 
     def _run(self, job: Job) -> None:
-        env = {**self.environ, "CONDUCTOR_EVENT": job.event}
-        started = time.monotonic()
-        try:
-            proc = subprocess.Popen(
-                list(job.argv),
-                cwd=self.cwd,
-                env=env,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group, killed as one
-                text=True,
-                errors="replace",
-            )
-        except OSError as exc:
-            self._warn(job, f"could not start: {exc.strerror or exc}")
-            return
-        try:
-            out, _ = proc.communicate(job.payload, timeout=self.timeout_s)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
+        tail: deque[str] = deque(maxlen=1)  # the last line says why a failing hook failed
+        request = Request(
+            job.argv,
+            cwd=self.cwd,
+            env={**self.environ, "CONDUCTOR_EVENT": job.event},
+            limits=Limits(timeout_s=self.timeout_s, grace_s=KILL_GRACE_S),
+            stdin=job.payload.encode(),
+            on_line=lambda line: tail.append(line) if line.strip() else None,
+        )
+        res = self.executor.run(request)
+        log.debug("hook %s %s: %s in %.2fs", job.event, job.argv, res.reason, res.duration_s)
+        if res.reason == "start_failed":
+            self._warn(job, f"could not start: {res.error}")
+        elif res.reason == "timeout":
             self._warn(job, f"timed out after {self.timeout_s:g}s and was killed")
-            return
-        took = time.monotonic() - started
-        log.debug("hook %s %s exited %s in %.2fs", job.event, job.argv, proc.returncode, took)
-        if proc.returncode != 0:
-            tail = out.strip().splitlines()[-1:] if out.strip() else []
-            self._warn(job, f"exited {proc.returncode}" + (f": {tail[0]}" if tail else ""))
-
-
-def _kill_group(proc: subprocess.Popen[str]) -> None:
-    """SIGTERM the hook's process group, SIGKILL it if it lingers, and reap it."""
-    for sig, wait in ((signal.SIGTERM, KILL_GRACE_S), (signal.SIGKILL, KILL_GRACE_S)):
-        try:
-            os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            break
-        try:
-            proc.communicate(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-    # a descendant that left the group may still hold the pipes: stop reading them
-    for pipe in (proc.stdin, proc.stdout):
-        if pipe is not None:
-            pipe.close()
-    try:
-        proc.wait(timeout=KILL_GRACE_S)
-    except subprocess.TimeoutExpired:
-        log.warning("hook process %s could not be reaped", proc.pid)
+        elif not res.ok:
+            why = f"exited {res.exit_code}" if res.exit_code is not None else res.error
+            self._warn(job, why + (f": {tail[0].strip()}" if tail else ""))

@@ -86,7 +86,7 @@ def _install_hint(kind: str) -> str:
 def agent_versions(wf: Workflow, plan: Plan, environ: Mapping[str, str]) -> dict[str, str]:
     """`<exe> --version` of each agent CLI the selection uses (presets only: a custom
     command's flags are unknown, and running it could have effects)."""
-    import subprocess
+    from conductor.exec.local import capture
 
     out: dict[str, str] = {}
     for name, profile in sorted(_used_profiles(wf, plan).items()):
@@ -95,11 +95,12 @@ def agent_versions(wf: Workflow, plan: Plan, environ: Mapping[str, str]) -> dict
         exe = shutil.which(agents.executable(profile), path=environ.get("PATH", os.defpath))
         if exe is None:
             continue
-        try:
-            proc = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=15,
-                                  stdin=subprocess.DEVNULL, env=dict(environ))  # fmt: skip
-            lines = (proc.stdout or proc.stderr).strip().splitlines()
-            out[name] = lines[0] if lines else f"(exit {proc.returncode})"
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            out[name] = f"(no version: {exc})"
+        res, lines = capture([exe, "--version"], wf.source_dir, environ, timeout_s=15)
+        text = [line.strip() for line in lines if line.strip()]
+        if res.reason not in ("exited", "start_failed"):
+            out[name] = f"(no version: {res.error})"
+        elif text:
+            out[name] = text[0]
+        else:
+            out[name] = f"(no version: {res.error})" if res.error else f"(exit {res.exit_code})"
     return out

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conductor.errors import ConductorError
-from conductor.exec.procs import kill_process_group, process_alive
+from conductor.exec.procs import process_alive, stop_tree
 from conductor.git.workspace import Workspace
 from conductor.state.store import Row, Store
 
@@ -73,7 +73,7 @@ def _retire_leftover(ws: Workspace, a: Row, keep: str) -> None:
 def _close_open_attempt(ws: Workspace, store: Store, run_id: str, a: Row, keep: str) -> None:
     """The runner died during this attempt: stop its agent, keep its work."""
     if a["pid"] and process_alive(a["pid"], a["pid_start"]):
-        kill_process_group(a["pid"], grace_s=2.0)  # agents lead their own group
+        stop_tree(a["pid"], 2.0)  # agents lead their own group
     worktree = Path(a["worktree"]) if a["worktree"] else None
     post = a["post_commit"]
     if worktree is not None and worktree.is_dir():

@@ -24,13 +24,15 @@ from conductor.errors import (
     SpecError,
     UserError,
 )
+from conductor.git import refs
 from conductor.git.workspace import Workspace
 from conductor.plan.planner import Plan, remaining_path_hours
 from conductor.run.preflight import check_machine
 from conductor.spec.model import Workflow
 from conductor.spec.secrets import Secrets, resolve
+from conductor.state.layout import find_state_db
 from conductor.state.liveness import RunLock, is_live
-from conductor.state.store import Row, Store, find_state_db, open_store
+from conductor.state.store import Row, Store, open_store
 
 if TYPE_CHECKING:
     from conductor.report.logwriter import LogWriter
@@ -266,7 +268,6 @@ class _Observers:
 
 def _observers(ctx: RunContext, plan: Plan) -> _Observers:
     """Hooks, the runner's debug log and the live execution log, subscribed to events."""
-    from conductor.git import cmd as gitcmd
     from conductor.report.logwriter import LogWriter
     from conductor.run.debuglog import event_logger, setup_runner_log
     from conductor.run.hooks import HookSink
@@ -277,7 +278,7 @@ def _observers(ctx: RunContext, plan: Plan) -> _Observers:
         ctx.emit("hook_failed", None, level="warning", hook=kind, message=message)
 
     hooks = HookSink(ctx.wf, warn, selected=plan.selected, cwd=root)
-    logger = setup_runner_log(ctx.ws.state_dir, lambda: gitcmd.git(["--version"], root))
+    logger = setup_runner_log(ctx.ws.state_dir, ctx.ws.git_version)
     log = LogWriter(ctx.store, ctx.run_id, ctx.wf, ctx.ws)
     ctx.emit.sinks.extend([hooks, event_logger(logger), log])
     return _Observers(hooks, log)
@@ -333,7 +334,7 @@ def tidy(ws: Workspace, store: Store, run_id: str, keep: str) -> None:
     Failed attempts' branches stay (their work is nowhere else); with `keep: always`
     the worktrees, and so their branches, stay too.
     """
-    ws.delete_refs(f"refs/conductor/{run_id}/")
+    ws.delete_refs(refs.run_prefix(run_id))
     if keep != "always":
         merged = [a["branch"] for a in store.attempts(run_id)
                   if a["state"] == "succeeded" and a["branch"]]  # fmt: skip

@@ -12,14 +12,25 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from conductor.exec.base import Executor, Limits, Request
 from conductor.exec.local import LocalExecutor
 from conductor.plan.scopes import outside
 from conductor.spec.model import Task, Validator
 
-__all__ = ["CheckResult", "check_inputs", "run_checks", "run_gate", "summarize_failures"]
+__all__ = [
+    "CheckEnv",
+    "CheckResult",
+    "check_inputs",
+    "run_checks",
+    "run_gate",
+    "summarize_failures",
+]
+
+DEFAULT_TIMEOUT_S = 600.0  # a `run` check without its own `timeout`
+GRACE_S = 2.0  # a check that outlives its limit gets this long after TERM
 
 _MAX_OUTPUT_LINES = 200
 _SUMMARY_LINES = 30  # per failed check in summaries: enough to act on, short enough to read
@@ -78,24 +89,29 @@ def _contains(v: Validator, root: Path) -> CheckResult:
     return CheckResult(name, found, output, time.monotonic() - t0)
 
 
-def _run(
-    v: Validator,
-    root: Path,
-    env: Mapping[str, str],
-    timeout_s: float,
-    redact: Callable[[str], str] | None,
-) -> CheckResult:
+@dataclass(frozen=True)
+class CheckEnv:
+    """How ``run`` checks run: their environment, default time limit, secret masking, and
+    the executor that starts them (a fake one in tests of the engine)."""
+
+    env: Mapping[str, str]
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    redact: Callable[[str], str] | None = None
+    executor: Executor = field(default_factory=LocalExecutor)
+
+
+def _run(v: Validator, root: Path, how: CheckEnv) -> CheckResult:
     """``bash -c`` the command in ``root``; the last lines of its output explain a failure."""
     tail: deque[str] = deque(maxlen=_MAX_OUTPUT_LINES)
-    res = LocalExecutor(grace_s=2.0).run(
+    req = Request(
         ["bash", "-c", v.run or ""],
         cwd=root,
-        env=env,
-        log_path=None,
-        timeout_s=v.timeout_s or timeout_s,
+        env=how.env,
+        limits=Limits(timeout_s=v.timeout_s or how.timeout_s, grace_s=GRACE_S),
         on_line=tail.append,
-        redact=redact,
+        redact=how.redact,
     )
+    res = how.executor.run(req)
     output = "\n".join(tail)
     if not res.ok:
         why = res.error or f"exit code {res.exit_code}"
@@ -112,16 +128,9 @@ def _changes(v: Validator, changed: Sequence[str] | None) -> CheckResult:
     return CheckResult(name, ok, output, 0.0)
 
 
-def _one(
-    v: Validator,
-    root: Path,
-    changed: Sequence[str] | None,
-    env: Mapping[str, str],
-    timeout_s: float,
-    redact: Callable[[str], str] | None,
-) -> CheckResult:
+def _one(v: Validator, root: Path, changed: Sequence[str] | None, how: CheckEnv) -> CheckResult:
     if v.kind == "run":
-        return _run(v, root, env, timeout_s, redact)
+        return _run(v, root, how)
     if v.kind == "exists":
         return _existence(v.describe(), v.paths, root, "missing")
     if v.kind == "contains":
@@ -140,13 +149,7 @@ def _touches(task: Task, changed: Sequence[str]) -> CheckResult:
 
 
 def run_checks(
-    task: Task,
-    worktree: Path,
-    changed: Sequence[str],
-    *,
-    env: Mapping[str, str],
-    default_timeout_s: float = 600,
-    redact: Callable[[str], str] | None = None,
+    task: Task, worktree: Path, changed: Sequence[str], how: CheckEnv
 ) -> list[CheckResult]:
     """Every check of one attempt, in order: declared outputs exist, each ``validate``
     entry, then the diff stays inside ``touches`` (skipped when the task declares none)."""
@@ -154,22 +157,15 @@ def run_checks(
     if task.outputs:
         results.append(_existence("outputs", task.outputs, worktree, "missing output(s)"))
     for v in task.validate:
-        results.append(_one(v, worktree, changed, env, default_timeout_s, redact))
+        results.append(_one(v, worktree, changed, how))
     if task.touches:
         results.append(_touches(task, changed))
     return results
 
 
-def run_gate(
-    validators: Sequence[Validator],
-    worktree: Path,
-    *,
-    env: Mapping[str, str],
-    default_timeout_s: float = 600,
-    redact: Callable[[str], str] | None = None,
-) -> list[CheckResult]:
+def run_gate(validators: Sequence[Validator], worktree: Path, how: CheckEnv) -> list[CheckResult]:
     """A group's gate on a checkout of the integration branch; ``changes`` passes as skipped."""
-    return [_one(v, worktree, None, env, default_timeout_s, redact) for v in validators]
+    return [_one(v, worktree, None, how) for v in validators]
 
 
 def summarize_failures(results: Sequence[CheckResult], max_lines: int = _SUMMARY_LINES) -> str:

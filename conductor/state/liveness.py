@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from conductor.errors import UserError
+from conductor.state.layout import Layout
 
 START_GRACE_S = 15.0  # a detached runner has this long to take its lock
 
 
 def lock_path(state_dir: Path, run_id: str) -> Path:
-    return state_dir / "runs" / run_id / "runner.lock"
+    return Layout(state_dir).runner_lock(run_id)
 
 
 def lock_held(state_dir: Path, run_id: str) -> bool:

@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from conductor.state.layout import Layout
+
 SCHEMA_VERSION = 1
 
 SCHEMA = """
@@ -362,19 +364,5 @@ class Store:
         return rows[::-1] if newest else rows
 
 
-def find_state_db(start: Path) -> Path | None:
-    """The nearest `.conductor/state.db` at or above ``start``.
-
-    Task worktrees live under `.conductor/worktrees/`, so walking up from inside one
-    finds the main repository's store too.
-    """
-    here = start.resolve()
-    for d in (here, *here.parents):
-        db = d / ".conductor" / "state.db"
-        if db.is_file():
-            return db
-    return None
-
-
 def open_store(state_dir: Path) -> Store:
-    return Store(state_dir / "state.db")
+    return Store(Layout(state_dir).db)

@@ -11,16 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from conductor.exec.local import LocalExecutor, ProcessResult
-from conductor.exec.procs import kill_process_group, process_alive, process_start_time
+from conductor.exec.base import ProcessResult
+from conductor.exec.local import LocalExecutor
+from conductor.exec.procs import process_alive, process_start_time, stop_tree
+from tests.testing.requests import request
 
 FAST = LocalExecutor(grace_s=0.3)
 
 
 def run(tmp: Path, script: str, ex: LocalExecutor = FAST, **kw: object) -> ProcessResult:
-    kw.setdefault("env", dict(os.environ))
     kw.setdefault("log_path", tmp / "task.log")
-    return ex.run(["bash", "-c", script], cwd=tmp, **kw)  # type: ignore[arg-type]
+    return ex.run(request(["bash", "-c", script], tmp, **kw))
 
 
 def body(log: Path) -> list[str]:
@@ -93,7 +94,7 @@ def test_env_is_the_complete_environment(tmp_path: Path, monkeypatch: pytest.Mon
 def test_cwd_is_respected(tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
-    FAST.run(["pwd"], cwd=work, env=dict(os.environ), log_path=tmp_path / "pwd.log")
+    FAST.run(request(["pwd"], work, log_path=tmp_path / "pwd.log"))
     assert body(tmp_path / "pwd.log") == [str(work)]
 
 
@@ -114,12 +115,14 @@ def test_without_a_log_file_output_reaches_on_line(tmp_path: Path) -> None:
 def test_secrets_never_reach_the_log(tmp_path: Path) -> None:
     seen: list[str] = []
     res = FAST.run(
-        ["bash", "-c", "echo token=hunter2; echo fine", "--api-key=hunter2"],
-        cwd=tmp_path,
-        env=dict(os.environ),
-        log_path=tmp_path / "task.log",
-        on_line=seen.append,
-        redact=lambda s: s.replace("hunter2", "***"),
+        request(
+            ["bash", "-c", "echo token=hunter2; echo fine", "--api-key=hunter2"],
+            tmp_path,
+            env=dict(os.environ),
+            log_path=tmp_path / "task.log",
+            on_line=seen.append,
+            redact=lambda s: s.replace("hunter2", "***"),
+        )
     )
     assert res.ok
     text = (tmp_path / "task.log").read_text()
@@ -253,7 +256,7 @@ def test_start_failures_are_results_not_exceptions(
     tmp_path: Path, argv: list[str], cwd: str | None, error: str
 ) -> None:
     where = tmp_path / cwd if cwd else tmp_path
-    res = FAST.run(argv, cwd=where, env=dict(os.environ), log_path=tmp_path / "t.log")
+    res = FAST.run(request(argv, where, env=dict(os.environ), log_path=tmp_path / "t.log"))
     assert (res.reason, res.exit_code, res.pid) == ("start_failed", None, None)
     assert res.error.startswith(error)
     assert error in (tmp_path / "t.log").read_text()
@@ -284,7 +287,7 @@ def test_noop_overhead_is_small(tmp_path: Path) -> None:
         subprocess.run(["true"], cwd=tmp_path, env=env)
 
     def ours() -> None:
-        FAST.run(["true"], cwd=tmp_path, env=env, log_path=tmp_path / "n.log", timeout_s=60)
+        FAST.run(request(["true"], tmp_path, env=env, log_path=tmp_path / "n.log", timeout_s=60))
 
     def median(fn: object) -> float:
         samples = []
@@ -312,13 +315,13 @@ def test_process_alive_detects_exit_zombies_and_pid_reuse() -> None:
     assert not process_alive(0) and not process_alive(-5)
 
 
-def test_kill_process_group_escalates_and_tolerates_gone_groups(tmp_path: Path) -> None:
+def test_stop_tree_escalates_and_tolerates_gone_groups(tmp_path: Path) -> None:
     proc = subprocess.Popen(["bash", "-c", "trap '' TERM; sleep 1000"], start_new_session=True)
     time.sleep(0.1)  # let bash install the trap
     t0 = time.monotonic()
-    kill_process_group(proc.pid, grace_s=0.2)
+    stop_tree(proc.pid, 0.2)
     assert proc.wait(timeout=5) == -9
     assert 0.2 <= time.monotonic() - t0 < 2
-    kill_process_group(proc.pid, grace_s=0.2)  # already gone: no error
+    stop_tree(proc.pid, 0.2)  # already gone: no error
     with pytest.raises(ValueError):
-        kill_process_group(os.getpgrp())
+        stop_tree(os.getpgrp(), 0.0)

@@ -18,10 +18,11 @@ from typing import Any
 import pytest
 
 from conductor.exec import tmux
-from conductor.exec.local import ProcessResult
+from conductor.exec.base import ProcessResult
 from conductor.exec.tmux import TmuxExecutor, attach_argv, session_exists, session_name
 from conductor.state.store import Store
 from tests.testing.paths import FAKES
+from tests.testing.requests import request
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
@@ -52,7 +53,7 @@ def drive(
 ) -> ProcessResult:
     kw.setdefault("timeout_s", 15.0)
     argv = [sys.executable, str(AGENT), *args]
-    return ex.run(argv, cwd=tmp, env=env or agent_env(), log_path=tmp / "agent.log", **kw)
+    return ex.run(request(argv, tmp, env=env or agent_env(), log_path=tmp / "agent.log", **kw))
 
 
 def log_body(tmp: Path) -> list[str]:
@@ -161,8 +162,8 @@ def test_shell_mode_reports_the_agents_real_exit_code(tmp_path: Path) -> None:
 
 def test_shell_mode_runs_a_non_interactive_command_without_a_prompt(tmp_path: Path) -> None:
     ex = executor("", "shell")
-    res = ex.run(["sh", "-c", "echo some output; exit 5"], cwd=tmp_path, env=agent_env(),
-                 log_path=tmp_path / "agent.log", timeout_s=10)  # fmt: skip
+    res = ex.run(request(["sh", "-c", "echo some output; exit 5"], tmp_path, env=agent_env(),
+                 log_path=tmp_path / "agent.log", timeout_s=10))  # fmt: skip
     assert (res.reason, res.exit_code) == ("exited", 5)
     assert "some output" in log_body(tmp_path)
 
@@ -176,8 +177,8 @@ def test_a_full_screen_agent_is_logged_up_to_the_redraw_plus_its_final_screen(
     tmp_path: Path,
 ) -> None:
     script = "echo one; echo two; sleep 0.3; printf '\\033[?1049h'; echo on-alt-screen; sleep 0.3"
-    res = executor("", "shell").run(["sh", "-c", script], cwd=tmp_path, env=agent_env(),
-                                    log_path=tmp_path / "agent.log", timeout_s=10)  # fmt: skip
+    res = executor("", "shell").run(request(["sh", "-c", script], tmp_path, env=agent_env(),
+                                    log_path=tmp_path / "agent.log", timeout_s=10))  # fmt: skip
     assert res.ok, res
     lines = (tmp_path / "agent.log").read_text().splitlines()
     note = "# conductor: the agent redrew its screen; its final screen:"
@@ -242,9 +243,9 @@ def test_cancel_and_kill_now_stop_the_agent(tmp_path: Path) -> None:
 def test_start_failures_create_no_session(tmp_path: Path) -> None:
     before = sessions()
     ex = executor("x")
-    res = ex.run(["no-such-agent-xyz"], cwd=tmp_path, env=agent_env(), log_path=None)
+    res = ex.run(request(["no-such-agent-xyz"], tmp_path, env=agent_env(), log_path=None))
     assert (res.reason, res.error) == ("start_failed", "executable not found: no-such-agent-xyz")
-    res = ex.run(["sh"], cwd=tmp_path / "missing", env=agent_env(), log_path=None)
+    res = ex.run(request(["sh"], tmp_path / "missing", env=agent_env(), log_path=None))
     assert res.reason == "start_failed" and "working directory not found" in res.error
     assert sessions() == before
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from conductor.run.validators import (
+    CheckEnv,
     CheckResult,
     check_inputs,
     run_checks,
@@ -34,7 +35,7 @@ ENV = {"PATH": os.environ["PATH"]}
 
 
 def check(wt: Path, v: Validator, changed: tuple[str, ...] = ("x",)) -> CheckResult:
-    [result] = run_checks(Task(id="T", validate=(v,)), wt, changed, env=ENV)
+    [result] = run_checks(Task(id="T", validate=(v,)), wt, changed, CheckEnv(ENV))
     return result
 
 
@@ -50,7 +51,7 @@ def test_run_passes_on_exit_zero_in_the_worktree_with_env(wt: Path) -> None:
         Task(id="T", validate=(run_v('test -f db/schema.sql && echo "in $PWD as $WHO"'),)),
         wt,
         [],
-        env={**ENV, "WHO": "tester"},
+        CheckEnv({**ENV, "WHO": "tester"}),
     )
     assert res == [CheckResult(res[0].name, True, f"in {wt} as tester", res[0].duration_s)]
     assert res[0].name == 'run: test -f db/schema.sql && echo "in $PWD as $WHO"'
@@ -76,13 +77,13 @@ def test_run_times_out(wt: Path) -> None:
 
 def test_run_default_timeout_applies(wt: Path) -> None:
     task = Task(id="T", validate=(run_v("sleep 30"),))
-    [res] = run_checks(task, wt, [], env=ENV, default_timeout_s=0.3)
+    [res] = run_checks(task, wt, [], CheckEnv(ENV, timeout_s=0.3))
     assert not res.ok and "timed out" in res.output
 
 
 def test_run_output_is_redacted(wt: Path) -> None:
     task = Task(id="T", validate=(run_v("echo key=s3cret; exit 1"),))
-    [res] = run_checks(task, wt, [], env=ENV, redact=lambda s: s.replace("s3cret", "***"))
+    [res] = run_checks(task, wt, [], CheckEnv(ENV, redact=lambda s: s.replace("s3cret", "***")))
     assert "s3cret" not in res.output and "key=***" in res.output
 
 
@@ -121,25 +122,25 @@ def test_changes_counts_changed_files(wt: Path) -> None:
 
 
 def test_outputs_must_exist(wt: Path) -> None:
-    ok = run_checks(Task(id="T", outputs=("db/schema.sql", "src/*.py")), wt, [], env=ENV)
+    ok = run_checks(Task(id="T", outputs=("db/schema.sql", "src/*.py")), wt, [], CheckEnv(ENV))
     assert [(r.name, r.ok) for r in ok] == [("outputs", True)]
-    [bad] = run_checks(Task(id="T", outputs=("db/schema.sql", "db/seed.sql")), wt, [], env=ENV)
+    [bad] = run_checks(Task(id="T", outputs=("db/schema.sql", "db/seed.sql")), wt, [], CheckEnv(ENV))
     assert not bad.ok and bad.output == "missing output(s): db/seed.sql"
 
 
 def test_touches_lists_every_path_outside_the_scope(wt: Path) -> None:
     task = Task(id="T", touches=("db/**", "tests/db/**"))
     changed = ["db/schema.sql", "src/app.py", "tests/db/t.py", "README.md"]
-    [res] = run_checks(task, wt, changed, env=ENV)
+    [res] = run_checks(task, wt, changed, CheckEnv(ENV))
     assert (res.name, res.ok) == ("touches", False)
     assert "  src/app.py\n  README.md" in res.output
     assert "db/schema.sql" not in res.output.splitlines()[1:]
-    [inside] = run_checks(task, wt, ["db/a.sql"], env=ENV)
+    [inside] = run_checks(task, wt, ["db/a.sql"], CheckEnv(ENV))
     assert inside.ok
 
 
 def test_no_outputs_validators_or_touches_means_no_checks(wt: Path) -> None:
-    assert run_checks(Task(id="T"), wt, ["anything/at/all"], env=ENV) == []
+    assert run_checks(Task(id="T"), wt, ["anything/at/all"], CheckEnv(ENV)) == []
 
 
 def test_inputs(wt: Path) -> None:
@@ -165,7 +166,7 @@ def test_every_check_runs_and_failures_are_summarized(wt: Path) -> None:
         ),
         touches=("db/**",),
     )
-    results = run_checks(task, wt, ["db/schema.sql", "src/app.py"], env=ENV)
+    results = run_checks(task, wt, ["db/schema.sql", "src/app.py"], CheckEnv(ENV))
     assert [(r.name, r.ok) for r in results] == [
         ("outputs", False),
         ("run: echo boom; exit 1", False),
@@ -195,7 +196,7 @@ def test_gate_runs_on_a_checkout_and_skips_changes(wt: Path) -> None:
         Validator(kind="changes", min_files=3),
         Validator(kind="exists", paths=("nothing.txt",)),
     )
-    results = run_gate(gate, wt, env=ENV)
+    results = run_gate(gate, wt, CheckEnv(ENV))
     assert [(r.name, r.ok) for r in results] == [
         ("run: test -f db/schema.sql", True),
         ("changes: >= 3", True),

@@ -1,0 +1,90 @@
+"""Steering a run from another terminal: cancel it (or one task), report progress.
+
+The runner owns a live run: these functions only record a request in the store (a
+`cancelling` state the runner's heartbeat picks up) and, for a run whose runner is gone,
+record the outcome themselves. Every event they write goes through the emitter.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from conductor.errors import UserError
+from conductor.state.events import Emitter
+from conductor.state.layout import Layout
+from conductor.state.liveness import is_live
+from conductor.state.store import Row, Store
+
+ENDED_RUN = ("succeeded", "failed", "cancelled")
+ENDED_TASK = ("succeeded", "failed", "blocked", "skipped", "cancelled")
+CANCEL_WAIT_S = 120.0
+
+
+def cancel(store: Store, run: Row, task: str | None = None, wait: bool = True) -> str:
+    """Cancel the run (or one task of it); return the run's state afterwards.
+
+    A live run is asked to stop and, with ``wait``, waited for; a run without a runner is
+    marked cancelled here (`resume` still picks it up)."""
+    if run["state"] in ENDED_RUN:
+        raise UserError(f"run {run['id']} already ended ({run['state']})")
+    live = is_live(store.path.parent, run)
+    if task is not None:
+        _cancel_task(store, run, task, live)
+    elif live:
+        store.update_run(run["id"], state="cancelling")
+        if wait:
+            wait_until_stopped(store, run["id"])
+    else:
+        _cancel_dead_run(store, run)
+    final = store.run(run["id"])
+    assert final is not None
+    return str(final["state"])
+
+
+def _cancel_task(store: Store, run: Row, task: str, live: bool) -> None:
+    t = store.task(run["id"], task)
+    if t is None:
+        raise UserError(f"run {run['id']} has no task `{task}`")
+    if t["state"] in ENDED_TASK:
+        raise UserError(f"task {task} already ended ({t['state']})")
+    store.update_task(run["id"], task, state="cancelling" if live else "cancelled")
+
+
+def _cancel_dead_run(store: Store, run: Row) -> None:
+    """No runner: record the cancellation directly."""
+    for t in store.tasks(run["id"]):
+        if t["state"] not in ENDED_TASK:
+            store.update_task(run["id"], t["task_id"], state="cancelled")
+    store.update_run(run["id"], state="cancelled", finished=time.time())
+    Emitter(store, run["id"])("run_finished", None, state="cancelled")
+
+
+def wait_until_stopped(store: Store, run_id: str, timeout_s: float = CANCEL_WAIT_S) -> None:
+    """Wait until the run has no runner any more (or ``timeout_s`` passed)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        row = store.run(run_id)
+        if row is None or not is_live(store.path.parent, row):
+            return
+        time.sleep(0.2)
+
+
+PROGRESS_VARS = ("CONDUCTOR_STATE_DIR", "CONDUCTOR_RUN_ID", "CONDUCTOR_TASK_ID")
+
+
+def report_progress(environ: Mapping[str, str], percent: float, message: str | None) -> None:
+    """`conductor progress` from inside a task: the environment says which run and task."""
+    if not 0 <= percent <= 100:
+        raise UserError(f"progress must be between 0 and 100, not {percent:g}")
+    missing = [k for k in PROGRESS_VARS if not environ.get(k)]
+    if missing:
+        raise UserError("not inside a conductor task (" + ", ".join(missing) + " not set)",
+                        hint="conductor sets these for every task it runs")  # fmt: skip
+    run_id, task_id = environ["CONDUCTOR_RUN_ID"], environ["CONDUCTOR_TASK_ID"]
+    with Store(Layout(Path(environ["CONDUCTOR_STATE_DIR"])).db) as store:
+        if store.task(run_id, task_id) is None:
+            raise UserError(f"run {run_id} has no task `{task_id}`")
+        store.update_task(run_id, task_id, progress=percent, step=message)
+        Emitter(store, run_id)("task_progress", task_id, percent=percent, message=message)

@@ -1,0 +1,81 @@
+"""The status document: where a run stands, as `status --json` promises it (README).
+
+The one builder of that shape: `status`, `runs`, `watch` and the live tables all read it,
+so a field added here reaches every one of them.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from conductor.state.layout import find_state_db
+from conductor.state.liveness import shown_state
+from conductor.state.store import Row, Store
+
+
+def elapsed(row: Row) -> float | None:
+    """Seconds from start to finish (to now while it runs); None before it started."""
+    if not row.get("started"):
+        return None
+    return float((row.get("finished") or time.time()) - row["started"])
+
+
+def run_doc(store: Store, run: Row, tasks: list[Row] | None = None) -> dict[str, Any]:
+    """The `run` object of the status document (also what `runs --json` lists)."""
+    tasks = store.tasks(run["id"]) if tasks is None else tasks
+    return {
+        "id": run["id"],
+        "state": shown_state(store.path.parent, run),
+        "workflow": run["workflow"],
+        "name": run["name"],
+        "started": run["started"],
+        "finished": run["finished"],
+        "elapsed_s": elapsed(run),
+        "integration_branch": run["integration_branch"],
+        "base_commit": run["base_commit"],
+        "counts": _counts(tasks),
+    }
+
+
+def _counts(tasks: list[Row]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for t in tasks:
+        counts[t["state"]] = counts.get(t["state"], 0) + 1
+    return counts
+
+
+def task_doc(t: Row) -> dict[str, Any]:
+    return {
+        "id": t["task_id"],
+        "state": t["state"],
+        "attempts": t["attempts"],
+        "group": t["group_id"],
+        "agent": t["agent"],
+        "elapsed_s": elapsed(t),
+        "progress": t["progress"],
+        "step": t["step"],
+        "error": t["error"],
+        "merge_commit": t["merge_commit"],
+        "cost_usd": t["cost_usd"],
+    }
+
+
+def status_doc(store: Store, run: Row) -> dict[str, Any]:
+    """``{"run": {...}, "tasks": [{...}]}`` for one run."""
+    tasks = store.tasks(run["id"])
+    return {"run": run_doc(store, run, tasks), "tasks": [task_doc(t) for t in tasks]}
+
+
+def last_states(workflow_dir: Path, name: str) -> dict[str, str]:
+    """Each task's state in the newest run of workflow ``name`` that ran it (`list`)."""
+    db = find_state_db(workflow_dir)
+    if db is None:
+        return {}
+    with Store(db) as store:
+        runs = [r for r in store.runs(limit=200) if r["name"] == name]
+        out: dict[str, str] = {}
+        for run in reversed(runs):
+            out.update({t["task_id"]: t["state"] for t in store.tasks(run["id"])})
+        return out
