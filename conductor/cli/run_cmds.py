@@ -58,7 +58,7 @@ def run_cmd(
     verbosity = "quiet" if quiet else "verbose" if verbose else None
     flags = {"concurrency": concurrency, "strategy": strategy, "verbosity": verbosity,
              "color": "never" if no_color else None}  # fmt: skip
-    from conductor.spec.config import configured
+    from conductor.spec.config import configured, run_settings
 
     wf, cfg = configured(wf, flags, os.environ)
     if from_:
@@ -89,7 +89,8 @@ def run_cmd(
         shown = display(plan, as_json=as_json, color=cfg.color, emoji=cfg.emoji,
                         verbosity=cfg.verbosity)  # fmt: skip
         with shown as sink:
-            _final, code = drive(prep.ws, prep.store, prep.run_id, [sink], os.environ, wf, plan)
+            _final, code = drive(prep.ws, prep.store, prep.run_id, [sink], os.environ, wf, plan,
+                                 settings=run_settings(cfg))  # fmt: skip
     finally:
         prep.store.close()
     raise typer.Exit(code)

@@ -108,7 +108,7 @@ def _watch_display(store: Store, row: Row, as_json: bool) -> Iterator[Any]:
     from conductor.run.start import replan
 
     try:
-        _wf, plan = replan(_workspace(store), row)
+        _wf, plan, _settings = replan(_workspace(store), row, os.environ)
     except UserError:  # the workflow file changed or is gone: plain lines still work
         yield make_sink(False)
         return

@@ -175,7 +175,6 @@ def run_demo(root: Path, environ: Mapping[str, str], *, as_json: bool = False) -
 
     wf = load_workflow(root / WORKFLOW_FILE)
     cfg = config.effective(config.load_config(root, environ), config.workflow_values(wf), {})
-    config.export_env(cfg, os.environ)  # the engine reads the backoff from the environment
     plan = make_plan(wf)
     env = _task_environ(environ)
     prep = prepare(wf, plan, RunOptions(selection={}), env)
@@ -184,7 +183,8 @@ def run_demo(root: Path, environ: Mapping[str, str], *, as_json: bool = False) -
             plan, as_json=as_json, color=cfg.color, emoji=cfg.emoji, verbosity=cfg.verbosity
         )
         with shown as sink:
-            state, code = drive(prep.ws, prep.store, prep.run_id, [sink], env, wf, plan)
+            state, code = drive(prep.ws, prep.store, prep.run_id, [sink], env, wf, plan,
+                                settings=config.run_settings(cfg))  # fmt: skip
         log = report.log_path(prep.ws, wf, prep.run_id)
     finally:
         prep.store.close()

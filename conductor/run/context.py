@@ -14,6 +14,7 @@ from conductor.exec.base import Executor
 from conductor.exec.local import LocalExecutor
 from conductor.git.cmd import clean_env
 from conductor.git.workspace import Workspace
+from conductor.spec.config import RunSettings
 from conductor.spec.model import Task, Workflow
 from conductor.spec.secrets import Secrets
 from conductor.state.events import Emitter
@@ -35,6 +36,7 @@ class RunContext:
     secrets: Secrets
     emit: Emitter
     executor: Executor = field(default_factory=LocalExecutor)  # a fake one in engine tests
+    settings: RunSettings = field(default_factory=RunSettings)
     base_env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     stopping: threading.Event = field(default_factory=threading.Event)
     kill_now: threading.Event = field(default_factory=threading.Event)

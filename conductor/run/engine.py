@@ -8,7 +8,6 @@ to the scheduler, so what the store says is never behind what happened.
 from __future__ import annotations
 
 import dataclasses
-import os
 import queue
 import random
 import threading
@@ -27,10 +26,9 @@ HEARTBEAT_S = 2.0
 MAX_CONFLICT_RETRIES = 3
 
 
-def backoff_s(failures: int) -> float:
-    """Exponential backoff with full jitter; the base is tunable for tests and demos."""
-    base = float(os.environ.get("CONDUCTOR_RETRY_BACKOFF", "2"))
-    return random.uniform(0.5, 1.0) * min(base * 2.0 ** (failures - 1), 300.0)
+def backoff_s(failures: int, base_s: float) -> float:
+    """Exponential backoff with full jitter (``retry_backoff`` in config is the base)."""
+    return random.uniform(0.5, 1.0) * min(base_s * 2.0 ** (failures - 1), 300.0)
 
 
 @dataclass
@@ -173,7 +171,10 @@ class Runner:
 
     def _watch_resources(self) -> None:
         """Pause dispatch while memory or disk is short; say so, and when it recovers."""
-        problem = resources.shortage(self.ctx.ws.state_dir)
+        settings = self.ctx.settings
+        problem = resources.shortage(
+            self.ctx.ws.state_dir, settings.min_free_memory_mb, settings.min_free_disk_mb
+        )
         if problem and not self.sched.paused:
             self.sched.paused = True
             self.ctx.emit(
@@ -280,7 +281,8 @@ class Runner:
         agent = self.sched.agent_of[tid]
         book = self.books[tid]
         book.pauses += 1
-        until = out.resume_at or time.time() + backoff_s(book.pauses) * 30
+        wait = backoff_s(book.pauses, ctx.settings.retry_backoff_s) * 30
+        until = out.resume_at or time.time() + wait
         profile = ctx.wf.agents.get(agent)
         fallback = profile.fallback if profile is not None else None
         if fallback:
@@ -331,7 +333,7 @@ class Runner:
             book.prior = Prior(conflict=out.output, failure=book.prior.failure)
         else:
             book.failures += 1
-            delay = backoff_s(book.failures)
+            delay = backoff_s(book.failures, self.ctx.settings.retry_backoff_s)
             session, base = out.extras.get("session_id"), out.extras.get("diff_base")
             book.prior = Prior(
                 failure=f"{out.error}\n\n{out.output}".strip(),

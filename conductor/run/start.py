@@ -24,10 +24,13 @@ from conductor.errors import (
     SpecError,
     UserError,
 )
+from conductor.exec.base import Executor
+from conductor.exec.local import LocalExecutor
 from conductor.git import refs
 from conductor.git.workspace import Workspace
 from conductor.plan.planner import Plan, remaining_path_hours
 from conductor.run.preflight import check_machine
+from conductor.spec.config import RunSettings
 from conductor.spec.model import Workflow
 from conductor.spec.secrets import Secrets, resolve
 from conductor.state.layout import find_state_db
@@ -186,42 +189,59 @@ def drive(
     environ: Mapping[str, str],
     wf: Workflow | None = None,
     plan: Plan | None = None,
+    *,
+    settings: RunSettings | None = None,
+    executor: Executor | None = None,
 ) -> tuple[str, int]:
     """Drive a recorded run to its end: fresh, detached or resumed alike.
 
     Takes the run's lock (a second driver is refused), recovers whatever a dead
-    runner left, runs, writes the log. Returns (final state, exit code).
+    runner left, runs, writes the log. Returns (final state, exit code). Without
+    ``wf``/``plan`` the run's own workflow file and selection are read again (and its
+    configured settings with them); ``executor`` replaces the local one (tests).
     """
     lock = RunLock(ws.state_dir, run_id).acquire()
     try:
         row = store.run(run_id)
         assert row is not None
         if wf is None or plan is None:
-            wf, plan = replan(ws, row)
+            wf, plan, settings = replan(ws, row, environ)
         # a `cancel` that came before this runner took the lock still counts
         state = "cancelling" if row["state"] == "cancelling" else "running"
         store.update_run(run_id, state=state, pid=os.getpid(), heartbeat=time.time(),
                          finished=None, reason=None)  # fmt: skip
-        return _drive(ws, store, row, wf, plan, sinks, environ)
+        how = _How(settings or RunSettings(), executor or LocalExecutor())
+        return _drive(ws, store, row, wf, plan, sinks, environ, how)
     finally:
         lock.release()
 
 
-def replan(ws: Workspace, row: Row) -> tuple[Workflow, Plan]:
-    """The workflow and selection a recorded run was started with."""
+def replan(
+    ws: Workspace, row: Row, environ: Mapping[str, str]
+) -> tuple[Workflow, Plan, RunSettings]:
+    """The workflow, selection and settings a recorded run was started with."""
     from conductor.plan.planner import make_plan
-    from conductor.spec.config import configured
+    from conductor.spec.config import configured, run_settings
     from conductor.spec.load import load_workflow
 
-    wf, _cfg = configured(load_workflow(ws.root / row["workflow"]), {}, os.environ)
+    wf, cfg = configured(load_workflow(ws.root / row["workflow"]), {}, environ)
     sel = json.loads(row["options"]).get("selection", {})
     plan = make_plan(wf, groups=sel.get("groups", ()), tasks=sel.get("tasks", ()),
                      with_deps=bool(sel.get("with_deps")))  # fmt: skip
-    return wf, plan
+    return wf, plan, run_settings(cfg)
+
+
+@dataclass(frozen=True)
+class _How:
+    """How this process drives the run: its settings and where commands run."""
+
+    settings: RunSettings
+    executor: Executor
 
 
 def _drive(ws: Workspace, store: Store, row: Row, wf: Workflow, plan: Plan,
-           sinks: list[Sink], environ: Mapping[str, str]) -> tuple[str, int]:  # fmt: skip
+           sinks: list[Sink], environ: Mapping[str, str], how: _How,
+           ) -> tuple[str, int]:  # fmt: skip
     from conductor.report import log as report
     from conductor.run.context import RunContext
     from conductor.state.events import Emitter
@@ -234,6 +254,7 @@ def _drive(ws: Workspace, store: Store, row: Row, wf: Workflow, plan: Plan,
     ctx = RunContext(
         wf, ws, store, run_id, secrets, emit,
         # so `conductor progress` inside an agent finds the store
+        executor=how.executor, settings=how.settings,
         base_env={**environ, "CONDUCTOR_STATE_DIR": str(ws.state_dir)},
     )  # fmt: skip
     extras = _observers(ctx, plan)

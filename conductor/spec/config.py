@@ -12,12 +12,20 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from conductor.errors import UserError
+from conductor.spec.model import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_KEEP,
+    DEFAULT_MIN_FREE_DISK_MB,
+    DEFAULT_MIN_FREE_MEMORY_MB,
+    DEFAULT_RETRY_BACKOFF_S,
+    DEFAULT_STRATEGY,
+)
 from conductor.spec.suggest import did_you_mean
 
 if TYPE_CHECKING:
@@ -47,22 +55,21 @@ class Key:
 
 # Dotted names for nested tables; the defaults match what the engine does without config.
 KEYS: dict[str, Key] = {
-    "concurrency": Key(4, _int_min(1), "an integer >= 1"),
-    "strategy": Key("waves", _choice("waves", "eager"), "waves or eager"),
+    "concurrency": Key(DEFAULT_CONCURRENCY, _int_min(1), "an integer >= 1"),
+    "strategy": Key(DEFAULT_STRATEGY, _choice("waves", "eager"), "waves or eager"),
     "color": Key("auto", _choice("auto", "always", "never"), "auto, always or never"),
     "emoji": Key(True, lambda v: isinstance(v, bool), "true or false"),
     "verbosity": Key("normal", _choice("quiet", "normal", "verbose"), "quiet, normal or verbose"),
     "log_dir": Key(".conductor/runs", lambda v: isinstance(v, str) and v != "", "a path"),
     "keep": Key(
-        "on_failure", _choice("always", "on_failure", "never"), "always, on_failure or never"
+        DEFAULT_KEEP, _choice("always", "on_failure", "never"), "always, on_failure or never"
     ),
-    "alerts.min_free_memory_mb": Key(256.0, _number, "a number of MB >= 0"),
-    "alerts.min_free_disk_mb": Key(500.0, _number, "a number of MB >= 0"),
-    "retry_backoff": Key(2.0, _number, "a number of seconds >= 0"),
+    "alerts.min_free_memory_mb": Key(DEFAULT_MIN_FREE_MEMORY_MB, _number, "a number of MB >= 0"),
+    "alerts.min_free_disk_mb": Key(DEFAULT_MIN_FREE_DISK_MB, _number, "a number of MB >= 0"),
+    "retry_backoff": Key(DEFAULT_RETRY_BACKOFF_S, _number, "a number of seconds >= 0"),
 }
 TABLES = {"alerts"}
-# Settings the engine reads from the environment. A variable set by the user acts like a
-# flag for this invocation; `export_env` hands configured values to the engine the same way.
+# Settings a variable may set for one invocation, like a flag (tests use the backoff one).
 ENV_VARS = {
     "retry_backoff": "CONDUCTOR_RETRY_BACKOFF",
     "alerts.min_free_memory_mb": "CONDUCTOR_MIN_FREE_MEMORY_MB",
@@ -296,21 +303,30 @@ def workflow_values(wf: Workflow) -> dict[str, Any]:
     except OSError:
         text = ""
     out: dict[str, Any] = {}
-    if wf.concurrency != 4 or _TOP_KEY["concurrency"].search(text):
+    if wf.concurrency != DEFAULT_CONCURRENCY or _TOP_KEY["concurrency"].search(text):
         out["concurrency"] = wf.concurrency
-    if wf.strategy != "waves" or _TOP_KEY["strategy"].search(text):
+    if wf.strategy != DEFAULT_STRATEGY or _TOP_KEY["strategy"].search(text):
         out["strategy"] = wf.strategy
-    if wf.workspace.keep != "on_failure" or _KEEP.search(text):
+    if wf.workspace.keep != DEFAULT_KEEP or _KEEP.search(text):
         out["keep"] = wf.workspace.keep
     return out
 
 
-def export_env(config: Config, environ: MutableMapping[str, str]) -> None:
-    """Hand configured values to the engine and resource monitor, which read them from
-    the environment (CONDUCTOR_RETRY_BACKOFF, CONDUCTOR_MIN_FREE_*_MB)."""
-    for key, var in ENV_VARS.items():
-        if config.sources[key] != BUILT_IN:
-            environ[var] = repr(float(config.values[key]))
+@dataclass(frozen=True)
+class RunSettings:
+    """The configured values the engine needs while a run goes, handed over as a value."""
+
+    retry_backoff_s: float = DEFAULT_RETRY_BACKOFF_S
+    min_free_memory_mb: float = DEFAULT_MIN_FREE_MEMORY_MB
+    min_free_disk_mb: float = DEFAULT_MIN_FREE_DISK_MB
+
+
+def run_settings(config: Config) -> RunSettings:
+    return RunSettings(
+        retry_backoff_s=float(config.values["retry_backoff"]),
+        min_free_memory_mb=float(config.values["alerts.min_free_memory_mb"]),
+        min_free_disk_mb=float(config.values["alerts.min_free_disk_mb"]),
+    )
 
 
 def find_repo_root(start: Path) -> Path | None:
@@ -333,14 +349,13 @@ def describe_rows(config: Config) -> list[tuple[str, str, str]]:
 
 
 def configured(
-    wf: Workflow, flags: Mapping[str, Any], environ: MutableMapping[str, str]
+    wf: Workflow, flags: Mapping[str, Any], environ: Mapping[str, str]
 ) -> tuple[Workflow, Config]:
     """The workflow with the effective settings applied (flag > file > repo > user)."""
     import dataclasses
 
     cfg = effective(load_config(find_repo_root(wf.source_dir), environ), workflow_values(wf),
                     flags)  # fmt: skip
-    export_env(cfg, environ)  # backoff and alert thresholds reach the engine
     if wf.log is None and cfg.sources["log_dir"] != BUILT_IN:  # one log per run in log_dir
         wf = dataclasses.replace(wf, log=f"{cfg.log_dir.rstrip('/')}/{{run}}/EXECUTION_LOG.md")
     workspace = dataclasses.replace(wf.workspace, keep=cast("KeepPolicy", cfg.keep))

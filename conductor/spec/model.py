@@ -16,6 +16,16 @@ KeepPolicy = Literal["always", "on_failure", "never"]
 OnConflict = Literal["retry", "fail"]
 
 PRIORITY_RANK: dict[str, int] = {"high": 0, "normal": 1, "low": 2}
+
+# The built-in defaults, each written once: the model, the loader, the config layers and
+# the scheduler all take them from here.
+DEFAULT_CONCURRENCY = 4
+DEFAULT_STRATEGY: Strategy = "waves"
+DEFAULT_KEEP: KeepPolicy = "on_failure"
+DEFAULT_RETRIES = 1
+DEFAULT_RETRY_BACKOFF_S = 2.0  # base of the exponential backoff between attempts
+DEFAULT_MIN_FREE_MEMORY_MB = 256.0  # below this, dispatch pauses with a system_alert
+DEFAULT_MIN_FREE_DISK_MB = 500.0
 PRESETS = ("claude-code", "codex", "aider", "gemini", "shell")
 
 
@@ -94,7 +104,7 @@ class WorkspaceSpec:
     copy: tuple[str, ...] = ()
     symlink: tuple[str, ...] = ()
     setup: tuple[str, ...] = ()
-    keep: KeepPolicy = "on_failure"
+    keep: KeepPolicy = DEFAULT_KEEP
 
 
 @dataclass(frozen=True)
@@ -126,7 +136,7 @@ class Task:
     estimate_s: float | None = None
     timeout_s: float | None = None
     idle_timeout_s: float | None = None
-    retries: int = 1
+    retries: int = DEFAULT_RETRIES
     skills: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
     on_conflict: OnConflict = "retry"
@@ -144,8 +154,8 @@ class Workflow:
     base: str = "HEAD"
     integration_branch: str = ""  # resolved: defaults to conductor/<name>
     log: str | None = None  # relative to the repository root
-    strategy: Strategy = "waves"
-    concurrency: int = 4
+    strategy: Strategy = DEFAULT_STRATEGY
+    concurrency: int = DEFAULT_CONCURRENCY
     agents: dict[str, AgentProfile] = field(default_factory=dict)
     workspace: WorkspaceSpec = field(default_factory=WorkspaceSpec)
     budget_usd: float | None = None

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conductor.errors import UserError
-from conductor.spec.config import effective, export_env, load_config, workflow_values
+from conductor.spec.config import effective, load_config, run_settings, workflow_values
 from conductor.spec.load import load_workflow
 from tests.testing.repos import write
 from tests.testing.runner import cli, write_workflow
@@ -58,9 +58,9 @@ def test_no_color_and_conductor_variables(tmp_path: Path) -> None:
     assert cfg.color == "never" and cfg.sources["color"] == "NO_COLOR"
     # a variable set for this invocation beats the repository's default
     assert cfg.retry_backoff == 0.1 and cfg.sources["retry_backoff"] == "$CONDUCTOR_RETRY_BACKOFF"
-    environ: dict[str, str] = {}
-    export_env(load_config(repo, env_for(tmp_path)), environ)
-    assert environ == {"CONDUCTOR_RETRY_BACKOFF": "5.0"}  # what the engine reads
+    # the engine gets the repository's value, as a value (never through os.environ)
+    assert run_settings(load_config(repo, env_for(tmp_path))).retry_backoff_s == 5.0
+    assert run_settings(cfg).retry_backoff_s == 0.1
 
 
 @pytest.mark.parametrize(
