@@ -1,10 +1,12 @@
 """Drive the real engine on a real repository and store, with only the agents faked.
 
 ``start`` records a run the way ``conductor run`` does (``prepare``: preflight, the run
-and task rows, the integration branch) and wires a ``RunContext`` and ``Runner`` the way
-``conductor.run.start._drive`` does, except that every process the run would start (agents,
-setup commands, ``run:`` checks, group gates) goes to a :class:`FakeExecutor`. No hooks,
-no execution log, no signal handlers: those are not what these tests are about.
+and task rows, the integration branch) and builds the ``RunContext`` the run's runner
+would use, except that every process the run starts (agents, setup commands, ``run:``
+checks, group gates) goes to a :class:`FakeExecutor`. ``Harness.drive`` then runs it
+through ``conductor.run.start.drive`` exactly as the CLI does; ``Harness.run`` drives only
+the ``Runner`` (as ``_prepare_runner`` builds it) for a test that must reach the runner
+before it starts; ``Harness.ctx`` alone is enough to run one ``Attempt``.
 
     wf = workflow(repo, task("A"), task("B", after=["A"]))
     result = run_workflow(wf, writes({"A": {"a.txt": "a\\n"}}))
@@ -28,8 +30,10 @@ from conductor.git.workspace import Workspace
 from conductor.plan.graph import task_deps
 from conductor.plan.planner import Plan, make_plan
 from conductor.run.context import RunContext
+from conductor.run.debuglog import close_runner_log
 from conductor.run.engine import Runner
-from conductor.run.start import RunOptions, _prepare_runner, prepare
+from conductor.run.start import RunOptions, _prepare_runner, drive, prepare
+from conductor.spec.config import RunSettings
 from conductor.spec.model import AgentProfile, Group, Task, Workflow
 from conductor.state.events import Emitter
 from conductor.state.store import Row, Store
@@ -41,6 +45,9 @@ AGENT = "fake-agent"
 PROFILE = AgentProfile(name="fake", command=(AGENT, "{task_id}", "{prompt_file}"))
 NAME = "t"
 BRANCH = f"conductor/{NAME}"
+# Retries wait a few hundredths of a second, not seconds; and a nearly full disk or a
+# busy machine must not pause dispatch (resource alerts are not what these tests test).
+SETTINGS = RunSettings(retry_backoff_s=0.05, min_free_memory_mb=0.0, min_free_disk_mb=0.0)
 
 
 def task(task_id: str, *, after: Sequence[str] = (), **fields: Any) -> Task:
@@ -110,6 +117,7 @@ class Harness:
     run_id: str
     ctx: RunContext
     executor: FakeExecutor
+    environ: dict[str, str]
 
     def __enter__(self) -> Harness:
         return self
@@ -118,7 +126,15 @@ class Harness:
         self.close()
 
     def close(self) -> None:
+        close_runner_log(self.ws.state_dir)  # drive() attached a file handler for this repo
         self.store.close()
+
+    def drive(self) -> EngineResult:
+        """The whole run as `conductor run` drives it (lock, recovery, runner, cleanup,
+        execution log), with this harness's executor."""
+        state, _code = drive(self.ws, self.store, self.run_id, [], self.environ, self.wf,
+                             self.plan, settings=SETTINGS, executor=self.executor)  # fmt: skip
+        return self.result(state)
 
     def runner(self) -> Runner:
         """Recovery, scheduler and runner exactly as `conductor run` builds them."""
@@ -126,12 +142,11 @@ class Harness:
         assert row is not None
         return _prepare_runner(self.ctx, self.plan, json.loads(row["options"]))
 
-    def run(self, before: Callable[[Runner], None] | None = None) -> EngineResult:
+    def run(self, before: Callable[[Runner], None]) -> EngineResult:
+        """Only the runner (no log, no cleanup); ``before`` sees it just before it starts."""
         runner = self.runner()
-        if before is not None:
-            before(runner)
-        state = runner.run()
-        return self.result(state)
+        before(runner)
+        return self.result(runner.run())
 
     def result(self, state: str) -> EngineResult:
         tasks = {r["task_id"]: r for r in self.store.tasks(self.run_id)}
@@ -206,10 +221,10 @@ def start(
     emit = Emitter(prepared.store, prepared.run_id, prepared.secrets.redact)
     ctx = RunContext(
         wf, prepared.ws, prepared.store, prepared.run_id, prepared.secrets, emit,
-        executor=executor,
+        executor=executor, settings=SETTINGS,
         base_env={**env, "CONDUCTOR_STATE_DIR": str(prepared.ws.state_dir)},
     )  # fmt: skip
-    return Harness(wf, plan, prepared.ws, prepared.store, prepared.run_id, ctx, executor)
+    return Harness(wf, plan, prepared.ws, prepared.store, prepared.run_id, ctx, executor, env)
 
 
 def run_workflow(
@@ -217,8 +232,7 @@ def run_workflow(
     handler: Handler = succeed,
     *,
     options: RunOptions | None = None,
-    before: Callable[[Runner], None] | None = None,
 ) -> EngineResult:
-    """Record and drive a whole run; ``before`` sees the runner just before it starts."""
+    """Record and drive a whole run."""
     with start(wf, handler, options=options) as h:
-        return h.run(before)
+        return h.drive()
