@@ -182,7 +182,7 @@ def _tty() -> bool:
 
 def _print_status(doc: dict[str, Any], events: list[Row]) -> None:
     from conductor.console.plain import describe
-    from conductor.report.log import fmt_duration
+    from conductor.report.rundata import fmt_duration
 
     r = doc["run"]
     hint = (
@@ -219,7 +219,7 @@ def runs_cmd(
 
         make_console().print(render_runs_table(docs))
         return
-    from conductor.report.log import fmt_duration
+    from conductor.report.rundata import fmt_duration
 
     for d in docs:
         counts = ", ".join(f"{n} {s}" for s, n in sorted(d["counts"].items()))

@@ -65,7 +65,7 @@ def _workflow_of(root: Path, run: Row, tasks: Iterable[str]) -> Any:
 
 def render_from_store(store: Store, run_id: str) -> str:
     """A header and the task table from the store alone (no workflow needed)."""
-    from conductor.report.log import fmt_duration
+    from conductor.report.rundata import fmt_duration
 
     run = run_row(store, run_id)
     tasks = store.tasks(run_id)

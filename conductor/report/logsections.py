@@ -1,0 +1,295 @@
+"""The sections of the markdown execution log, each rendered from the loaded run.
+
+The header table, the mermaid graph and timeline, the task tables (by group, else by
+wave), the failures with their validator output and agent log tails, and the alerts.
+Output of agents and validators is cleaned and fenced (``mdtext``) and cut to its last
+lines, and alerts are capped, so that one noisy task cannot swamp the log.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from conductor.report.mdtext import (
+    cell,
+    clean,
+    clock,
+    fence,
+    para,
+    row,
+    short,
+    tail_file,
+    tail_lines,
+    when,
+)
+from conductor.report.rundata import ICON, RunData, fmt_duration
+from conductor.spec.model import Workflow
+from conductor.state.store import Row
+
+LOG_TAIL_LINES = 30
+CHECK_TAIL_LINES = 40
+MAX_ALERTS = 100
+
+
+# ------------------------------------------------------------------ header
+
+
+def _outcome(d: RunData) -> str:
+    state = d.run["state"]
+    done = sum(1 for t in d.tasks if t["state"] in ("succeeded", "skipped"))
+    end = d.run["finished"] or d.now
+    return (
+        f"> {ICON.get(state, '')} **{state}** after {fmt_duration(end - d.run['started'])}"
+        f": {done}/{len(d.tasks)} tasks done"
+    )
+
+
+def _cost_rows(d: RunData) -> list[tuple[str, str]]:
+    costs = [a["cost_usd"] for a in d.attempts if a["cost_usd"] is not None]
+    t_in = sum(a["tokens_in"] or 0 for a in d.attempts)
+    t_out = sum(a["tokens_out"] or 0 for a in d.attempts)
+    rows = []
+    if costs:
+        of = f"{len(costs)} of {len(d.attempts)} attempts reported one"
+        rows.append(("Cost", f"${sum(costs):.2f} ({of})"))
+    if t_in or t_out:
+        rows.append(("Tokens", f"{t_in:,} in · {t_out:,} out"))
+    return rows
+
+
+def header(d: RunData, wf: Workflow) -> str:
+    run, icon = d.run, ICON.get(d.run["state"], "")
+    counts = " · ".join(f"{n} {s}" for s, n in d.counts().items())
+    retries = sum(1 for a in d.attempts if a["n"] > 1)
+    rows = [
+        ("Workflow", f"`{wf.name}` (`{run['workflow']}`)"),
+        ("Run", f"`{run['id']}`"),
+        ("Outcome", f"{icon} {run['state']}"),
+        ("Started", when(run["started"])),
+        ("Finished", when(run["finished"]) if run["finished"] else "still running"),
+        ("Duration", fmt_duration((run["finished"] or d.now) - run["started"])),
+        ("Integration branch", f"`{run['integration_branch']}`"),
+        ("Base commit", short(run["base_commit"])),
+        ("Integration head", short(d.head)),
+        ("Tasks", f"{len(d.tasks)}: {counts}" if d.tasks else "none"),
+        ("Attempts", f"{len(d.attempts)} ({retries} retries)"),
+        *_cost_rows(d),
+        *([("Reason", cell(run["reason"], 200))] if run["reason"] else []),
+        *([("Updated", when(d.now))] if d.live else []),
+    ]
+    lines = [f"# Execution log: {wf.name}", ""]
+    if wf.description.strip():
+        lines += [" ".join(wf.description.split()), ""]
+    lines += [_outcome(d), "", "| | |", "|---|---|", *(row(r) for r in rows)]
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------ pictures
+
+
+def _flowchart(d: RunData, wf: Workflow) -> str:
+    from conductor.report.graphs import to_mermaid
+
+    states = {t["task_id"]: t["state"] for t in d.tasks}
+    shown = [t for t in states if t in wf.tasks]
+    if not shown:
+        return ""
+    chart = to_mermaid(wf, states=states, selected=shown)
+    return "## Graph\n\n" + fence(chart, "mermaid") + "\n"
+
+
+def _timeline(d: RunData, wf: Workflow) -> str:
+    from conductor.report.gantt import bars, to_gantt
+
+    if not d.attempts:
+        return "## Timeline\n\nNo attempt has started yet.\n"
+    groups = {t["task_id"]: t["group_id"] for t in d.tasks}
+    chart = to_gantt(bars(d.attempts, groups, d.now, d.live))
+    note = "Bars are attempts (red: failed, grey: interrupted); the axis is in your local time."
+    return "## Timeline\n\n" + fence(chart, "mermaid") + f"\n\n{note}\n"
+
+
+# ------------------------------------------------------------------ task tables
+
+
+def waves(wf: Workflow, task_ids: Iterable[str]) -> dict[str, int]:
+    """1-based topological generation of each task within the run (no networkx: speed)."""
+    ids = [t for t in task_ids if t in wf.tasks]
+    inside = set(ids)
+    deps = {t: [p for p in wf.tasks[t].deps if p in inside] for t in ids}
+    wave: dict[str, int] = {}
+    pending = list(ids)
+    while pending:
+        rest = [t for t in pending if any(p not in wave for p in deps[t])]
+        if len(rest) == len(pending):  # a cycle cannot pass spec; never loop on one
+            break
+        for t in pending:
+            if t not in rest:
+                wave[t] = 1 + max((wave[p] for p in deps[t]), default=0)
+        pending = rest
+    return wave
+
+
+def _diffstat(att: Row | None) -> str:
+    if not att or att["files_changed"] is None:
+        return "–"
+    n = att["files_changed"]
+    return f"+{att['insertions'] or 0} −{att['deletions'] or 0} ({n} file{'s' * (n != 1)})"
+
+
+def _task_row(d: RunData, wf: Workflow, t: Row, wave: int | None, cost: bool) -> str:
+    spec = wf.tasks.get(t["task_id"])
+    atts = d.by_task.get(t["task_id"], [])
+    last = atts[-1] if atts else None
+    cells = [
+        f"**{t['task_id']}**",
+        cell(spec.title, 80) if spec and spec.title else "–",
+        cell(spec.role, 40) if spec and spec.role else "–",
+        cell(t["agent"] or "–"),
+        f"{ICON.get(t['state'], '')} {t['state']}",
+        str(wave or "–"),
+        str(len(atts)),
+        fmt_duration(d.task_span(t["task_id"])),
+        _diffstat(last),
+        short(t["result_commit"] or (last["post_commit"] if last else None)),
+    ]
+    if cost:
+        spent = [a["cost_usd"] for a in atts if a["cost_usd"] is not None]
+        cells.append(f"${sum(spent):.2f}" if spent else "–")
+    cells.append(cell(t["error"], 100) if t["error"] else "")
+    return row(cells)
+
+
+def _section_title(wf: Workflow, gid: str | None, rows: list[Row], d: RunData) -> str:
+    counts: dict[str, int] = {}
+    for t in rows:
+        counts[t["state"]] = counts.get(t["state"], 0) + 1
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items())
+    if gid is None:
+        return f"### Ungrouped tasks ({summary})"
+    group = wf.groups.get(gid)
+    desc = f": {cell(group.description, 80)}" if group and group.description else ""
+    gate = ""
+    if group and group.validate:
+        failed = any(e["kind"] == "gate_failed" and e["data"].get("group") == gid for e in d.alerts)
+        n = len(group.validate)
+        gate = ", gate ❌ failed" if failed else f", gated by {n} check{'s' * (n != 1)}"
+    return f"### {gid}{desc} ({summary}{gate})"
+
+
+def task_tables(d: RunData, wf: Workflow) -> str:
+    wave = waves(wf, (t["task_id"] for t in d.tasks))
+    cost = any(a["cost_usd"] is not None for a in d.attempts)
+    cols = ["Task", "Title", "Role", "Agent", "State", "Wave", "Attempts", "Duration"]
+    cols += ["Diff", "Result", *(["Cost"] if cost else []), "Error"]
+    head = row(cols) + "\n" + row("---" for _ in cols)
+    sections: dict[str | None, list[Row]] = {}
+    if wf.groups or any(t["group_id"] for t in d.tasks):
+        for t in d.tasks:  # groups in order of their first task: file order
+            sections.setdefault(t["group_id"], []).append(t)
+        titles = {g: _section_title(wf, g, rows, d) for g, rows in sections.items()}
+    else:  # no groups: one table per wave, the unit `strategy: waves` gates on
+        for t in sorted(d.tasks, key=lambda t: wave.get(t["task_id"], 0)):
+            sections.setdefault(str(wave.get(t["task_id"], "?")), []).append(t)
+        titles = {w: f"### Wave {w}" for w in sections}
+    out = ["## Tasks", ""]
+    for key, rows in sections.items():
+        out += [titles[key], "", head]
+        out += [_task_row(d, wf, t, wave.get(t["task_id"]), cost) for t in rows]
+        out.append("")
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------------ failures and alerts
+
+
+def _checks(att: Row) -> list[str]:
+    try:
+        results = json.loads(att["checks"] or "[]")
+    except ValueError:
+        return ["Validator results unreadable."]
+    out: list[str] = []
+    for r in results:
+        mark = "✅" if r.get("ok") else "❌"
+        took = fmt_duration(r.get("duration_s"))
+        name = cell(r.get("name", "?"), 100).replace("`", "'")
+        if out and not out[-1].startswith("- "):
+            out.append("")
+        out.append(f"- {mark} `{name}` ({took})")
+        if not r.get("ok") and (r.get("output") or "").strip():
+            para(out, fence(tail_lines(clean(str(r["output"])), CHECK_TAIL_LINES)))
+    return out
+
+
+def _attempt_section(att: Row) -> list[str]:
+    what = f"{ICON.get(att['state'], '')} {att['state']}"
+    took = fmt_duration((att["finished"] - att["started"]) if att["finished"] else None)
+    out = [f"#### Attempt {att['n']}: {what} ({took})"]
+    if att["error"]:
+        para(out, f"Error: {cell(att['error'], 500)}")
+    checks = _checks(att)
+    if checks:
+        para(out, *checks)
+    tail = tail_file(att["log_path"])
+    if tail:
+        para(out, f"<details><summary>Agent log, last {LOG_TAIL_LINES} lines</summary>")
+        para(out, fence(tail), "", "</details>")
+    return [*out, ""]
+
+
+def _needs_section(t: Row, atts: list[Row]) -> bool:
+    return t["state"] == "failed" or any(a["state"] != "succeeded" for a in atts if a["finished"])
+
+
+def failures(d: RunData) -> str:
+    out: list[str] = []
+    for t in d.tasks:
+        atts = d.by_task.get(t["task_id"], [])
+        if not _needs_section(t, atts):
+            continue
+        n = f"{len(atts)} attempt{'s' * (len(atts) != 1)}"
+        out += [f"### {ICON.get(t['state'], '')} {t['task_id']}: {t['state']} after {n}", ""]
+        if t["error"] and t["state"] != "succeeded":
+            out += [f"Last error: {cell(t['error'], 500)}", ""]
+        for a in atts:
+            out += _attempt_section(a)
+    for e in d.alerts:
+        if e["kind"] == "gate_failed":
+            group = cell(e["data"].get("group", "?"))
+            text = tail_lines(clean(str(e["data"].get("output") or "")), CHECK_TAIL_LINES)
+            out += [f"### ❌ Gate of {group}", "", fence(text or "(no output)"), ""]
+    return "## Failures and retries\n\n" + "\n".join(out) if out else ""
+
+
+def _alert_text(kind: str, data: dict[str, Any]) -> str:
+    if kind == "task_blocked" and data.get("cause"):
+        return f"blocked by {data['cause']}"
+    if kind == "conflict":
+        return "merge conflict: " + ", ".join(map(str, data.get("paths") or []))
+    if kind == "task_retrying":
+        return f"attempt {data.get('attempt', '?')} failed: {data.get('error') or '?'}"
+    if kind == "gate_failed":
+        return f"gate of {data.get('group', '?')} failed"
+    text = str(data.get("error") or data.get("warning") or data.get("message") or "")
+    if data.get("idle_s") is not None:
+        text += f" for {fmt_duration(float(data['idle_s']))}"
+    return text or ", ".join(f"{k}={v}" for k, v in data.items())
+
+
+def alerts(d: RunData) -> str:
+    if not d.alerts:
+        return ""
+    shown = d.alerts[-MAX_ALERTS:]
+    out = ["## Alerts", ""]
+    if len(d.alerts) > len(shown):
+        out += [f"The last {len(shown)} of {len(d.alerts)}.", ""]
+    out += [row(("Time", "Level", "Event", "Task", "Message")), "|---|---|---|---|---|"]
+    for e in shown:
+        level = "❗ error" if e["level"] == "error" else "⚠️ warning"
+        task = f"`{e['task_id']}`" if e["task_id"] else ""
+        text = cell(_alert_text(e["kind"], e["data"]), 160)
+        out.append(row((clock(e["ts"]), level, e["kind"], task, text)))
+    return "\n".join(out) + "\n"
+

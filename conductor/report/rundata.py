@@ -1,0 +1,112 @@
+"""The run as the execution log reads it: one ``load`` from the store, then plain data.
+
+Four queries (the run, its tasks, its attempts and its warning and error events) fill a
+``RunData`` that every section of the log reads, so nothing queries while rendering. The
+state icons and ``fmt_duration`` live here too: the sections, the log's summary and the
+CLI all use them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from conductor.state.store import Row, Store
+
+# In the order states are counted in: most telling first (unknown states follow).
+ICON = {
+    "succeeded": "✅",
+    "failed": "❌",
+    "blocked": "⛔",
+    "cancelled": "🚫",
+    "interrupted": "⏸️",
+    "running": "🔄",
+    "validating": "🔄",
+    "merging": "🔄",
+    "retrying": "🔁",
+    "ready": "⏳",
+    "pending": "⏳",
+    "skipped": "⏭️",
+}
+STATE_ORDER = tuple(ICON)
+
+
+# ------------------------------------------------------------------ small formatting
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    s = round(seconds)
+    if s < 60:
+        return f"{seconds:.1f}s" if seconds < 10 else f"{s}s"
+    m, s = divmod(s, 60)
+    if m < 60:
+        return f"{m}m{s:02d}s"
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m"
+
+
+# ------------------------------------------------------------------ the data
+
+
+@dataclass
+class RunData:
+    """Everything the log shows, read once from the store."""
+
+    run: Row
+    tasks: list[Row]
+    attempts: list[Row]
+    alerts: list[Row]
+    now: float
+    head: str | None
+    by_task: dict[str, list[Row]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for a in sorted(self.attempts, key=lambda r: r["n"]):
+            self.by_task.setdefault(a["task_id"], []).append(a)
+
+    @property
+    def live(self) -> bool:
+        return bool(self.run["state"] == "running")
+
+    def counts(self) -> dict[str, int]:
+        raw: dict[str, int] = {}
+        for t in self.tasks:
+            raw[t["state"]] = raw.get(t["state"], 0) + 1
+        known = {s: raw[s] for s in STATE_ORDER if s in raw}
+        return {**known, **{s: n for s, n in sorted(raw.items()) if s not in known}}
+
+    def task_span(self, task_id: str) -> float | None:
+        """Wall time from the first attempt's start to the last one's end (or now)."""
+        atts = self.by_task.get(task_id)
+        if not atts:
+            return None
+        end = max(float(a["finished"] or self.now) for a in atts)
+        return max(0.0, end - min(float(a["started"]) for a in atts))
+
+
+def load(
+    store: Store, run_id: str, integration_head: str | None = None, now: float | None = None
+) -> RunData:
+    run = store.run(run_id)
+    if run is None:
+        raise KeyError(f"no run {run_id}")
+    tasks = store.tasks(run_id)
+    head = integration_head or _last_merge(tasks)
+    return RunData(
+        run,
+        tasks,
+        store.attempts(run_id),
+        store.events(run_id, levels=("warning", "error")),
+        time.time() if now is None else now,
+        head,
+    )
+
+
+def _last_merge(tasks: list[Row]) -> str | None:
+    """The integration head as far as this run knows: its newest merge."""
+    merged = [t for t in tasks if t["merge_commit"]]
+    if not merged:
+        return None
+    return str(max(merged, key=lambda t: t["finished"] or 0)["merge_commit"])
