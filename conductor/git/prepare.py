@@ -12,7 +12,8 @@ import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from conductor.git.repo import STATE_DIR_NAME, real
+from conductor.git.repo import real
+from conductor.state.layout import STATE_DIR_NAME
 
 WORKTREEINCLUDE = ".worktreeinclude"
 # What prepare() placed, so commit_all never commits a copied secret such as .env, nor a

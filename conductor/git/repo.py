@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 from conductor.errors import InfraError, UserError
 from conductor.git import cmd as gitcmd
 from conductor.git import refs
+from conductor.state.layout import STATE_DIR_NAME
 
-STATE_DIR_NAME = ".conductor"
 _RACE_PAUSES = (0.01, 0.02, 0.05, 0.1, 0.2)
 _R = TypeVar("_R", bound="Repo")
 

@@ -32,8 +32,8 @@ from conductor.git import refs
 from conductor.git.cmd import format_message
 from conductor.git.history import History, LoggedCommit
 from conductor.git.merge import BranchMoved, Merging
-from conductor.git.repo import STATE_DIR_NAME
 from conductor.git.worktrees import Worktrees
+from conductor.state.layout import STATE_DIR_NAME
 
 __all__ = ["BranchMoved", "LoggedCommit", "Workspace"]
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from conductor.errors import ConductorError
 from conductor.git import refs
 from conductor.git.workspace import Workspace
+from conductor.state.layout import GATE_PREFIX, Layout
 from conductor.state.liveness import may_be_live
 from conductor.state.store import Row, Store
 
@@ -103,7 +104,7 @@ def clean(
 
 
 def _pick_worktrees(sweep: _Sweep, force: bool) -> None:
-    home = os.path.realpath(sweep.ws.state_dir / "worktrees") + os.sep
+    home = os.path.realpath(Layout(sweep.ws.state_dir).worktrees_home) + os.sep
     for path, branch in sweep.ws.list_worktrees():
         real = os.path.realpath(path)
         sweep.registered.add(real)
@@ -113,7 +114,7 @@ def _pick_worktrees(sweep: _Sweep, force: bool) -> None:
         why = "" if run else "not conductor's"
         if run in sweep.live:
             why = f"run {run} is live"
-        elif run and path.exists() and not name.startswith("gate-") and not force:
+        elif run and path.exists() and not name.startswith(GATE_PREFIX) and not force:
             why = _dirty_reason(sweep.ws, path)  # group gates are throwaway checkouts
         if not why:
             sweep.worktrees.append((path, branch))
@@ -138,7 +139,7 @@ def _dirty_reason(ws: Workspace, path: Path) -> str:
 
 def _pick_strays(sweep: _Sweep, force: bool) -> None:
     """Entries under .conductor/worktrees/<run>/ that git does not know as worktrees."""
-    home = sweep.ws.state_dir / "worktrees"
+    home = Layout(sweep.ws.state_dir).worktrees_home
     for run_dir in sorted(home.iterdir()) if home.is_dir() else []:
         if run_dir.name in sweep.live or not run_dir.is_dir():
             continue
@@ -238,7 +239,7 @@ def _apply(sweep: _Sweep) -> None:
         shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
     ws.prune_worktrees()
     ws.delete_exact(sweep.refs)
-    home = ws.state_dir / "worktrees"
+    home = Layout(ws.state_dir).worktrees_home
     for run_dir in home.iterdir() if home.is_dir() else []:
         if run_dir.is_dir() and not any(run_dir.iterdir()):
             run_dir.rmdir()
