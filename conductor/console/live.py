@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from conductor.spec.model import Workflow
     from conductor.state.events import Sink
 
-COUNT_ORDER = ("succeeded", *ACTIVE, "pending", "failed", "blocked", "skipped", "cancelled")
+COUNT_ORDER = ("succeeded", "running", "validating", "merging", "retrying", "pending", "failed",
+               "blocked", "skipped", "cancelled")  # fmt: skip
 RECENT = 3  # finished successes kept in the table before they collapse into the counts
 
 

@@ -11,13 +11,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from conductor.state.states import TASK_IN_PROGRESS, TASK_SETTLED
 from conductor.state.store import Row
 
 if TYPE_CHECKING:
     from conductor.spec.model import Workflow
 
-ACTIVE = ("running", "validating", "merging", "retrying")
-TERMINAL = frozenset({"succeeded", "failed", "blocked", "cancelled", "skipped", "interrupted"})
+ACTIVE = TASK_IN_PROGRESS
+TERMINAL = TASK_SETTLED
 
 
 @dataclass

@@ -17,6 +17,7 @@ from conductor.errors import MergeConflict, UserError
 from conductor.git import refs
 from conductor.git.workspace import BranchMoved, LoggedCommit, Workspace
 from conductor.ops.common import run_row
+from conductor.state.events import Emitter
 from conductor.state.liveness import may_be_live
 from conductor.state.store import Row, Store
 
@@ -81,7 +82,7 @@ def rollback_run(ws: Workspace, store: Store, run_id: str, *, force: bool = Fals
         msg = f"{branch} moved while rolling back; nothing changed"
         raise UserError(msg, hint="try again") from None
     marked = _mark_dropped(store, branch, {c.sha for c in dropped})
-    store.emit(run_id, "rolled_back", branch=branch, old_head=head, new_head=target, ref=saved)
+    Emitter(store, run_id)("rolled_back", branch=branch, old_head=head, new_head=target, ref=saved)
     return Rollback(run_id, branch, head, target, saved_ref=saved, tasks=tuple(marked))
 
 
@@ -106,7 +107,7 @@ def rollback_task(ws: Workspace, store: Store, run_id: str, task_id: str) -> Rol
             hint=f"roll back later work first, or the whole run (`conductor rollback {run_id}`)",
         ) from None
     store.update_task(run_id, task_id, state="rolled_back")
-    store.emit(run_id, "rolled_back", task_id, merge_commit=merge, revert_commit=new)
+    Emitter(store, run_id)("rolled_back", task_id, merge_commit=merge, revert_commit=new)
     old = ws.rev(f"{new}^1") or ""
     return Rollback(run_id, branch, old, new, reverted=merge, tasks=((run_id, task_id),))
 
@@ -198,6 +199,7 @@ def _mark_dropped(store: Store, branch: str, dropped: set[str]) -> list[tuple[st
         for t in store.tasks(run["id"]):
             if t["state"] == "succeeded" and t["merge_commit"] in dropped:
                 store.update_task(run["id"], t["task_id"], state="rolled_back")
-                store.emit(run["id"], "rolled_back", t["task_id"], merge_commit=t["merge_commit"])
+                emit = Emitter(store, run["id"])
+                emit("rolled_back", t["task_id"], merge_commit=t["merge_commit"])
                 marked.append((run["id"], t["task_id"]))
     return marked

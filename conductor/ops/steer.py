@@ -15,10 +15,9 @@ from conductor.errors import UserError
 from conductor.state.events import Emitter
 from conductor.state.layout import Layout
 from conductor.state.liveness import is_live
+from conductor.state.states import RUN_ENDED, TASK_TERMINAL
 from conductor.state.store import Row, Store
 
-ENDED_RUN = ("succeeded", "failed", "cancelled")
-ENDED_TASK = ("succeeded", "failed", "blocked", "skipped", "cancelled")
 CANCEL_WAIT_S = 120.0
 
 
@@ -27,7 +26,7 @@ def cancel(store: Store, run: Row, task: str | None = None, wait: bool = True) -
 
     A live run is asked to stop and, with ``wait``, waited for; a run without a runner is
     marked cancelled here (`resume` still picks it up)."""
-    if run["state"] in ENDED_RUN:
+    if run["state"] in RUN_ENDED:
         raise UserError(f"run {run['id']} already ended ({run['state']})")
     live = is_live(store.path.parent, run)
     if task is not None:
@@ -47,7 +46,7 @@ def _cancel_task(store: Store, run: Row, task: str, live: bool) -> None:
     t = store.task(run["id"], task)
     if t is None:
         raise UserError(f"run {run['id']} has no task `{task}`")
-    if t["state"] in ENDED_TASK:
+    if t["state"] in TASK_TERMINAL:
         raise UserError(f"task {task} already ended ({t['state']})")
     store.update_task(run["id"], task, state="cancelling" if live else "cancelled")
 
@@ -55,7 +54,7 @@ def _cancel_task(store: Store, run: Row, task: str, live: bool) -> None:
 def _cancel_dead_run(store: Store, run: Row) -> None:
     """No runner: record the cancellation directly."""
     for t in store.tasks(run["id"]):
-        if t["state"] not in ENDED_TASK:
+        if t["state"] not in TASK_TERMINAL:
             store.update_task(run["id"], t["task_id"], state="cancelled")
     store.update_run(run["id"], state="cancelled", finished=time.time())
     Emitter(store, run["id"])("run_finished", None, state="cancelled")

@@ -21,6 +21,7 @@ from conductor.run.attempt import Attempt, Outcome, Prior
 from conductor.run.context import RunContext
 from conductor.run.faults import crash_point
 from conductor.run.scheduler import Scheduler
+from conductor.state.states import TASK_OK, TASK_WAITING
 
 HEARTBEAT_S = 2.0
 MAX_CONFLICT_RETRIES = 3
@@ -152,7 +153,7 @@ class Runner:
 
     def _cancel_task(self, task_id: str) -> None:
         """`conductor cancel RUN --task T`: stop it if running, drop it if waiting."""
-        if task_id in self.sched.state and self.sched.state[task_id] in ("pending", "retrying"):
+        if task_id in self.sched.state and self.sched.state[task_id] in TASK_WAITING:
             self.sched.set(task_id, "cancelled")
             self._cancelled(task_id)
         elif not self.ctx.cancel_task(task_id):
@@ -438,7 +439,7 @@ class Runner:
             final = "cancelled"
         elif self.interrupted:
             final = "interrupted"
-        elif all(s in ("succeeded", "skipped") for s in states):
+        elif all(s in TASK_OK for s in states):
             final = "succeeded"
         else:
             final = "failed"

@@ -16,9 +16,8 @@ from pathlib import Path
 from conductor.errors import ConductorError
 from conductor.exec.procs import process_alive, stop_tree
 from conductor.git.workspace import Workspace
+from conductor.state.states import ATTEMPT_OPEN, TASK_KEPT_ON_RESUME
 from conductor.state.store import Row, Store
-
-OPEN_ATTEMPT = ("running", "validating", "merging")
 
 
 @dataclass
@@ -38,7 +37,7 @@ def recover(ws: Workspace, store: Store, run_id: str, branch: str, keep: str) ->
                          if a["worktree"]})  # fmt: skip
     for atts in attempts.values():
         for a in atts:
-            if a["state"] in OPEN_ATTEMPT:
+            if a["state"] in ATTEMPT_OPEN:
                 _close_open_attempt(ws, store, run_id, a, keep)
             else:
                 _retire_leftover(ws, a, keep)
@@ -100,7 +99,7 @@ def _close_open_attempt(ws: Workspace, store: Store, run_id: str, a: Row, keep: 
 def _settle(ws: Workspace, store: Store, run_id: str, branch: str, t: Row, tried: bool) -> str:
     """The state a task resumes in; detects merges the store did not record."""
     state = t["state"]
-    if state in ("succeeded", "skipped", "failed", "blocked", "rolled_back"):
+    if state in TASK_KEPT_ON_RESUME:
         return str(state)
     merge = ws.find_merge(branch, run_id, t["task_id"]) if tried else None
     if merge is not None:

@@ -10,9 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from conductor.spec.model import PRIORITY_RANK, Workflow
-
-TERMINAL = frozenset({"succeeded", "failed", "blocked", "cancelled", "skipped"})
-ACTIVE = frozenset({"running", "validating", "merging"})
+from conductor.state.states import TASK_ACTIVE, TASK_TERMINAL, TASK_WAITING
 
 
 @dataclass
@@ -57,17 +55,17 @@ class Scheduler:
         return [g for g in self.workflow.groups[group].depends_on if g in self.gates]
 
     def running(self) -> list[str]:
-        return [t for t in self.selected if self.state[t] in ACTIVE]
+        return [t for t in self.selected if self.state[t] in TASK_ACTIVE]
 
     def finished(self) -> bool:
         gates_busy = any(s == "running" for s in self.gates.values())
-        return not gates_busy and all(self.state[t] in TERMINAL for t in self.selected)
+        return not gates_busy and all(self.state[t] in TASK_TERMINAL for t in self.selected)
 
     def _open_wave(self) -> int:
         """The highest wave allowed to start: with `waves`, the lowest unfinished one."""
         if self.strategy != "waves":
             return 1 << 30
-        unfinished = [self.wave[t] for t in self.selected if self.state[t] not in TERMINAL]
+        unfinished = [self.wave[t] for t in self.selected if self.state[t] not in TASK_TERMINAL]
         return min(unfinished, default=0)
 
     def _deps_met(self, task_id: str) -> bool:
@@ -80,7 +78,7 @@ class Scheduler:
         top = self._open_wave()
         found = [
             t for t in self.selected
-            if self.state[t] in ("pending", "retrying")
+            if self.state[t] in TASK_WAITING
             and self.wave[t] <= top
             and self.not_before.get(t, 0.0) <= now
             and self.held.get(self.agent_of[t], 0.0) <= now
@@ -139,7 +137,7 @@ class Scheduler:
         stack = [d for r in roots for d in self._dependents.get(r, [])]
         while stack:
             t = stack.pop()
-            if self.state[t] in ("pending", "retrying"):
+            if self.state[t] in TASK_WAITING:
                 self.state[t] = "blocked"
                 blocked.append(t)
                 stack.extend(self._dependents[t])
@@ -166,7 +164,7 @@ class Scheduler:
         )
 
     def cancel_pending(self) -> list[str]:
-        out = [t for t in self.selected if self.state[t] in ("pending", "retrying")]
+        out = [t for t in self.selected if self.state[t] in TASK_WAITING]
         for t in out:
             self.state[t] = "cancelled"
         return out

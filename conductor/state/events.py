@@ -9,22 +9,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from conductor.state.states import LEVELS, EventKind, Level
 from conductor.state.store import Row, Store
 
 Sink = Callable[[Row], None]
-
-LEVELS = {
-    "task_failed": "error",
-    "run_failed": "error",
-    "validation_failed": "warning",
-    "conflict": "warning",
-    "task_warning": "warning",
-    "system_alert": "warning",
-    "gate_failed": "error",
-    "task_blocked": "warning",
-    "task_retrying": "warning",
-}
-
 
 class Emitter:
     def __init__(self, store: Store, run_id: str, redact: Callable[[str], str] = str) -> None:
@@ -38,7 +26,7 @@ class Emitter:
         self._cursor: int = last[0]["id"] if last else 0  # a resumed run: only new events
 
     def __call__(
-        self, kind: str, task: str | None = None, level: str | None = None, **data: Any
+        self, kind: EventKind, task: str | None = None, level: Level | None = None, **data: Any
     ) -> Row:
         clean = {k: self.redact(v) if isinstance(v, str) else v for k, v in data.items()}
         with self._lock:

@@ -15,6 +15,7 @@ from typing import IO, Any
 
 from conductor.errors import UserError
 from conductor.state.layout import Layout
+from conductor.state.states import RUN_LIVE
 
 START_GRACE_S = 15.0  # a detached runner has this long to take its lock
 
@@ -40,7 +41,7 @@ def lock_held(state_dir: Path, run_id: str) -> bool:
 
 def is_live(state_dir: Path, run: dict[str, Any]) -> bool:
     """The run has a runner now (or one is just starting)."""
-    if run["state"] not in ("running", "cancelling"):
+    if run["state"] not in RUN_LIVE:
         return False
     if lock_held(state_dir, run["id"]):
         return True
@@ -56,12 +57,12 @@ def may_be_live(state_dir: Path, run: dict[str, Any]) -> bool:
     if is_live(state_dir, run):
         return True
     fresh = time.time() - (run["heartbeat"] or 0) < STALE_S
-    return run["state"] in ("running", "cancelling") and fresh
+    return run["state"] in RUN_LIVE and fresh
 
 
 def shown_state(state_dir: Path, run: dict[str, Any]) -> str:
     """What `status` says: a running run without a runner is interrupted."""
-    if run["state"] in ("running", "cancelling") and not is_live(state_dir, run):
+    if run["state"] in RUN_LIVE and not is_live(state_dir, run):
         return "interrupted"
     return str(run["state"])
 
