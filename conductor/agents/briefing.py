@@ -13,6 +13,7 @@ import re
 from typing import TYPE_CHECKING
 
 from conductor.errors import UserError
+from conductor.git import refs
 from conductor.spec.model import Task, Workflow
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ def _context_sections(task: Task, ctx: InstructionContext) -> list[str]:
 
 
 def _protocol(wf: Workflow, task: Task, ctx: InstructionContext) -> list[str]:
-    branch = f"conductor/{wf.name}/{task.id}/{ctx.attempt}"
+    branch = refs.attempt_branch(wf.integration_branch, task.id, ctx.attempt)
     return [
         "## How to work",
         _bullets(

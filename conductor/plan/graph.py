@@ -42,7 +42,7 @@ def task_deps(
     return tuple(out)
 
 
-def _members(wf: Workflow) -> dict[str, list[str]]:
+def group_members(wf: Workflow) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for tid, task in wf.tasks.items():
         if task.group:
@@ -53,7 +53,7 @@ def _members(wf: Workflow) -> dict[str, list[str]]:
 def _dep_map(wf: Workflow) -> dict[str, tuple[str, ...]]:
     """task -> deps, checked to name existing tasks."""
     deps: dict[str, tuple[str, ...]] = {}
-    members = _members(wf)
+    members = group_members(wf)
     for tid, task in wf.tasks.items():
         ds = task_deps(wf, task, members)
         for d in ds:

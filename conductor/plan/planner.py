@@ -19,7 +19,7 @@ from conductor.plan.estimates import (
     _simulate_waves,
     _waves,
 )
-from conductor.plan.graph import _children, _dep_map, _hours, _members, select, task_deps
+from conductor.plan.graph import _children, _dep_map, _hours, group_members, select, task_deps
 from conductor.spec.model import Task, Workflow
 
 
@@ -102,7 +102,7 @@ def remaining_path_hours(plan: Plan) -> dict[str, float]:
     sink of the selected subgraph, the task itself included. Higher = dispatch sooner."""
     wf = plan.workflow
     chosen = set(plan.selected)
-    members = _members(wf)
+    members = group_members(wf)
     inner = {
         t: [d for d in task_deps(wf, wf.tasks[t], members) if d in chosen] for t in plan.selected
     }

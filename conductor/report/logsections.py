@@ -26,6 +26,7 @@ from conductor.report.mdtext import (
 )
 from conductor.report.rundata import ICON, RunData, fmt_duration
 from conductor.spec.model import Workflow
+from conductor.state.states import TASK_OK
 from conductor.state.store import Row
 
 LOG_TAIL_LINES = 30
@@ -38,7 +39,7 @@ MAX_ALERTS = 100
 
 def _outcome(d: RunData) -> str:
     state = d.run["state"]
-    done = sum(1 for t in d.tasks if t["state"] in ("succeeded", "skipped"))
+    done = sum(1 for t in d.tasks if t["state"] in TASK_OK)
     end = d.run["finished"] or d.now
     return (
         f"> {ICON.get(state, '')} **{state}** after {fmt_duration(end - d.run['started'])}"

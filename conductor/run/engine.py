@@ -167,8 +167,6 @@ class Runner:
         )
         self.ctx.emit("task_cancelled", task_id)
         self._mark_blocked(self.sched.block_downstream([task_id]), task_id)
-        self.ctx.emit("task_cancelled", task_id)
-        self._mark_blocked(self.sched.block_downstream([task_id]), task_id)
 
     def _watch_resources(self) -> None:
         """Pause dispatch while memory or disk is short; say so, and when it recovers."""

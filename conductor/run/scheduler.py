@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from conductor.plan.graph import group_members, task_deps
 from conductor.spec.model import PRIORITY_RANK, Workflow
 from conductor.state.states import TASK_ACTIVE, TASK_TERMINAL, TASK_WAITING
 
@@ -33,7 +34,9 @@ class Scheduler:
     def __post_init__(self) -> None:
         chosen = set(self.selected)
         self._seq = {t: i for i, t in enumerate(self.selected)}
-        self._deps = {t: [d for d in self.workflow.tasks[t].deps if d in chosen] for t in chosen}
+        wf, members = self.workflow, group_members(self.workflow)
+        self._deps = {t: [d for d in task_deps(wf, wf.tasks[t], members) if d in chosen]
+                      for t in chosen}  # fmt: skip
         self._dependents: dict[str, list[str]] = {t: [] for t in chosen}
         for t, deps in self._deps.items():
             for d in deps:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from conductor.exec.base import Request
 from conductor.exec.fake import Reply
 from conductor.run.attempt import Attempt, Outcome, Prior
@@ -145,12 +143,6 @@ def test_a_cancelled_attempt_is_interrupted_and_keeps_its_work(repo: Path) -> No
     assert row["state"] == "interrupted"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the instructions' 'How to work' section names branch conductor/<name>/<task>/<n> "
-    "(built by hand in agents/briefing.py _protocol) instead of the attempt's real branch "
-    "<integration>.attempts/<task>/<n> from git/refs.py",
-)
 def test_the_instructions_name_the_attempt_branch_the_agent_is_on(repo: Path) -> None:
     prompts: list[str] = []
 

@@ -357,11 +357,6 @@ def test_cancelling_a_waiting_task_cancels_it_and_blocks_its_dependents(repo: Pa
     assert [task_of(q) for q in r.agent_runs()] == ["C"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Runner._cancelled emits task_cancelled (and blocks downstream) twice: "
-    "the two statements are duplicated in conductor/run/engine.py",
-)
 def test_a_cancelled_task_is_announced_once(repo: Path) -> None:
     r = cancelled_run(repo)
 

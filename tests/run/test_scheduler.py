@@ -9,8 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from conductor.plan.planner import make_plan, remaining_path_hours
 from conductor.plan.scopes import overlap
 from conductor.run.scheduler import Scheduler
@@ -240,11 +238,6 @@ def test_cancel_pending_cancels_waiting_tasks_and_leaves_running_ones() -> None:
 # ---------------------------------------------------------------- hand-built workflows
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Scheduler reads Task.deps only; a hand-built Workflow with just depends_on "
-    "(which plan.graph.task_deps and make_plan do honour) runs dependents before their deps",
-)
 def test_depends_on_without_expanded_deps_is_still_honoured() -> None:
     # model.py promises plain dataclasses anyone can build; plan.graph expands
     # `depends_on` when `deps` is empty, so the plan has two waves here

@@ -37,6 +37,7 @@ def workflow(root: Path, *tasks: Task, agents_: dict[str, AgentProfile] | None =
     return Workflow(
         path=root / "wf.yaml",
         name="demo",
+        integration_branch="conductor/demo",
         tasks={t.id: t for t in tasks},
         agents=dict(PROFILES if agents_ is None else agents_),
     )
