@@ -21,7 +21,7 @@ def attach_cmd(
 
     Detach again with C-b d; the agent keeps running and conductor keeps driving it."""
     from conductor.cli.state import open_here, pick_run
-    from conductor.exec.tmux import become_attached
+    from conductor.exec.panes import become_attached
     from conductor.ops.attach import attach_target
 
     with open_here() as store:

@@ -97,7 +97,7 @@ def plan_cmd(
 ) -> None:
     """Show the waves, the critical path, effort and makespan."""
     from conductor.plan.planner import plan_to_json
-    from conductor.run.start import skip_reasons
+    from conductor.run.uptodate import skip_reasons
 
     plan = make(load(workflow), batch_group, task, with_deps, concurrency)
     skips = skip_reasons(plan.workflow, plan)  # only looks when runs were recorded here

@@ -62,7 +62,9 @@ def run_cmd(
 
     wf, cfg = configured(wf, flags, os.environ)
     if from_:
-        task, force = _from(wf, from_, task), True
+        from conductor.plan.graph import rerun_from
+
+        task, force = rerun_from(wf, from_, task or []), True
     plan = make(wf, batch_group, task, with_deps, cfg.concurrency)
     if validate_only:
         _dry_run(plan, as_json)
@@ -96,35 +98,23 @@ def run_cmd(
     raise typer.Exit(code)
 
 
-def _from(wf: Any, roots: list[str], tasks: list[str] | None) -> list[str]:
-    from conductor.plan.graph import downstream
-
-    unknown = [t for t in roots if t not in wf.tasks]
-    if unknown:
-        raise UserError(f"--from: unknown task `{unknown[0]}`")
-    return sorted(downstream(wf, roots) | set(tasks or ()))
-
-
 def _dry_run(plan: Any, as_json: bool) -> None:
     from conductor.plan.planner import plan_to_json
-    from conductor.run.preflight import agent_versions, check_machine
-    from conductor.run.start import skip_reasons
+    from conductor.run.preflight import preview
 
-    problems = check_machine(plan.workflow, plan, os.environ)
-    skips = skip_reasons(plan.workflow, plan) if not problems else {}
-    versions = agent_versions(plan.workflow, plan, os.environ)
+    seen = preview(plan, os.environ)
     if as_json:
         doc = plan_to_json(plan)
-        doc["preflight"] = [{"message": p.message, "hint": p.hint} for p in problems]
-        doc["skip"] = skips
-        doc["agents"] = versions
+        doc["preflight"] = [{"message": p.message, "hint": p.hint} for p in seen.problems]
+        doc["skip"] = seen.skips
+        doc["agents"] = seen.versions
         typer.echo(json.dumps(doc, indent=2))
     else:
-        typer.echo(render_plan(plan, skips))
-        for name, version in versions.items():
+        typer.echo(render_plan(plan, seen.skips))
+        for name, version in seen.versions.items():
             typer.echo(f"agent {name}: {version}")
-    if problems:
-        raise SpecError(problems)
+    if seen.problems:
+        raise SpecError(seen.problems)
     if not as_json:
         typer.echo("\npreflight ok: nothing was run (--validate-only)")
 

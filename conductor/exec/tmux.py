@@ -29,21 +29,15 @@ the session.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 import shlex
 import shutil
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, NoReturn
+from typing import Literal
 
 from conductor.errors import InfraError
 from conductor.exec.base import (
@@ -54,208 +48,23 @@ from conductor.exec.base import (
     Request,
 )
 from conductor.exec.output import Sink, footer, human
+from conductor.exec.panes import (
+    EXIT_LINE,
+    HEIGHT,
+    SOCKET,
+    STATUS_WAIT_S,
+    WRAPPER,
+    Pane,
+    Snap,
+    StartFailed,
+    session_name,
+    tmux_available,
+)
 from conductor.exec.procs import process_start_time, stop_tree
 
 Completion = Literal["prompt", "idle", "shell"]
 COMPLETIONS: tuple[str, ...] = ("prompt", "idle", "shell")
-SOCKET = "conductor"
-EXIT_MARKER = "__CONDUCTOR_EXIT="
-
-_MARKER = re.compile(r"^__CONDUCTOR_EXIT=(\d+)$")
-_DEAD_NOTE = re.compile(r"^Pane is dead \(")  # tmux's remain-on-exit banner, not the agent's
-_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")  # `.` and `:` separate window and pane in a target
-_WIDTH, _HEIGHT = 200, 50
-_HISTORY = 100_000  # lines of scrollback, so a long answer is still there for the log
-_CMD_TIMEOUT_S = 15.0
-_TICK_S = 1.0
-_STATUS_WAIT_S = 0.5  # a dead pane without the exit line: how long to wait for tmux's status
-_WRAPPER = f'"$@"; echo "{EXIT_MARKER}$?"'
-
-# Runs first in the pane: replaces tmux's environment (the server's, inherited from whoever
-# started it) with exactly the attempt's, which it reads from a private file it then deletes,
-# so secret values never appear in a command line. tmux's own TERM/TMUX describe the pane.
-_LAUNCHER = (
-    "import json,os,sys\n"
-    "p=sys.argv[1]\n"
-    "with open(p) as f: env=json.load(f)\n"
-    "os.unlink(p)\n"
-    "env.update({k:os.environ[k] for k in ('TERM','TMUX','TMUX_PANE') if k in os.environ})\n"
-    "a=sys.argv[2:]\n"
-    "try: os.execvpe(a[0],a,env)\n"
-    "except OSError as e: print('conductor: cannot start',a[0]+':',e,flush=True); sys.exit(127)\n"
-)
-
-
-# ---------------------------------------------------------------- names and the tmux client
-
-
-def session_name(run_id: str, task_id: str, attempt: int | str, prefix: str = "conductor") -> str:
-    """The session of one attempt. Characters tmux cannot take become `_`, plus a short hash
-    of the original, so tasks `a.b` and `a_b` never share a session."""
-    raw = f"{prefix}-{run_id}-{task_id}-{attempt}"
-    safe = _UNSAFE.sub("_", raw)
-    if safe != raw:
-        safe += "-" + hashlib.sha1(raw.encode()).hexdigest()[:6]
-    return safe
-
-
-def attach_argv(
-    run_id: str,
-    task_id: str,
-    attempt: int | str,
-    prefix: str = "conductor",
-    socket: str = SOCKET,
-) -> list[str]:
-    """The command that attaches a terminal to the attempt's session (`=`: exact name only)."""
-    name = session_name(run_id, task_id, attempt, prefix)
-    return ["tmux", "-L", socket, "attach", "-t", "=" + name]
-
-
-def tmux_available() -> bool:
-    return shutil.which("tmux") is not None
-
-
-def _client_env() -> dict[str, str]:
-    # Inside a user's tmux, TMUX names their server: our commands name their own socket.
-    return {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
-
-
-def tmux(socket: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """One tmux client command on ``socket`` (`;` arguments chain commands)."""
-    argv = ["tmux", "-u", "-L", socket, "-f", "/dev/null", *args]
-    try:
-        return subprocess.run(
-            argv,
-            capture_output=True,
-            stdin=subprocess.DEVNULL,
-            encoding="utf-8",
-            errors="replace",
-            env=_client_env(),
-            timeout=_CMD_TIMEOUT_S,
-            check=False,
-        )
-    except FileNotFoundError as exc:
-        raise InfraError("tmux is not installed (e.g. apt-get install tmux)") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise InfraError(f"tmux did not answer within {_CMD_TIMEOUT_S:.0f}s: {args[0]}") from exc
-
-
-def session_exists(name: str, socket: str = SOCKET) -> bool:
-    return tmux_available() and tmux(socket, "has-session", "-t", "=" + name).returncode == 0
-
-
-def kill_run_sessions(run_id: str, prefix: str = "conductor", socket: str = SOCKET) -> list[str]:
-    """End every session of a run (agents first, hard): for resume, cancel and clean, since
-    a pane whose agent was killed stays on the server (remain-on-exit). Returns their names."""
-    if not tmux_available():
-        return []
-    head = _UNSAFE.sub("_", f"{prefix}-{run_id}-")  # how session_name() begins
-    listed = tmux(socket, "list-sessions", "-F", "#{session_name}")
-    names = [n for n in listed.stdout.split() if n.startswith(head)]
-    for name in names:
-        pane = _Pane(socket, name)
-        pid = pane.pane_pid()
-        if pid is not None:
-            stop_tree(pid, 0.0)
-        pane.kill()
-    return names
-
-
-# ---------------------------------------------------------------- one session
-
-
-@dataclass(frozen=True)
-class _Snap:
-    """What the pane shows: every line of its history, trailing blanks dropped."""
-
-    lines: list[str]
-    dead: bool
-    status: int | None
-    digest: bytes
-
-
-def _int(text: str) -> int | None:
-    return int(text) if text.strip().isdigit() else None
-
-
-class _Pane:
-    """The tmux session of one attempt: start it, read it, type into it, end it."""
-
-    def __init__(self, socket: str, name: str) -> None:
-        self.socket, self.name = socket, name
-        self.target = f"={name}:"  # the session's active pane, matched by exact name
-        self.env_file: Path | None = None
-
-    def tmux(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return tmux(self.socket, *args)
-
-    def start(self, argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> int:
-        """Start ``argv`` in a new session with exactly ``env``; the pane's pid."""
-        fd, env_file = tempfile.mkstemp(prefix="conductor-env-", suffix=".json")  # mode 0600
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(dict(env), fh)
-        self.env_file = Path(env_file)  # the launcher deletes it; kill() makes sure
-        launch = [sys.executable, "-I", "-S", "-c", _LAUNCHER, env_file, *argv]
-        # history-limit applies to panes created later, so it is set before new-session;
-        # remain-on-exit globally, so even an agent that exits at once leaves its pane.
-        res = self.tmux(
-            "start-server", ";",
-            "set-option", "-g", "history-limit", str(_HISTORY), ";",
-            "set-option", "-g", "remain-on-exit", "on", ";",
-            "new-session", "-d", "-s", self.name, "-x", str(_WIDTH), "-y", str(_HEIGHT),
-            "-c", str(cwd), "-P", "-F", "#{pane_pid}", *launch,
-        )  # fmt: skip
-        pid = _int(res.stdout.strip().splitlines()[-1]) if res.stdout.strip() else None
-        if res.returncode != 0 or pid is None:
-            self.env_file.unlink(missing_ok=True)
-            raise _StartFailed(f"tmux new-session failed: {res.stderr.strip() or res.stdout}")
-        return pid
-
-    def snapshot(self) -> _Snap | None:
-        """The pane now; None once the session is gone. One client call, so the state and the
-        content belong together."""
-        res = self.tmux(
-            "display-message", "-p", "-t", self.target,
-            "#{pane_dead}|#{pane_dead_status}", ";",
-            "capture-pane", "-p", "-J", "-S", "-", "-t", self.target,
-        )  # fmt: skip
-        if res.returncode != 0:
-            return None
-        head, _, body = res.stdout.partition("\n")
-        dead, _, status = head.partition("|")
-        lines = _trim([ln.rstrip() for ln in body.split("\n")])
-        if dead == "1" and lines and _DEAD_NOTE.match(lines[-1]):
-            lines = _trim(lines[:-1])
-        digest = hashlib.blake2b("\n".join(lines).encode(), digest_size=16).digest()
-        return _Snap(lines, dead == "1", _int(status), digest)
-
-    def type_text(self, text: str) -> None:
-        self.tmux("send-keys", "-t", self.target, "-l", "--", text)
-
-    def press_enter(self) -> None:
-        self.tmux("send-keys", "-t", self.target, "Enter")
-
-    def pane_pid(self) -> int | None:
-        res = self.tmux("display-message", "-p", "-t", self.target, "#{pane_pid}")
-        return _int(res.stdout) if res.returncode == 0 else None
-
-    def kill(self) -> None:
-        if self.env_file is not None:
-            self.env_file.unlink(missing_ok=True)
-        self.tmux("kill-session", "-t", "=" + self.name)
-
-
-class _StartFailed(Exception):
-    """tmux could not create the session."""
-
-
-def _trim(lines: list[str]) -> list[str]:
-    end = len(lines)
-    while end and not lines[end - 1]:
-        end -= 1
-    return lines[:end]
-
-
+_TICK_S = 1.0  # how often the tick callback (timeout warnings) runs
 # ---------------------------------------------------------------- the log
 
 
@@ -279,7 +88,7 @@ class _PaneLog:
         if self.redrawn:
             if final:
                 self.sink.note("# conductor: the agent redrew its screen; its final screen:")
-                self.sink.emit(lines[-_HEIGHT:])
+                self.sink.emit(lines[-HEIGHT:])
             return
         end = len(lines) if final else len(lines) - 1
         if end > self.count:
@@ -296,7 +105,7 @@ _Outcome = tuple[Reason, int | None, str]  # reason, exit code, error
 class _Drive:
     """Polls one pane: readiness, typing the prompt, completion, limits."""
 
-    def __init__(self, ex: TmuxExecutor, pane: _Pane, log: _PaneLog, lim: Request) -> None:
+    def __init__(self, ex: TmuxExecutor, pane: Pane, log: _PaneLog, lim: Request) -> None:
         self.ex, self.pane, self.log, self.lim = ex, pane, log, lim
         self.t0 = time.monotonic()
         self.phase = "ready" if ex.prompt_text else "working"
@@ -325,14 +134,14 @@ class _Drive:
                 self.next_tick = now + _TICK_S
             time.sleep(self.ex.poll_s)
 
-    def _finished(self, snap: _Snap, now: float) -> _Outcome | None:
+    def _finished(self, snap: Snap, now: float) -> _Outcome | None:
         ex = self.ex
         for line in reversed(snap.lines[self.base + 1 :]):
-            if m := _MARKER.match(line):
+            if m := EXIT_LINE.match(line):
                 return "exited", int(m.group(1)), ""
         if snap.dead:  # without the exit line: the wrapper itself was killed
             self.dead_at = self.dead_at or now
-            if snap.status is not None or now - self.dead_at >= _STATUS_WAIT_S:
+            if snap.status is not None or now - self.dead_at >= STATUS_WAIT_S:
                 unknown = "the agent's shell was killed" if snap.status is None else ""
                 return "exited", snap.status, unknown
             return None
@@ -358,7 +167,7 @@ class _Drive:
             return "idle", None, f"no output for {human(lim.idle_s)}"
         return None
 
-    def _advance(self, snap: _Snap, now: float) -> None:
+    def _advance(self, snap: Snap, now: float) -> None:
         """Type the prompt once the agent is ready; press Enter ``send_delay_s`` later."""
         if self.phase == "ready" and self._ready(snap, now):
             self.base = self._prompt_at(snap) if self.ex.pattern else len(snap.lines) - 1
@@ -368,12 +177,12 @@ class _Drive:
             self.pane.press_enter()
             self.phase, self.changed = "working", now
 
-    def _ready(self, snap: _Snap, now: float) -> bool:
+    def _ready(self, snap: Snap, now: float) -> bool:
         if self.ex.pattern is not None:
             return self._prompt_at(snap) >= 0
         return bool(snap.lines) and now - self.changed >= self.ex.settle_s
 
-    def _prompt_at(self, snap: _Snap) -> int:
+    def _prompt_at(self, snap: Snap) -> int:
         """The index of the last line matching the prompt pattern, -1 if none."""
         pattern = self.ex.pattern
         if pattern is not None:
@@ -457,13 +266,13 @@ class TmuxExecutor:
                 f"# conductor: started {stamp} in {request.cwd}: {shlex.join(request.argv)}"
                 f" (tmux session {name}; watch: tmux -L {self.socket} attach -t ={name})"
             )
-            result = self._run(request, _Pane(self.socket, name), sink)
+            result = self._run(request, Pane(self.socket, name), sink)
             sink.note(footer(result))
             return result
         finally:
             sink.close()
 
-    def _run(self, req: Request, pane: _Pane, sink: Sink) -> ProcessResult:
+    def _run(self, req: Request, pane: Pane, sink: Sink) -> ProcessResult:
         if req.stopped_before_start():
             return CANCELLED_BEFORE_START
         t0 = time.monotonic()
@@ -472,8 +281,8 @@ class TmuxExecutor:
         if error is None:
             self._reap_stale(pane, sink)
             try:
-                pid = pane.start(["/bin/sh", "-c", _WRAPPER, "sh", *req.argv], req.cwd, req.env)
-            except _StartFailed as exc:
+                pid = pane.start(["/bin/sh", "-c", WRAPPER, "sh", *req.argv], req.cwd, req.env)
+            except StartFailed as exc:
                 error = str(exc)
         if pid is None:
             return ProcessResult(None, "start_failed", time.monotonic() - t0, None, error or "")
@@ -491,7 +300,7 @@ class TmuxExecutor:
         return ProcessResult(code, reason, time.monotonic() - t0, pid, error or "")
 
     def _finish(
-        self, pane: _Pane, pgid: int, log: _PaneLog, kill_now: threading.Event | None, grace: float
+        self, pane: Pane, pgid: int, log: _PaneLog, kill_now: threading.Event | None, grace: float
     ) -> None:
         """Stop the agent's process group, log the pane's last lines, remove the session."""
         try:
@@ -502,7 +311,7 @@ class TmuxExecutor:
         finally:
             pane.kill()
 
-    def _reap_stale(self, pane: _Pane, sink: Sink) -> None:
+    def _reap_stale(self, pane: Pane, sink: Sink) -> None:
         """A session of this attempt left by a conductor that died: its agent is an orphan."""
         pid = pane.pane_pid()
         if pid is None:
@@ -511,9 +320,3 @@ class TmuxExecutor:
         stop_tree(pid, 0.0)
         pane.kill()
 
-
-def become_attached(argv: Sequence[str]) -> NoReturn:
-    """Replace this process with the tmux client ``argv`` (from :func:`attach_argv`).
-
-    tmux refuses to nest while $TMUX is set, but the session is on conductor's own server."""
-    os.execvpe(argv[0], list(argv), _client_env())

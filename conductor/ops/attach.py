@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from conductor.errors import UserError
-from conductor.exec import tmux
+from conductor.exec import panes as tmux
 from conductor.state.store import Store
 
 

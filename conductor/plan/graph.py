@@ -91,6 +91,14 @@ def find_cycle(wf: Workflow) -> list[str] | None:
     return None if len(level) == len(order) else _cycle(order, deps, level)
 
 
+def rerun_from(wf: Workflow, roots: Sequence[str], tasks: Sequence[str]) -> list[str]:
+    """`run --from T`: T, everything downstream of it, and the tasks selected by name."""
+    unknown = [t for t in roots if t not in wf.tasks]
+    if unknown:
+        raise UserError(f"--from: unknown task `{unknown[0]}`", _hint(unknown[0], wf.tasks))
+    return sorted(downstream(wf, roots) | set(tasks))
+
+
 def downstream(wf: Workflow, task_ids: Iterable[str]) -> set[str]:
     """The given tasks plus everything that depends on them, transitively."""
     kids = _children(_dep_map(wf))

@@ -9,45 +9,20 @@ from __future__ import annotations
 
 import dataclasses
 import queue
-import random
 import threading
 import time
-from dataclasses import dataclass, field
 
 from conductor.errors import ConductorError
-from conductor.git.cmd import clean_env
-from conductor.run import resources, validators
-from conductor.run.attempt import Attempt, Outcome, Prior
+from conductor.run import resources
+from conductor.run.attempt import Attempt, Outcome
 from conductor.run.context import RunContext
 from conductor.run.faults import crash_point
+from conductor.run.gates import GateOutcome, run_gate
+from conductor.run.retries import TaskBook, backoff_s, may_retry, record_pause, record_retry
 from conductor.run.scheduler import Scheduler
 from conductor.state.states import TASK_OK, TASK_WAITING
 
 HEARTBEAT_S = 2.0
-MAX_CONFLICT_RETRIES = 3
-
-
-def backoff_s(failures: int, base_s: float) -> float:
-    """Exponential backoff with full jitter (``retry_backoff`` in config is the base)."""
-    return random.uniform(0.5, 1.0) * min(base_s * 2.0 ** (failures - 1), 300.0)
-
-
-@dataclass
-class GateOutcome:
-    group: str
-    ok: bool
-    output: str = ""
-
-
-@dataclass
-class TaskBook:
-    """Per-task memory across attempts within this run."""
-
-    attempts: int = 0
-    failures: int = 0
-    conflicts: int = 0
-    pauses: int = 0
-    prior: Prior = field(default_factory=Prior)
 
 
 class Runner:
@@ -279,7 +254,7 @@ class Runner:
         ctx, tid = self.ctx, out.task_id
         agent = self.sched.agent_of[tid]
         book = self.books[tid]
-        book.pauses += 1
+        record_pause(book, out)
         wait = backoff_s(book.pauses, ctx.settings.retry_backoff_s) * 30
         until = out.resume_at or time.time() + wait
         profile = ctx.wf.agents.get(agent)
@@ -290,9 +265,6 @@ class Runner:
                     self.sched.agent_of[t] = fallback
         else:
             self.sched.held[agent] = max(self.sched.held.get(agent, 0.0), until)
-        session = out.extras.get("session_id")
-        book.prior = Prior(failure=book.prior.failure,
-                           session_id=session if isinstance(session, str) else None)  # fmt: skip
         self.sched.set(tid, "retrying")
         ctx.store.update_task(ctx.run_id, tid, state="paused", error=out.error)
         ctx.emit("task_paused", tid, level="warning", agent=agent, error=out.error,
@@ -319,27 +291,11 @@ class Runner:
             if spent >= task.budget_usd:
                 out.error += f" (task budget of ${task.budget_usd:g} reached)"
                 return False
-        if out.conflict:
-            task = self.ctx.wf.tasks[out.task_id]
-            return task.on_conflict == "retry" and book.conflicts < MAX_CONFLICT_RETRIES
-        return out.retriable and book.failures < self.ctx.wf.tasks[out.task_id].retries
+        return may_retry(task, book, out)
 
     def _retry(self, out: Outcome) -> None:
         book = self.books[out.task_id]
-        delay = 0.0
-        if out.conflict:
-            book.conflicts += 1
-            book.prior = Prior(conflict=out.output, failure=book.prior.failure)
-        else:
-            book.failures += 1
-            delay = backoff_s(book.failures, self.ctx.settings.retry_backoff_s)
-            session, base = out.extras.get("session_id"), out.extras.get("diff_base")
-            book.prior = Prior(
-                failure=f"{out.error}\n\n{out.output}".strip(),
-                session_id=session if isinstance(session, str) else None,
-                commit=out.result_commit,
-                diff_base=base if isinstance(base, str) and base else None,
-            )
+        delay = record_retry(book, out, self.ctx.settings.retry_backoff_s)
         self.sched.set(out.task_id, "retrying")
         self.sched.not_before[out.task_id] = time.time() + delay
         self.ctx.store.update_task(self.ctx.run_id, out.task_id, state="retrying", error=out.error)
@@ -391,25 +347,7 @@ class Runner:
     def _start_gate(self, group: str) -> None:
         self.sched.gates[group] = "running"
         self.ctx.emit("gate_started", None, group=group)
-        self._spawn(lambda: self.done.put(self._gate_worker(group)), f"gate-{group}")
-
-    def _gate_worker(self, group: str) -> GateOutcome:
-        ctx = self.ctx
-        path = ctx.layout.gate_worktree(ctx.run_id, group)
-        try:
-            head = ctx.ws.rev(ctx.wf.integration_branch) or ""
-            ctx.ws.add_temp_worktree(path, head)
-            try:
-                env = {**clean_env(ctx.base_env), "CONDUCTOR_RUN_ID": ctx.run_id,
-                       "CONDUCTOR_GROUP": group}  # fmt: skip
-                how = validators.CheckEnv(env, redact=ctx.secrets.redact, executor=ctx.executor)
-                results = validators.run_gate(ctx.wf.groups[group].validate, path, how)
-            finally:
-                ctx.ws.remove_worktree(path, force=True)
-        except ConductorError as exc:
-            return GateOutcome(group, False, str(exc))
-        failed = [r for r in results if not r.ok]
-        return GateOutcome(group, not failed, validators.summarize_failures(failed))
+        self._spawn(lambda: self.done.put(run_gate(self.ctx, group)), f"gate-{group}")
 
     def _on_gate(self, out: GateOutcome) -> None:
         if out.ok:

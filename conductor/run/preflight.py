@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -104,3 +105,22 @@ def agent_versions(wf: Workflow, plan: Plan, environ: Mapping[str, str]) -> dict
         else:
             out[name] = f"(no version: {res.error})" if res.error else f"(exit {res.exit_code})"
     return out
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What `run --validate-only` reports: problems that would stop the run, the tasks it
+    would skip as up to date (and why), and the versions of the agent CLIs it would use."""
+
+    problems: list[Diagnostic]
+    skips: dict[str, str]
+    versions: dict[str, str]
+
+
+def preview(plan: Plan, environ: Mapping[str, str]) -> Preview:
+    from conductor.run.uptodate import skip_reasons
+
+    wf = plan.workflow
+    problems = check_machine(wf, plan, environ)
+    skips = skip_reasons(wf, plan) if not problems else {}
+    return Preview(problems, skips, agent_versions(wf, plan, environ))

@@ -53,7 +53,7 @@ def recover(ws: Workspace, store: Store, run_id: str, branch: str, keep: str) ->
 
 def _end_tmux_sessions(run_id: str) -> None:
     """Panes of a dead runner's tmux agents stay on the server (remain-on-exit)."""
-    from conductor.exec.tmux import kill_run_sessions
+    from conductor.exec.panes import kill_run_sessions
 
     with contextlib.suppress(OSError, ConductorError):
         kill_run_sessions(run_id)

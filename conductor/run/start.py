@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from conductor.agents import profiles as agents
@@ -30,10 +28,11 @@ from conductor.git import refs
 from conductor.git.workspace import Workspace
 from conductor.plan.planner import Plan, remaining_path_hours
 from conductor.run.preflight import check_machine
+from conductor.run.signals import Deferred, install_signals
+from conductor.run.uptodate import check_external, skips
 from conductor.spec.config import RunSettings
 from conductor.spec.model import Workflow
 from conductor.spec.secrets import Secrets, resolve
-from conductor.state.layout import find_state_db
 from conductor.state.liveness import RunLock, is_live
 from conductor.state.store import Row, Store, open_store
 
@@ -73,18 +72,6 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + os.urandom(2).hex()
 
 
-def up_to_date(wf: Workflow, ws: Workspace, store: Store, task_id: str) -> str | None:
-    """Why the task need not run again, or None when it must."""
-    row = store.last_success(wf.name, task_id)
-    if row is None or not row["merge_commit"]:
-        return None
-    if row["spec_hash"] != agents.spec_fingerprint(wf, wf.tasks[task_id]):
-        return None
-    if not ws.is_merged(wf.integration_branch, row["merge_commit"]):
-        return None
-    return f"up to date (succeeded in run {row['run_id']})"
-
-
 def prepare(wf: Workflow, plan: Plan, opts: RunOptions, environ: Mapping[str, str]) -> Prepared:
     ws = Workspace.discover(wf.path)
     problems = check_machine(wf, plan, environ, ws=ws)
@@ -110,8 +97,8 @@ def _record(
                 hint=f"wait for it, or `conductor cancel {other['id']}`",
             )
         store.update_run(other["id"], state="interrupted")  # its runner is gone
-    skipped = {} if opts.force else _skips(wf, plan, ws, store)
-    _check_external(wf, plan, ws, store)
+    skipped = {} if opts.force else skips(wf, plan, ws, store)
+    check_external(wf, plan, ws, store)
     base_commit = ws.ensure_branch(wf.integration_branch, wf.base)
     run_id = new_run_id()
     rel = os.path.relpath(wf.path, ws.root)
@@ -137,48 +124,6 @@ def _record(
     for t, why in skipped.items():
         store.update_task(run_id, t, error=why)
     return Prepared(wf, plan, ws, store, run_id, secrets, skipped, opts)
-
-
-def skip_reasons(wf: Workflow, plan: Plan) -> dict[str, str]:
-    """Which selected tasks a run would skip, and why (empty when nothing ran yet)."""
-    from conductor.errors import UserError
-
-    db = find_state_db(wf.source_dir)
-    if db is None:
-        return {}
-    try:
-        ws = Workspace.discover(wf.path)
-    except UserError:
-        return {}
-    with Store(db) as store:
-        return _skips(wf, plan, ws, store)
-
-
-def _skips(wf: Workflow, plan: Plan, ws: Workspace, store: Store) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for t in plan.selected:
-        why = up_to_date(wf, ws, store, t)
-        # a task is only skipped if everything it depends on is skipped too
-        if why and all(d in out or d not in plan.selected for d in wf.tasks[t].deps):
-            out[t] = why
-    return out
-
-
-def _check_external(wf: Workflow, plan: Plan, ws: Workspace, store: Store) -> None:
-    missing = sorted(
-        {
-            d
-            for deps in plan.external_deps.values()
-            for d in deps
-            if up_to_date(wf, ws, store, d) is None
-        }
-    )
-    if missing:
-        raise UserError(
-            "selected tasks depend on tasks outside the selection that are not done: "
-            + ", ".join(missing),
-            hint="run those first, or add --with-deps",
-        )
 
 
 def drive(
@@ -258,8 +203,8 @@ def _drive(ws: Workspace, store: Store, row: Row, wf: Workflow, plan: Plan,
         base_env={**environ, "CONDUCTOR_STATE_DIR": str(ws.state_dir)},
     )  # fmt: skip
     extras = _observers(ctx, plan)
-    stop = _Deferred()  # a Ctrl-C during recovery is held, then handed to the runner
-    restore = _install_signals(stop)
+    stop = Deferred()  # a Ctrl-C during recovery is held, then handed to the runner
+    restore = install_signals(stop)
     try:
         runner = _prepare_runner(ctx, plan, opts)
         stop.attach(runner.interrupt)
@@ -303,25 +248,6 @@ def _observers(ctx: RunContext, plan: Plan) -> _Observers:
     log = LogWriter(ctx.store, ctx.run_id, ctx.wf, ctx.ws)
     ctx.emit.sinks.extend([hooks, event_logger(logger), log])
     return _Observers(hooks, log)
-
-
-class _Deferred:
-    """A signal target that remembers calls until the real handler exists."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-        self.target: Callable[[], None] | None = None
-
-    def __call__(self) -> None:
-        if self.target is None:
-            self.calls += 1
-        else:
-            self.target()
-
-    def attach(self, target: Callable[[], None]) -> None:
-        self.target = target
-        for _ in range(self.calls):
-            target()
 
 
 def _prepare_runner(ctx: RunContext, plan: Plan, opts: Mapping[str, Any]) -> Runner:
@@ -381,22 +307,3 @@ def _scheduler(wf: Workflow, plan: Plan, opts: Mapping[str, Any], states: Mappin
         if g in passed or (members and all(states.get(t) == "skipped" for t in members)):
             sched.gates[g] = "passed"
     return sched
-
-
-def _install_signals(handler: Callable[[], None]) -> Callable[[], None]:
-    """Route SIGINT/SIGTERM to the runner; returns a function restoring the old handlers."""
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        handler()
-
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-
-    def restore() -> None:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-    return restore

@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from conductor.exec import tmux
+from conductor.exec import panes
 from conductor.exec.base import ProcessResult
-from conductor.exec.tmux import TmuxExecutor, attach_argv, session_exists, session_name
+from conductor.exec.panes import attach_argv, session_exists, session_name
+from conductor.exec.tmux import TmuxExecutor
 from conductor.state.store import Store
 from tests.testing.paths import FAKES
 from tests.testing.requests import request
@@ -34,7 +35,7 @@ FAST: dict[str, Any] = {"send_delay_s": 0.1, "settle_s": 0.3, "poll_s": 0.05, "g
 @pytest.fixture(scope="module", autouse=True)
 def _server() -> Iterator[None]:
     yield
-    tmux.tmux(SOCKET, "kill-server")
+    panes.tmux(SOCKET, "kill-server")
 
 
 def executor(prompt: str, completion: str = "prompt", **kw: Any) -> TmuxExecutor:
@@ -77,7 +78,7 @@ def live_members(pgid: int) -> list[int]:
 
 
 def sessions() -> str:
-    return tmux.tmux(SOCKET, "list-sessions", "-F", "#{session_name}").stdout
+    return panes.tmux(SOCKET, "list-sessions", "-F", "#{session_name}").stdout
 
 
 # ---------------------------------------------------------------- names
@@ -188,8 +189,8 @@ def test_a_full_screen_agent_is_logged_up_to_the_redraw_plus_its_final_screen(
 def test_a_stale_session_of_the_same_attempt_is_replaced(tmp_path: Path) -> None:
     env = agent_env()
     name = session_name(env["CONDUCTOR_RUN_ID"], "T.1", 1)
-    tmux.tmux(SOCKET, "new-session", "-d", "-s", name, "sleep", "60")
-    old = int(tmux.tmux(SOCKET, "display-message", "-p", "-t", f"={name}:", "#{pane_pid}").stdout)
+    panes.tmux(SOCKET, "new-session", "-d", "-s", name, "sleep", "60")
+    old = int(panes.tmux(SOCKET, "display-message", "-p", "-t", f"={name}:", "#{pane_pid}").stdout)
     res = drive(tmp_path, executor("fresh.txt"), env=env)
     assert res.ok and (tmp_path / "fresh.txt").exists(), res
     assert live_members(old) == []
@@ -200,13 +201,13 @@ def test_kill_run_sessions_ends_every_session_of_a_run_and_no_other(tmp_path: Pa
     ours = [session_name("r-kill", task, 1) for task in ("T1", "T.2")]
     other = session_name("r-kill2", "T1", 1)
     for name in (*ours, other):
-        tmux.tmux(SOCKET, "new-session", "-d", "-s", name, "sleep", "60")
-    pids = [int(tmux.tmux(SOCKET, "display-message", "-p", "-t", f"={n}:", "#{pane_pid}").stdout)
+        panes.tmux(SOCKET, "new-session", "-d", "-s", name, "sleep", "60")
+    pids = [int(panes.tmux(SOCKET, "display-message", "-p", "-t", f"={n}:", "#{pane_pid}").stdout)
             for n in ours]  # fmt: skip
-    assert sorted(tmux.kill_run_sessions("r-kill", socket=SOCKET)) == sorted(ours)
+    assert sorted(panes.kill_run_sessions("r-kill", socket=SOCKET)) == sorted(ours)
     assert all(live_members(pid) == [] for pid in pids)
     assert sessions().split() == [other]
-    tmux.tmux(SOCKET, "kill-session", "-t", "=" + other)
+    panes.tmux(SOCKET, "kill-session", "-t", "=" + other)
 
 
 # ---------------------------------------------------------------- limits
@@ -310,16 +311,16 @@ def test_attach_without_a_live_session_says_so(recorded_run: tuple[Path, str]) -
 def test_attach_puts_a_terminal_on_the_agents_session(recorded_run: tuple[Path, str]) -> None:
     repo, run_id = recorded_run
     name = session_name(run_id, "T1", 1)
-    tmux.tmux("conductor", "new-session", "-d", "-s", name, "sleep", "60")
+    panes.tmux("conductor", "new-session", "-d", "-s", name, "sleep", "60")
     master, slave = os.openpty()
     try:
         proc = attach_cli(repo, run_id, "T1", stdin=slave, stdout=slave, stderr=slave,
                           start_new_session=True)  # fmt: skip
         assert wait_attached(name, master), "the attach client never attached"
-        tmux.tmux("conductor", "kill-session", "-t", "=" + name)
+        panes.tmux("conductor", "kill-session", "-t", "=" + name)
         proc.wait(timeout=10)  # the client leaves once the session is gone
     finally:
-        tmux.tmux("conductor", "kill-session", "-t", "=" + name)
+        panes.tmux("conductor", "kill-session", "-t", "=" + name)
         os.close(master)
         os.close(slave)
 
@@ -330,7 +331,7 @@ def wait_attached(name: str, master: int, timeout: float = 15.0) -> bool:
         if select.select([master], [], [], 0.05)[0]:
             os.read(master, 65536)  # keep the client's terminal output flowing
         fmt = "#{session_attached}"
-        out = tmux.tmux("conductor", "display-message", "-p", "-t", f"={name}:", fmt).stdout
+        out = panes.tmux("conductor", "display-message", "-p", "-t", f"={name}:", fmt).stdout
         if out.strip() == "1":
             return True
     return False

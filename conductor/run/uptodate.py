@@ -1,0 +1,65 @@
+"""Is a task up to date? It succeeded on this workflow's integration branch with the same
+spec hash (its definition, its agent profile, its prompt file's content), so `run` skips it.
+"""
+
+from __future__ import annotations
+
+from conductor.agents import profiles as agents
+from conductor.errors import UserError
+from conductor.git.workspace import Workspace
+from conductor.plan.planner import Plan
+from conductor.spec.model import Workflow
+from conductor.state.layout import find_state_db
+from conductor.state.store import Store
+
+
+def up_to_date(wf: Workflow, ws: Workspace, store: Store, task_id: str) -> str | None:
+    """Why the task need not run again, or None when it must."""
+    row = store.last_success(wf.name, task_id)
+    if row is None or not row["merge_commit"]:
+        return None
+    if row["spec_hash"] != agents.spec_fingerprint(wf, wf.tasks[task_id]):
+        return None
+    if not ws.is_merged(wf.integration_branch, row["merge_commit"]):
+        return None
+    return f"up to date (succeeded in run {row['run_id']})"
+
+
+def skip_reasons(wf: Workflow, plan: Plan) -> dict[str, str]:
+    """Which selected tasks a run would skip, and why (empty when nothing ran yet)."""
+    db = find_state_db(wf.source_dir)
+    if db is None:
+        return {}
+    try:
+        ws = Workspace.discover(wf.path)
+    except UserError:
+        return {}
+    with Store(db) as store:
+        return skips(wf, plan, ws, store)
+
+
+def skips(wf: Workflow, plan: Plan, ws: Workspace, store: Store) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for t in plan.selected:
+        why = up_to_date(wf, ws, store, t)
+        # a task is only skipped if everything it depends on is skipped too
+        if why and all(d in out or d not in plan.selected for d in wf.tasks[t].deps):
+            out[t] = why
+    return out
+
+
+def check_external(wf: Workflow, plan: Plan, ws: Workspace, store: Store) -> None:
+    missing = sorted(
+        {
+            d
+            for deps in plan.external_deps.values()
+            for d in deps
+            if up_to_date(wf, ws, store, d) is None
+        }
+    )
+    if missing:
+        raise UserError(
+            "selected tasks depend on tasks outside the selection that are not done: "
+            + ", ".join(missing),
+            hint="run those first, or add --with-deps",
+        )
