@@ -16,21 +16,10 @@ from typing import Any
 
 from conductor.errors import GitError
 
-# Variables git exports to hooks and aliases. When conductor (or an agent it starts) runs
-# inside such a context, they would point every git call at the wrong repository or index,
-# the same trap pre-commit guards against.
-LEAKED_GIT_VARS = frozenset(
-    {
-        "GIT_DIR",
-        "GIT_INDEX_FILE",
-        "GIT_WORK_TREE",
-        "GIT_OBJECT_DIRECTORY",
-        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-        "GIT_PREFIX",
-        "GIT_COMMON_DIR",
-    }
-)
-
+# Re-exported while callers outside the git room move to conductor.git.env (importing
+# this module is how tests/test_house.py spots a second git runner).
+from conductor.git.env import LEAKED_GIT_VARS as LEAKED_GIT_VARS
+from conductor.git.env import clean_env as clean_env
 
 # No user hook runs for conductor's git calls: hooks are for humans, and a slow or failing
 # one (update-ref runs reference-transaction hooks, commit runs pre-commit) must not decide
@@ -40,17 +29,6 @@ NO_HOOKS = ("-c", "core.hooksPath=/dev/null")
 # Who conductor's own commits are by when neither git config nor the environment says.
 FALLBACK_NAME = "conductor"
 FALLBACK_EMAIL = "conductor@localhost"
-
-
-def clean_env(base: Mapping[str, str]) -> dict[str, str]:
-    """``base`` minus leaked repository-locating variables, with terminal prompts disabled.
-
-    Exported for the agents layer: agent processes run git inside their worktree too.
-    """
-    env = {key: value for key, value in base.items() if key not in LEAKED_GIT_VARS}
-    # Unattended: a credential prompt would hang a run forever instead of failing.
-    env["GIT_TERMINAL_PROMPT"] = "0"
-    return env
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import pytest
 
 from conductor.errors import InfraError
 from conductor.git import cmd as gitcmd
+from conductor.git import env as gitenv
 from conductor.git import refs
 from conductor.git.workspace import LoggedCommit, Workspace
 from tests.testing.repos import git, write
@@ -136,3 +137,9 @@ def test_identity_fallback_only_for_what_is_missing(
 
 def test_git_version_is_asked_through_the_workspace(ws: Workspace) -> None:
     assert ws.git_version().startswith("git version ")
+
+
+def test_clean_env_is_importable_without_the_git_runner() -> None:
+    leaked = {"GIT_DIR": "/elsewhere/.git", "GIT_INDEX_FILE": "/tmp/i", "HOME": "/home/x"}
+    assert gitenv.clean_env(leaked) == {"HOME": "/home/x", "GIT_TERMINAL_PROMPT": "0"}
+    assert gitcmd.clean_env is gitenv.clean_env  # one definition while callers move over
