@@ -27,7 +27,7 @@ from conductor.agents.briefing import (
 from conductor.agents.parsers import AgentReport, OutputParser, make_parser
 from conductor.agents.presets import _EXECUTABLES, _argv
 from conductor.errors import UserError
-from conductor.git.cmd import clean_env
+from conductor.git.env import clean_env
 from conductor.spec.model import AgentProfile, Task, Workflow
 from conductor.spec.secrets import Secrets
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -22,7 +21,7 @@ from conductor.cli.inspect_cmds import (
 )
 from conductor.cli.state import open_here, pick_run
 from conductor.errors import SpecError, UserError
-from conductor.state.store import Row
+from conductor.state.records import EventRow
 
 
 @command("run")
@@ -170,7 +169,7 @@ def _tty() -> bool:
     return sys.stdout.isatty() and os.environ.get("TERM") != "dumb"
 
 
-def _print_status(doc: dict[str, Any], events: list[Row]) -> None:
+def _print_status(doc: dict[str, Any], events: list[EventRow]) -> None:
     from conductor.console.plain import describe
     from conductor.report.rundata import fmt_duration
 
@@ -229,7 +228,7 @@ def logs_cmd(
     """Print a task attempt's agent output."""
     import sys
 
-    from conductor.ops.follow import attempt_finished, copy_log, pick_attempt
+    from conductor.ops.follow import attempt_finished, copy_log, log_of, pick_attempt
 
     def write(text: str) -> None:
         sys.stdout.write(text)
@@ -239,5 +238,5 @@ def logs_cmd(
         row = pick_run(store, run)
         pick = pick_attempt(store, row["id"], task, attempt)
         n = pick["n"]
-        copy_log(Path(pick["log_path"]), write, follow,
+        copy_log(log_of(pick), write, follow,
                  lambda: attempt_finished(store, row["id"], task, n))  # fmt: skip

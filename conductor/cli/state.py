@@ -6,7 +6,8 @@ from pathlib import Path
 
 from conductor.errors import UserError
 from conductor.state.layout import find_state_db
-from conductor.state.store import Row, Store
+from conductor.state.records import RunRow
+from conductor.state.store import Store
 
 
 def open_here() -> Store:
@@ -19,7 +20,7 @@ def open_here() -> Store:
     return Store(db)
 
 
-def pick_run(store: Store, run: str | None) -> Row:
+def pick_run(store: Store, run: str | None) -> RunRow:
     """The run named by id or unique prefix, or the newest run."""
     if run is None or run == "latest":
         row = store.latest_run()

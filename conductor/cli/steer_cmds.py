@@ -15,7 +15,8 @@ from conductor.errors import EXIT_OK, UserError
 
 if TYPE_CHECKING:
     from conductor.git.workspace import Workspace
-    from conductor.state.store import Row, Store
+    from conductor.state.records import RunRow
+    from conductor.state.store import Store
 
 RUN_ARG = typer.Argument(..., help="Run id or prefix.", metavar="RUN", show_default=False)
 
@@ -95,7 +96,7 @@ def watch_cmd(
 
 
 @contextmanager
-def _watch_display(store: Store, row: Row, as_json: bool) -> Iterator[Any]:
+def _watch_display(store: Store, row: RunRow, as_json: bool) -> Iterator[Any]:
     """The live view on a terminal (it needs the workflow's graph), else plain lines."""
     import sys
 

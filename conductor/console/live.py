@@ -21,7 +21,7 @@ from rich.text import Text
 
 from conductor.console.palette import Palette, fmt_secs, make_console
 from conductor.console.runmodel import ACTIVE, TERMINAL, RunModel, TaskModel
-from conductor.state.store import Row
+from conductor.state.records import EventRow
 
 if TYPE_CHECKING:
     from rich.live import Live
@@ -61,7 +61,7 @@ class LiveView:
         self._lock = threading.Lock()
         self._live: Live | None = None
 
-    def __call__(self, row: Row) -> None:
+    def __call__(self, row: EventRow) -> None:
         try:
             with self._lock:
                 self.model.apply(row)

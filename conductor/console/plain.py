@@ -8,14 +8,14 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from conductor.state.store import Row
+from conductor.state.records import EventRow
 
 
 def _clock(ts: float | None) -> str:
     return time.strftime("%H:%M:%S", time.localtime(ts or 0))
 
 
-def describe(row: Row) -> str:
+def describe(row: EventRow) -> str:
     """One human line for an event."""
     d: dict[str, Any] = row["data"]
     kind = row["kind"]
@@ -83,7 +83,7 @@ class PlainSink:
         self.quiet = quiet
         self.verbose = verbose
 
-    def __call__(self, row: Row) -> None:
+    def __call__(self, row: EventRow) -> None:
         if self.quiet and row["kind"] not in self.QUIET_KINDS:
             return
         if row["kind"] in ("validation_passed", "task_output") and not self.verbose:
@@ -98,7 +98,7 @@ class JsonSink:
     def __init__(self, out: TextIO | None = None) -> None:
         self.out = out or sys.stdout
 
-    def __call__(self, row: Row) -> None:
+    def __call__(self, row: EventRow) -> None:
         doc = {
             "id": row["id"],
             "ts": row["ts"],

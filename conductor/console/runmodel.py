@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from conductor.state.records import EventRow
 from conductor.state.states import TASK_IN_PROGRESS, TASK_SETTLED
-from conductor.state.store import Row
 
 if TYPE_CHECKING:
     from conductor.spec.model import Workflow
@@ -71,7 +71,7 @@ class RunModel:
         self.alert = ""
         self._seq = 0
 
-    def apply(self, row: Row) -> None:
+    def apply(self, row: EventRow) -> None:
         kind, d = row["kind"], row["data"] or {}
         self.run_id = self.run_id or row["run_id"]
         task = self.tasks.get(row["task_id"] or "")

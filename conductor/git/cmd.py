@@ -19,7 +19,7 @@ from conductor.errors import GitError
 # Re-exported while callers outside the git room move to conductor.git.env (importing
 # this module is how tests/test_house.py spots a second git runner).
 from conductor.git.env import LEAKED_GIT_VARS as LEAKED_GIT_VARS
-from conductor.git.env import clean_env as clean_env
+from conductor.git.env import clean_env
 
 # No user hook runs for conductor's git calls: hooks are for humans, and a slow or failing
 # one (update-ref runs reference-transaction hooks, commit runs pre-commit) must not decide

@@ -16,7 +16,8 @@ from conductor.git import refs
 from conductor.git.workspace import Workspace
 from conductor.state.layout import GATE_PREFIX, Layout
 from conductor.state.liveness import may_be_live
-from conductor.state.store import Row, Store
+from conductor.state.records import AttemptRow, RunRow
+from conductor.state.store import Store
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ def _pick_strays(sweep: _Sweep, force: bool) -> None:
                 sweep.keep("directory", sweep.rel(entry), why)
 
 
-def _attempt_rows(store: Store | None, runs: list[Row]) -> list[tuple[Row, Row]]:
+def _attempt_rows(store: Store | None, runs: list[RunRow]) -> list[tuple[RunRow, AttemptRow]]:
     """(run, attempt) for every recorded attempt, oldest run first."""
     if store is None:
         return []
@@ -163,7 +164,7 @@ def _attempt_rows(store: Store | None, runs: list[Row]) -> list[tuple[Row, Row]]
 
 
 def _pick_branches(
-    sweep: _Sweep, attempts: list[tuple[Row, Row]], runs: list[Row], everything: bool
+    sweep: _Sweep, attempts: list[tuple[RunRow, AttemptRow]], runs: list[RunRow], everything: bool
 ) -> None:
     known = {r["integration_branch"] for r in runs}
     newest = {r["name"]: r["id"] for r in sorted(runs, key=lambda r: r["started"])}

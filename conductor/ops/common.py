@@ -10,10 +10,11 @@ Their git work goes through :class:`conductor.git.workspace.Workspace`.
 from __future__ import annotations
 
 from conductor.errors import UserError
-from conductor.state.store import Row, Store
+from conductor.state.records import RunRow
+from conductor.state.store import Store
 
 
-def run_row(store: Store, run_id: str) -> Row:
+def run_row(store: Store, run_id: str) -> RunRow:
     run = store.run(run_id)
     if run is None:
         raise UserError(f"no run `{run_id}`", hint="`conductor runs` lists them")

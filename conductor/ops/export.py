@@ -14,21 +14,19 @@ from typing import Any
 from conductor.errors import ConductorError
 from conductor.ops.common import run_row
 from conductor.state.liveness import may_be_live
-from conductor.state.store import Row, Store
+from conductor.state.records import RunRow
+from conductor.state.store import Store
 
 EXPORT_VERSION = 1
 
 
 def export_record(store: Store, run_id: str, state_dir: Path) -> dict[str, Any]:
     """The full record of a run as one JSON-ready document (keys documented in the CLI)."""
-    run = dict(run_row(store, run_id))
-    run["options"] = json.loads(run["options"] or "{}")
-    run["live"] = may_be_live(state_dir, run)
-    attempts = []
-    for a in store.attempts(run_id):
-        a = dict(a)
-        a["checks"] = json.loads(a["checks"]) if a["checks"] else None
-        attempts.append(a)
+    row = run_row(store, run_id)
+    run: dict[str, Any] = {**row, "options": json.loads(row["options"] or "{}"),
+                           "live": may_be_live(state_dir, row)}  # fmt: skip
+    attempts = [{**a, "checks": json.loads(a["checks"]) if a["checks"] else None}
+                for a in store.attempts(run_id)]  # fmt: skip
     return {
         "format": "conductor-run",
         "version": EXPORT_VERSION,
@@ -50,7 +48,7 @@ def export_markdown(store: Store, run_id: str, root: Path) -> str:
     return render_from_store(store, run_id)
 
 
-def _workflow_of(root: Path, run: Row, tasks: Iterable[str]) -> Any:
+def _workflow_of(root: Path, run: RunRow, tasks: Iterable[str]) -> Any:
     """The run's workflow, or None when it no longer loads or no longer holds its tasks."""
     from conductor.spec.load import load_workflow
 

@@ -12,9 +12,10 @@ from pathlib import Path
 
 from conductor.errors import UserError
 from conductor.state.liveness import is_live, shown_state
-from conductor.state.store import Row, Store
+from conductor.state.records import AttemptRow, EventRow
+from conductor.state.store import Store
 
-Sink = Callable[[Row], None]
+Sink = Callable[[EventRow], None]
 POLL_BUSY_S = 0.3  # events just arrived: more are likely
 POLL_IDLE_S = 0.5
 LOG_POLL_S = 0.3
@@ -36,7 +37,7 @@ def follow(store: Store, run_id: str, sink: Sink) -> str:
         time.sleep(POLL_BUSY_S if rows else POLL_IDLE_S)
 
 
-def pick_attempt(store: Store, run_id: str, task: str, attempt: int | None) -> Row:
+def pick_attempt(store: Store, run_id: str, task: str, attempt: int | None) -> AttemptRow:
     """The attempt of ``task`` numbered ``attempt`` (the latest when None)."""
     atts = store.attempts(run_id, task)
     if not atts:
@@ -48,6 +49,13 @@ def pick_attempt(store: Store, run_id: str, task: str, attempt: int | None) -> R
             hint=f"attempts: {', '.join(str(a['n']) for a in atts)}",
         )
     return pick
+
+
+def log_of(attempt: AttemptRow) -> Path:
+    """Where the attempt's output is (a row written by hand may lack it)."""
+    if not attempt["log_path"]:
+        raise UserError(f"attempt {attempt['n']} of {attempt['task_id']} has no log")
+    return Path(attempt["log_path"])
 
 
 def attempt_finished(store: Store, run_id: str, task: str, n: int) -> bool:

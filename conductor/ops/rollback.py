@@ -19,7 +19,8 @@ from conductor.git.workspace import BranchMoved, LoggedCommit, Workspace
 from conductor.ops.common import run_row
 from conductor.state.events import Emitter
 from conductor.state.liveness import may_be_live
-from conductor.state.store import Row, Store
+from conductor.state.records import RunRow
+from conductor.state.store import Store
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ def rollback_task(ws: Workspace, store: Store, run_id: str, task_id: str) -> Rol
     return Rollback(run_id, branch, old, new, reverted=merge, tasks=((run_id, task_id),))
 
 
-def _merged_task(store: Store, run: Row, task_id: str) -> str:
+def _merged_task(store: Store, run: RunRow, task_id: str) -> str:
     """The merge commit of ``task_id`` in ``run``, or a UserError saying why there is none."""
     task = store.task(run["id"], task_id)
     if task is None:
@@ -131,7 +132,7 @@ def _merged_task(store: Store, run: Row, task_id: str) -> str:
     return str(task["merge_commit"])
 
 
-def _check_quiet(ws: Workspace, store: Store, run: Row) -> None:
+def _check_quiet(ws: Workspace, store: Store, run: RunRow) -> None:
     """Refuse while a runner may move the branch, or while a worktree has it checked out."""
     branch = run["integration_branch"]
     if may_be_live(ws.state_dir, run):
@@ -154,7 +155,7 @@ def _check_quiet(ws: Workspace, store: Store, run: Row) -> None:
             )
 
 
-def _before(ws: Workspace, store: Store, run: Row) -> str:
+def _before(ws: Workspace, store: Store, run: RunRow) -> str:
     """Where the integration branch stood when the run started."""
     if run["base_commit"]:
         return str(run["base_commit"])

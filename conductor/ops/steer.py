@@ -15,13 +15,14 @@ from conductor.errors import UserError
 from conductor.state.events import Emitter
 from conductor.state.layout import Layout
 from conductor.state.liveness import is_live
+from conductor.state.records import RunRow
 from conductor.state.states import RUN_ENDED, TASK_TERMINAL
-from conductor.state.store import Row, Store
+from conductor.state.store import Store
 
 CANCEL_WAIT_S = 120.0
 
 
-def cancel(store: Store, run: Row, task: str | None = None, wait: bool = True) -> str:
+def cancel(store: Store, run: RunRow, task: str | None = None, wait: bool = True) -> str:
     """Cancel the run (or one task of it); return the run's state afterwards.
 
     A live run is asked to stop and, with ``wait``, waited for; a run without a runner is
@@ -42,7 +43,7 @@ def cancel(store: Store, run: Row, task: str | None = None, wait: bool = True) -
     return str(final["state"])
 
 
-def _cancel_task(store: Store, run: Row, task: str, live: bool) -> None:
+def _cancel_task(store: Store, run: RunRow, task: str, live: bool) -> None:
     t = store.task(run["id"], task)
     if t is None:
         raise UserError(f"run {run['id']} has no task `{task}`")
@@ -51,7 +52,7 @@ def _cancel_task(store: Store, run: Row, task: str, live: bool) -> None:
     store.update_task(run["id"], task, state="cancelling" if live else "cancelled")
 
 
-def _cancel_dead_run(store: Store, run: Row) -> None:
+def _cancel_dead_run(store: Store, run: RunRow) -> None:
     """No runner: record the cancellation directly."""
     for t in store.tasks(run["id"]):
         if t["state"] not in TASK_TERMINAL:

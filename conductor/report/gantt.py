@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from conductor.state.store import Row
+from conductor.state.records import AttemptRow
 
 UNGROUPED = "ungrouped"
 
@@ -68,7 +68,7 @@ def gantt_text(text: str) -> str:
 
 
 def bars(
-    attempts: Iterable[Row],
+    attempts: Iterable[AttemptRow],
     groups: Mapping[str, str | None],
     now: float,
     live: bool,

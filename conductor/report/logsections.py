@@ -26,8 +26,8 @@ from conductor.report.mdtext import (
 )
 from conductor.report.rundata import ICON, RunData, fmt_duration
 from conductor.spec.model import Workflow
+from conductor.state.records import AttemptRow, TaskRow
 from conductor.state.states import TASK_OK
-from conductor.state.store import Row
 
 LOG_TAIL_LINES = 30
 CHECK_TAIL_LINES = 40
@@ -133,14 +133,14 @@ def waves(wf: Workflow, task_ids: Iterable[str]) -> dict[str, int]:
     return wave
 
 
-def _diffstat(att: Row | None) -> str:
+def _diffstat(att: AttemptRow | None) -> str:
     if not att or att["files_changed"] is None:
         return "–"
     n = att["files_changed"]
     return f"+{att['insertions'] or 0} −{att['deletions'] or 0} ({n} file{'s' * (n != 1)})"
 
 
-def _task_row(d: RunData, wf: Workflow, t: Row, wave: int | None, cost: bool) -> str:
+def _task_row(d: RunData, wf: Workflow, t: TaskRow, wave: int | None, cost: bool) -> str:
     spec = wf.tasks.get(t["task_id"])
     atts = d.by_task.get(t["task_id"], [])
     last = atts[-1] if atts else None
@@ -163,7 +163,7 @@ def _task_row(d: RunData, wf: Workflow, t: Row, wave: int | None, cost: bool) ->
     return row(cells)
 
 
-def _section_title(wf: Workflow, gid: str | None, rows: list[Row], d: RunData) -> str:
+def _section_title(wf: Workflow, gid: str | None, rows: list[TaskRow], d: RunData) -> str:
     counts: dict[str, int] = {}
     for t in rows:
         counts[t["state"]] = counts.get(t["state"], 0) + 1
@@ -186,7 +186,7 @@ def task_tables(d: RunData, wf: Workflow) -> str:
     cols = ["Task", "Title", "Role", "Agent", "State", "Wave", "Attempts", "Duration"]
     cols += ["Diff", "Result", *(["Cost"] if cost else []), "Error"]
     head = row(cols) + "\n" + row("---" for _ in cols)
-    sections: dict[str | None, list[Row]] = {}
+    sections: dict[str | None, list[TaskRow]] = {}
     if wf.groups or any(t["group_id"] for t in d.tasks):
         for t in d.tasks:  # groups in order of their first task: file order
             sections.setdefault(t["group_id"], []).append(t)
@@ -206,7 +206,7 @@ def task_tables(d: RunData, wf: Workflow) -> str:
 # ------------------------------------------------------------------ failures and alerts
 
 
-def _checks(att: Row) -> list[str]:
+def _checks(att: AttemptRow) -> list[str]:
     try:
         results = json.loads(att["checks"] or "[]")
     except ValueError:
@@ -224,7 +224,7 @@ def _checks(att: Row) -> list[str]:
     return out
 
 
-def _attempt_section(att: Row) -> list[str]:
+def _attempt_section(att: AttemptRow) -> list[str]:
     what = f"{ICON.get(att['state'], '')} {att['state']}"
     took = fmt_duration((att["finished"] - att["started"]) if att["finished"] else None)
     out = [f"#### Attempt {att['n']}: {what} ({took})"]
@@ -240,7 +240,7 @@ def _attempt_section(att: Row) -> list[str]:
     return [*out, ""]
 
 
-def _needs_section(t: Row, atts: list[Row]) -> bool:
+def _needs_section(t: TaskRow, atts: list[AttemptRow]) -> bool:
     return t["state"] == "failed" or any(a["state"] != "succeeded" for a in atts if a["finished"])
 
 

@@ -12,7 +12,8 @@ import threading
 from conductor.git.workspace import Workspace
 from conductor.report import log as report
 from conductor.spec.model import Workflow
-from conductor.state.store import Row, Store
+from conductor.state.records import EventRow
+from conductor.state.store import Store
 
 MIN_INTERVAL_S = 2.0
 TRIGGERS = frozenset({"task_completed", "task_failed", "task_blocked", "task_cancelled",
@@ -28,7 +29,7 @@ class LogWriter:
         self._thread = threading.Thread(target=self._loop, name="execution-log", daemon=True)
         self._thread.start()
 
-    def __call__(self, row: Row) -> None:
+    def __call__(self, row: EventRow) -> None:
         if row["kind"] in TRIGGERS:
             self._due.set()
 

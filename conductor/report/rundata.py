@@ -11,7 +11,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from conductor.state.store import Row, Store
+from conductor.state.records import AttemptRow, EventRow, RunRow, TaskRow
+from conductor.state.store import Store
 
 # In the order states are counted in: most telling first (unknown states follow).
 ICON = {
@@ -54,13 +55,13 @@ def fmt_duration(seconds: float | None) -> str:
 class RunData:
     """Everything the log shows, read once from the store."""
 
-    run: Row
-    tasks: list[Row]
-    attempts: list[Row]
-    alerts: list[Row]
+    run: RunRow
+    tasks: list[TaskRow]
+    attempts: list[AttemptRow]
+    alerts: list[EventRow]
     now: float
     head: str | None
-    by_task: dict[str, list[Row]] = field(default_factory=dict)
+    by_task: dict[str, list[AttemptRow]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for a in sorted(self.attempts, key=lambda r: r["n"]):
@@ -104,7 +105,7 @@ def load(
     )
 
 
-def _last_merge(tasks: list[Row]) -> str | None:
+def _last_merge(tasks: list[TaskRow]) -> str | None:
     """The integration head as far as this run knows: its newest merge."""
     merged = [t for t in tasks if t["merge_commit"]]
     if not merged:

@@ -7,22 +7,24 @@ so a field added here reaches every one of them.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from conductor.state.layout import find_state_db
 from conductor.state.liveness import shown_state
-from conductor.state.store import Row, Store
+from conductor.state.records import RunRow, TaskRow
+from conductor.state.store import Store
 
 
-def elapsed(row: Row) -> float | None:
+def elapsed(row: Mapping[str, Any]) -> float | None:
     """Seconds from start to finish (to now while it runs); None before it started."""
     if not row.get("started"):
         return None
     return float((row.get("finished") or time.time()) - row["started"])
 
 
-def run_doc(store: Store, run: Row, tasks: list[Row] | None = None) -> dict[str, Any]:
+def run_doc(store: Store, run: RunRow, tasks: list[TaskRow] | None = None) -> dict[str, Any]:
     """The `run` object of the status document (also what `runs --json` lists)."""
     tasks = store.tasks(run["id"]) if tasks is None else tasks
     return {
@@ -39,14 +41,14 @@ def run_doc(store: Store, run: Row, tasks: list[Row] | None = None) -> dict[str,
     }
 
 
-def _counts(tasks: list[Row]) -> dict[str, int]:
+def _counts(tasks: list[TaskRow]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for t in tasks:
         counts[t["state"]] = counts.get(t["state"], 0) + 1
     return counts
 
 
-def task_doc(t: Row) -> dict[str, Any]:
+def task_doc(t: TaskRow) -> dict[str, Any]:
     return {
         "id": t["task_id"],
         "state": t["state"],
@@ -62,7 +64,7 @@ def task_doc(t: Row) -> dict[str, Any]:
     }
 
 
-def status_doc(store: Store, run: Row) -> dict[str, Any]:
+def status_doc(store: Store, run: RunRow) -> dict[str, Any]:
     """``{"run": {...}, "tasks": [{...}]}`` for one run."""
     tasks = store.tasks(run["id"])
     return {"run": run_doc(store, run, tasks), "tasks": [task_doc(t) for t in tasks]}

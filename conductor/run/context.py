@@ -8,11 +8,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from conductor.exec.base import Executor
 from conductor.exec.local import LocalExecutor
-from conductor.git.cmd import clean_env
+from conductor.git.env import clean_env
 from conductor.git.workspace import Workspace
 from conductor.spec.config import RunSettings
 from conductor.spec.model import Task, Workflow
@@ -163,7 +163,7 @@ class RunContext:
         atts = [a for a in self.store.attempts(run_id, task_id) if a["state"] == "succeeded"]
         if not atts:
             return "succeeded"
-        a: dict[str, Any] = atts[-1]
+        a = atts[-1]
         if not a["pre_commit"] or not a["post_commit"]:
             return "succeeded"
         files = self.ws.changed_files(a["pre_commit"], a["post_commit"])

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from conductor import __version__
-from conductor.state.store import Row
+from conductor.state.records import EventRow
 
 LOGGER = "conductor"
 FILE_NAME = "conductor.log"
@@ -68,10 +68,10 @@ def _call(fn: Callable[[], str]) -> str | None:
         return f"unknown ({exc})"
 
 
-def event_logger(logger: logging.Logger) -> Callable[[Row], None]:
+def event_logger(logger: logging.Logger) -> Callable[[EventRow], None]:
     """A sink writing every event to the debug log, so one file tells the whole story."""
 
-    def sink(row: Row) -> None:
+    def sink(row: EventRow) -> None:
         logger.debug(
             "event %s %s %s %s", row["kind"], row["task_id"] or "-", row["level"], row["data"]
         )

@@ -29,7 +29,7 @@ from typing import Any
 from conductor.exec.base import Executor, Limits, Request
 from conductor.exec.local import LocalExecutor
 from conductor.spec.model import Workflow
-from conductor.state.store import Row
+from conductor.state.records import EventRow
 
 Warn = Callable[[str, str], None]  # (hook event, message)
 
@@ -68,7 +68,7 @@ def expand(argv: Iterable[str], values: Mapping[str, str]) -> list[str]:
     return [_PLACEHOLDER.sub(lambda m: values.get(m.group(1), ""), arg) for arg in argv]
 
 
-def event_doc(event: str, row: Row, group: str | None, state: str) -> dict[str, Any]:
+def event_doc(event: str, row: EventRow, group: str | None, state: str) -> dict[str, Any]:
     """What a hook reads on stdin: the JsonSink shape plus the hook's own event name."""
     return {
         "event": event,
@@ -116,7 +116,7 @@ class HookSink:
 
     # -- the sink (engine side: never blocks) -------------------------------------
 
-    def __call__(self, row: Row) -> None:
+    def __call__(self, row: EventRow) -> None:
         kind = row["kind"]
         data = row["data"] or {}
         if self._closed or kind in IGNORED or "hook" in data:
@@ -128,7 +128,7 @@ class HookSink:
             if group is not None:
                 self._submit("group_completed", row, group)
 
-    def _completed_group(self, row: Row) -> str | None:
+    def _completed_group(self, row: EventRow) -> str | None:
         kind, task, data = row["kind"], row["task_id"], row["data"] or {}
         if kind == "gate_passed":
             return str(data.get("group")) if data.get("group") else None
@@ -145,7 +145,7 @@ class HookSink:
             return None
         return group
 
-    def _submit(self, event: str, row: Row, group: str | None = None) -> None:
+    def _submit(self, event: str, row: EventRow, group: str | None = None) -> None:
         data = row["data"] or {}
         task = row["task_id"]
         if group is None:

@@ -17,7 +17,8 @@ from conductor.errors import UserError
 from conductor.exec.detach import spawn_detached
 from conductor.state.layout import Layout
 from conductor.state.liveness import is_live
-from conductor.state.store import Row, Store
+from conductor.state.records import RunRow
+from conductor.state.store import Store
 
 
 def runner_argv(run_id: str) -> list[str]:
@@ -51,7 +52,7 @@ def hand_over(store: Store, root: Path, run_id: str) -> NoReturn:
     os._exit(0)
 
 
-def resumable(store: Store, run: Row) -> bool:
+def resumable(store: Store, run: RunRow) -> bool:
     """False when the run already succeeded (nothing to do); refuses a run still driven."""
     if run["state"] == "succeeded":
         return False

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from conductor.agents import profiles as agents
 from conductor.errors import Diagnostic, UserError
+from conductor.git import refs
 from conductor.plan.planner import Plan
 from conductor.spec.model import AgentProfile, Workflow
 from conductor.spec.secrets import collect_refs
@@ -37,7 +38,7 @@ def check_machine(
         ws = ws or Workspace.discover(wf.path)
     except UserError as exc:
         return [Diagnostic(str(exc), where, hint=exc.hint)]
-    if not any(ws.revs([f"refs/heads/{wf.integration_branch}", wf.base]).values()):
+    if not any(ws.revs([refs.branch_ref(wf.integration_branch), wf.base]).values()):
         problems.append(
             Diagnostic(
                 f"base `{wf.base}` does not resolve to a commit",

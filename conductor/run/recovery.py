@@ -16,8 +16,9 @@ from pathlib import Path
 from conductor.errors import ConductorError
 from conductor.exec.procs import process_alive, stop_tree
 from conductor.git.workspace import Workspace
+from conductor.state.records import AttemptRow, TaskRow
 from conductor.state.states import ATTEMPT_OPEN, TASK_KEPT_ON_RESUME
-from conductor.state.store import Row, Store
+from conductor.state.store import Store
 
 
 @dataclass
@@ -29,7 +30,7 @@ class Recovered:
 
 def recover(ws: Workspace, store: Store, run_id: str, branch: str, keep: str) -> Recovered:
     rows = store.tasks(run_id)
-    attempts: dict[str, list[Row]] = {}
+    attempts: dict[str, list[AttemptRow]] = {}
     for a in store.attempts(run_id):
         attempts.setdefault(a["task_id"], []).append(a)
     _end_tmux_sessions(run_id)
@@ -59,7 +60,7 @@ def _end_tmux_sessions(run_id: str) -> None:
         kill_run_sessions(run_id)
 
 
-def _retire_leftover(ws: Workspace, a: Row, keep: str) -> None:
+def _retire_leftover(ws: Workspace, a: AttemptRow, keep: str) -> None:
     """A finished attempt whose worktree the dead runner had not removed yet."""
     worktree = Path(a["worktree"]) if a["worktree"] else None
     if worktree is None or not worktree.exists() or keep == "always":
@@ -69,7 +70,7 @@ def _retire_leftover(ws: Workspace, a: Row, keep: str) -> None:
             ws.remove_worktree(worktree, force=True)
 
 
-def _close_open_attempt(ws: Workspace, store: Store, run_id: str, a: Row, keep: str) -> None:
+def _close_open_attempt(ws: Workspace, store: Store, run_id: str, a: AttemptRow, keep: str) -> None:
     """The runner died during this attempt: stop its agent, keep its work."""
     if a["pid"] and process_alive(a["pid"], a["pid_start"]):
         stop_tree(a["pid"], 2.0)  # agents lead their own group
@@ -96,7 +97,7 @@ def _close_open_attempt(ws: Workspace, store: Store, run_id: str, a: Row, keep: 
                          error="runner stopped during the attempt")  # fmt: skip
 
 
-def _settle(ws: Workspace, store: Store, run_id: str, branch: str, t: Row, tried: bool) -> str:
+def _settle(ws: Workspace, store: Store, run_id: str, branch: str, t: TaskRow, tried: bool) -> str:
     """The state a task resumes in; detects merges the store did not record."""
     state = t["state"]
     if state in TASK_KEPT_ON_RESUME:

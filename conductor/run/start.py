@@ -34,7 +34,8 @@ from conductor.spec.config import RunSettings
 from conductor.spec.model import Workflow
 from conductor.spec.secrets import Secrets, resolve
 from conductor.state.liveness import RunLock, is_live
-from conductor.state.store import Row, Store, open_store
+from conductor.state.records import RunRow
+from conductor.state.store import Store, open_store
 
 if TYPE_CHECKING:
     from conductor.report.logwriter import LogWriter
@@ -162,7 +163,7 @@ def drive(
 
 
 def replan(
-    ws: Workspace, row: Row, environ: Mapping[str, str]
+    ws: Workspace, row: RunRow, environ: Mapping[str, str]
 ) -> tuple[Workflow, Plan, RunSettings]:
     """The workflow, selection and settings a recorded run was started with."""
     from conductor.plan.planner import make_plan
@@ -184,7 +185,7 @@ class _How:
     executor: Executor
 
 
-def _drive(ws: Workspace, store: Store, row: Row, wf: Workflow, plan: Plan,
+def _drive(ws: Workspace, store: Store, row: RunRow, wf: Workflow, plan: Plan,
            sinks: list[Sink], environ: Mapping[str, str], how: _How,
            ) -> tuple[str, int]:  # fmt: skip
     from conductor.report import log as report
@@ -272,7 +273,8 @@ def _prepare_runner(ctx: RunContext, plan: Plan, opts: Mapping[str, Any]) -> Run
 
 def _passed_gates(store: Store, run_id: str) -> set[str]:
     rows = store.events(run_id)
-    return {e["data"].get("group") for e in rows if e["kind"] == "gate_passed"} - {None}
+    return {str(e["data"]["group"]) for e in rows
+            if e["kind"] == "gate_passed" and e["data"].get("group")}  # fmt: skip
 
 
 def tidy(ws: Workspace, store: Store, run_id: str, keep: str) -> None:

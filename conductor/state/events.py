@@ -9,10 +9,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from conductor.state.records import EventRow
 from conductor.state.states import LEVELS, EventKind, Level
-from conductor.state.store import Row, Store
+from conductor.state.store import Store
 
-Sink = Callable[[Row], None]
+Sink = Callable[[EventRow], None]
 
 class Emitter:
     def __init__(self, store: Store, run_id: str, redact: Callable[[str], str] = str) -> None:
@@ -27,7 +28,7 @@ class Emitter:
 
     def __call__(
         self, kind: EventKind, task: str | None = None, level: Level | None = None, **data: Any
-    ) -> Row:
+    ) -> EventRow:
         clean = {k: self.redact(v) if isinstance(v, str) else v for k, v in data.items()}
         with self._lock:
             row = self.store.emit(

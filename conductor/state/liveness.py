@@ -11,10 +11,11 @@ import fcntl
 import os
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from conductor.errors import UserError
 from conductor.state.layout import Layout
+from conductor.state.records import RunRow
 from conductor.state.states import RUN_LIVE
 
 START_GRACE_S = 15.0  # a detached runner has this long to take its lock
@@ -39,7 +40,7 @@ def lock_held(state_dir: Path, run_id: str) -> bool:
     return False
 
 
-def is_live(state_dir: Path, run: dict[str, Any]) -> bool:
+def is_live(state_dir: Path, run: RunRow) -> bool:
     """The run has a runner now (or one is just starting)."""
     if run["state"] not in RUN_LIVE:
         return False
@@ -51,7 +52,7 @@ def is_live(state_dir: Path, run: dict[str, Any]) -> bool:
 STALE_S = 30.0  # a heartbeat younger than this may still mean a runner is about
 
 
-def may_be_live(state_dir: Path, run: dict[str, Any]) -> bool:
+def may_be_live(state_dir: Path, run: RunRow) -> bool:
     """The cautious reading, for commands that delete or move what a run owns: a recent
     heartbeat counts too, since a false "live" costs a retry and a false "dead" work."""
     if is_live(state_dir, run):
@@ -60,7 +61,7 @@ def may_be_live(state_dir: Path, run: dict[str, Any]) -> bool:
     return run["state"] in RUN_LIVE and fresh
 
 
-def shown_state(state_dir: Path, run: dict[str, Any]) -> str:
+def shown_state(state_dir: Path, run: RunRow) -> str:
     """What `status` says: a running run without a runner is interrupted."""
     if run["state"] in RUN_LIVE and not is_live(state_dir, run):
         return "interrupted"

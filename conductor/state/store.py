@@ -14,124 +14,27 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from conductor.state.layout import Layout
-
-SCHEMA_VERSION = 1
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY,
-    workflow TEXT NOT NULL,          -- path of the workflow file, relative to the repo root
-    name TEXT NOT NULL,              -- workflow name
-    state TEXT NOT NULL,
-    started REAL NOT NULL,
-    finished REAL,
-    pid INTEGER,
-    heartbeat REAL,
-    base_commit TEXT,                -- integration head when the run started
-    integration_branch TEXT NOT NULL,
-    options TEXT NOT NULL DEFAULT '{}',
-    reason TEXT
-);
-CREATE TABLE IF NOT EXISTS tasks (
-    run_id TEXT NOT NULL,
-    task_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,            -- file order, for stable listings
-    group_id TEXT,
-    agent TEXT,
-    state TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    spec_hash TEXT,
-    started REAL,
-    finished REAL,
-    result_commit TEXT,
-    merge_commit TEXT,
-    error TEXT,
-    progress REAL,
-    step TEXT,
-    cost_usd REAL,
-    PRIMARY KEY (run_id, task_id)
-);
-CREATE TABLE IF NOT EXISTS attempts (
-    run_id TEXT NOT NULL,
-    task_id TEXT NOT NULL,
-    n INTEGER NOT NULL,
-    state TEXT NOT NULL,
-    started REAL NOT NULL,
-    finished REAL,
-    worktree TEXT,
-    branch TEXT,
-    pre_commit TEXT,
-    post_commit TEXT,
-    exit_code INTEGER,
-    pid INTEGER,
-    pid_start REAL,
-    log_path TEXT,
-    error TEXT,
-    checks TEXT,                     -- JSON list of validator results
-    files_changed INTEGER,
-    insertions INTEGER,
-    deletions INTEGER,
-    cost_usd REAL,
-    tokens_in INTEGER,
-    tokens_out INTEGER,
-    session_id TEXT,
-    PRIMARY KEY (run_id, task_id, n)
-);
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id TEXT NOT NULL,
-    ts REAL NOT NULL,
-    kind TEXT NOT NULL,
-    level TEXT NOT NULL,
-    task_id TEXT,
-    data TEXT NOT NULL DEFAULT '{}'
-);
-CREATE INDEX IF NOT EXISTS events_run ON events (run_id, id);
-CREATE INDEX IF NOT EXISTS tasks_done ON tasks (task_id, state);
-"""
-
-RUN_COLUMNS = ("state", "finished", "pid", "heartbeat", "base_commit", "reason", "options")
-TASK_COLUMNS = (
-    "state",
-    "attempts",
-    "spec_hash",
-    "started",
-    "finished",
-    "result_commit",
-    "merge_commit",
-    "error",
-    "progress",
-    "step",
-    "cost_usd",
-    "agent",
-)
-ATTEMPT_COLUMNS = (
-    "state",
-    "finished",
-    "worktree",
-    "branch",
-    "pre_commit",
-    "post_commit",
-    "exit_code",
-    "pid",
-    "pid_start",
-    "log_path",
-    "error",
-    "checks",
-    "files_changed",
-    "insertions",
-    "deletions",
-    "cost_usd",
-    "tokens_in",
-    "tokens_out",
-    "session_id",
+from conductor.state.records import (
+    ATTEMPT_COLUMNS,
+    RUN_COLUMNS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    TASK_COLUMNS,
+    AttemptRow,
+    EventRow,
+    RunRow,
+    TaskRow,
 )
 
-Row = dict[str, Any]
+Row = dict[str, Any]  # a row as sqlite3 hands it over, before it is typed
+_R = TypeVar("_R")
 
+
+def _first(rows: list[_R]) -> _R | None:
+    return rows[0] if rows else None
 
 def _assignments(fields: Mapping[str, Any], allowed: tuple[str, ...]) -> tuple[str, list[Any]]:
     unknown = set(fields) - set(allowed)
@@ -197,6 +100,16 @@ class Store:
         rows = self._all(sql, args)
         return rows[0] if rows else None
 
+    # The typed views: the SQL selects whole rows of one table, so the dicts are records.
+    def _runs(self, sql: str, args: tuple[Any, ...] = ()) -> list[RunRow]:
+        return cast("list[RunRow]", self._all(sql, args))
+
+    def _tasks(self, sql: str, args: tuple[Any, ...] = ()) -> list[TaskRow]:
+        return cast("list[TaskRow]", self._all(sql, args))
+
+    def _attempts(self, sql: str, args: tuple[Any, ...] = ()) -> list[AttemptRow]:
+        return cast("list[AttemptRow]", self._all(sql, args))
+
     # -- runs ---------------------------------------------------------------
 
     def create_run(
@@ -228,20 +141,20 @@ class Store:
         with self.tx() as db:
             db.execute(f"UPDATE runs SET {sets} WHERE id = ?", (*args, run_id))
 
-    def run(self, run_id: str) -> Row | None:
-        return self._one("SELECT * FROM runs WHERE id = ?", (run_id,))
+    def run(self, run_id: str) -> RunRow | None:
+        return _first(self._runs("SELECT * FROM runs WHERE id = ?", (run_id,)))
 
-    def runs(self, limit: int = 50) -> list[Row]:
-        return self._all("SELECT * FROM runs ORDER BY started DESC LIMIT ?", (limit,))
+    def runs(self, limit: int = 50) -> list[RunRow]:
+        return self._runs("SELECT * FROM runs ORDER BY started DESC LIMIT ?", (limit,))
 
-    def latest_run(self) -> Row | None:
-        return self._one("SELECT * FROM runs ORDER BY started DESC LIMIT 1")
+    def latest_run(self) -> RunRow | None:
+        return _first(self._runs("SELECT * FROM runs ORDER BY started DESC LIMIT 1"))
 
-    def active_runs(self, name: str) -> list[Row]:
-        return self._all("SELECT * FROM runs WHERE name = ? AND state = 'running'", (name,))
+    def active_runs(self, name: str) -> list[RunRow]:
+        return self._runs("SELECT * FROM runs WHERE name = ? AND state = 'running'", (name,))
 
-    def find_run(self, prefix: str) -> list[Row]:
-        return self._all(
+    def find_run(self, prefix: str) -> list[RunRow]:
+        return self._runs(
             "SELECT * FROM runs WHERE id LIKE ? ORDER BY started DESC", (prefix + "%",)
         )
 
@@ -255,8 +168,8 @@ class Store:
                 (*args, run_id, task_id),
             )
 
-    def tasks(self, run_id: str) -> list[Row]:
-        return self._all("SELECT * FROM tasks WHERE run_id = ? ORDER BY seq", (run_id,))
+    def tasks(self, run_id: str) -> list[TaskRow]:
+        return self._tasks("SELECT * FROM tasks WHERE run_id = ? ORDER BY seq", (run_id,))
 
     def tasks_in_state(self, run_id: str, state: str) -> list[str]:
         rows = self._all(
@@ -264,16 +177,17 @@ class Store:
         )
         return [r["task_id"] for r in rows]
 
-    def task(self, run_id: str, task_id: str) -> Row | None:
-        return self._one("SELECT * FROM tasks WHERE run_id = ? AND task_id = ?", (run_id, task_id))
+    def task(self, run_id: str, task_id: str) -> TaskRow | None:
+        sql = "SELECT * FROM tasks WHERE run_id = ? AND task_id = ?"
+        return _first(self._tasks(sql, (run_id, task_id)))
 
-    def last_success(self, name: str, task_id: str) -> Row | None:
+    def last_success(self, name: str, task_id: str) -> TaskRow | None:
         """The newest succeeded record of a task across runs of a workflow."""
-        return self._one(
+        return _first(self._tasks(
             "SELECT t.* FROM tasks t JOIN runs r ON r.id = t.run_id WHERE r.name = ?"
             " AND t.task_id = ? AND t.state = 'succeeded' ORDER BY t.finished DESC LIMIT 1",
             (name, task_id),
-        )
+        ))  # fmt: skip
 
     # -- attempts -----------------------------------------------------------
 
@@ -295,10 +209,11 @@ class Store:
                 (*args, run_id, task_id, n),
             )
 
-    def attempts(self, run_id: str, task_id: str | None = None) -> list[Row]:
+    def attempts(self, run_id: str, task_id: str | None = None) -> list[AttemptRow]:
         if task_id is None:
-            return self._all("SELECT * FROM attempts WHERE run_id = ? ORDER BY started", (run_id,))
-        return self._all(
+            sql = "SELECT * FROM attempts WHERE run_id = ? ORDER BY started"
+            return self._attempts(sql, (run_id,))
+        return self._attempts(
             "SELECT * FROM attempts WHERE run_id = ? AND task_id = ? ORDER BY n",
             (run_id, task_id),
         )
@@ -323,7 +238,7 @@ class Store:
         task_id: str | None = None,
         level: str = "info",
         **data: Any,
-    ) -> Row:
+    ) -> EventRow:
         ts = time.time()
         payload = json.dumps(data, default=str)
         with self.tx() as db:
@@ -333,7 +248,7 @@ class Store:
                 (run_id, ts, kind, level, task_id, payload),
             )
         return {
-            "id": cur.lastrowid,
+            "id": cur.lastrowid or 0,
             "run_id": run_id,
             "ts": ts,
             "kind": kind,
@@ -349,7 +264,7 @@ class Store:
         levels: tuple[str, ...] = (),
         limit: int = -1,
         newest: bool = False,
-    ) -> list[Row]:
+    ) -> list[EventRow]:
         where = "run_id = ? AND id > ?"
         args: list[Any] = [run_id, after]
         if levels:
@@ -361,7 +276,8 @@ class Store:
         )
         for r in rows:
             r["data"] = json.loads(r["data"])
-        return rows[::-1] if newest else rows
+        typed = cast("list[EventRow]", rows)
+        return typed[::-1] if newest else typed
 
 
 def open_store(state_dir: Path) -> Store:

@@ -1,0 +1,191 @@
+"""The rows of the store: its SQL schema and a typed record per table.
+
+Records are TypedDicts: what sqlite3 hands back is a dict already, so typing it costs
+nothing at run time, while mypy checks every field a reader names.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    workflow TEXT NOT NULL,          -- path of the workflow file, relative to the repo root
+    name TEXT NOT NULL,              -- workflow name
+    state TEXT NOT NULL,
+    started REAL NOT NULL,
+    finished REAL,
+    pid INTEGER,
+    heartbeat REAL,
+    base_commit TEXT,                -- integration head when the run started
+    integration_branch TEXT NOT NULL,
+    options TEXT NOT NULL DEFAULT '{}',
+    reason TEXT
+);
+CREATE TABLE IF NOT EXISTS tasks (
+    run_id TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,            -- file order, for stable listings
+    group_id TEXT,
+    agent TEXT,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    spec_hash TEXT,
+    started REAL,
+    finished REAL,
+    result_commit TEXT,
+    merge_commit TEXT,
+    error TEXT,
+    progress REAL,
+    step TEXT,
+    cost_usd REAL,
+    PRIMARY KEY (run_id, task_id)
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    run_id TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    started REAL NOT NULL,
+    finished REAL,
+    worktree TEXT,
+    branch TEXT,
+    pre_commit TEXT,
+    post_commit TEXT,
+    exit_code INTEGER,
+    pid INTEGER,
+    pid_start REAL,
+    log_path TEXT,
+    error TEXT,
+    checks TEXT,                     -- JSON list of validator results
+    files_changed INTEGER,
+    insertions INTEGER,
+    deletions INTEGER,
+    cost_usd REAL,
+    tokens_in INTEGER,
+    tokens_out INTEGER,
+    session_id TEXT,
+    PRIMARY KEY (run_id, task_id, n)
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL,
+    ts REAL NOT NULL,
+    kind TEXT NOT NULL,
+    level TEXT NOT NULL,
+    task_id TEXT,
+    data TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS events_run ON events (run_id, id);
+CREATE INDEX IF NOT EXISTS tasks_done ON tasks (task_id, state);
+"""
+
+RUN_COLUMNS = ("state", "finished", "pid", "heartbeat", "base_commit", "reason", "options")
+TASK_COLUMNS = (
+    "state",
+    "attempts",
+    "spec_hash",
+    "started",
+    "finished",
+    "result_commit",
+    "merge_commit",
+    "error",
+    "progress",
+    "step",
+    "cost_usd",
+    "agent",
+)
+ATTEMPT_COLUMNS = (
+    "state",
+    "finished",
+    "worktree",
+    "branch",
+    "pre_commit",
+    "post_commit",
+    "exit_code",
+    "pid",
+    "pid_start",
+    "log_path",
+    "error",
+    "checks",
+    "files_changed",
+    "insertions",
+    "deletions",
+    "cost_usd",
+    "tokens_in",
+    "tokens_out",
+    "session_id",
+)
+
+
+class RunRow(TypedDict):
+    id: str
+    workflow: str  # path of the workflow file, relative to the repository root
+    name: str
+    state: str  # a RunState
+    started: float
+    finished: float | None
+    pid: int | None  # the runner's, once it took the run's lock
+    heartbeat: float | None
+    base_commit: str | None  # integration head when the run started
+    integration_branch: str
+    options: str  # JSON: selection, force, strategy, fail_fast, concurrency
+    reason: str | None
+
+
+class TaskRow(TypedDict):
+    run_id: str
+    task_id: str
+    seq: int
+    group_id: str | None
+    agent: str | None
+    state: str  # a TaskState
+    attempts: int
+    spec_hash: str | None
+    started: float | None
+    finished: float | None
+    result_commit: str | None
+    merge_commit: str | None
+    error: str | None
+    progress: float | None
+    step: str | None
+    cost_usd: float | None
+
+
+class AttemptRow(TypedDict):
+    run_id: str
+    task_id: str
+    n: int
+    state: str  # an AttemptState
+    started: float
+    finished: float | None
+    worktree: str | None
+    branch: str | None
+    pre_commit: str | None
+    post_commit: str | None
+    exit_code: int | None
+    pid: int | None
+    pid_start: float | None
+    log_path: str | None
+    error: str | None
+    checks: str | None  # JSON list of validator results
+    files_changed: int | None
+    insertions: int | None
+    deletions: int | None
+    cost_usd: float | None
+    tokens_in: int | None
+    tokens_out: int | None
+    session_id: str | None
+
+
+class EventRow(TypedDict):
+    id: int
+    run_id: str
+    ts: float
+    kind: str  # an EventKind (or one a newer conductor wrote)
+    level: str
+    task_id: str | None
+    data: dict[str, Any]
