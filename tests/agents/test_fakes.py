@@ -129,6 +129,7 @@ def test_usage_limits_are_recognised_with_their_reset_time(repo: Path) -> None:
         assert report.reset_at - before == pytest.approx(120, abs=5), agent
 
 
+@pytest.mark.slow
 def test_hang_and_silence_are_what_timeouts_are_for(repo: Path) -> None:
     task = Task(id="T1", prompt=script("say starting", "hang"))
     lnch = launch(workflow(repo.parent, task), task, repo)

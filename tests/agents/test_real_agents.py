@@ -26,6 +26,8 @@ from tests.testing.realcli import AgentSandbox, find_cli, live_processes, missin
 from tests.testing.repos import git
 from tests.testing.runner import db_rows, run_json, task_states, write_workflow
 
+pytestmark = pytest.mark.slow  # real agent CLIs, each a full run
+
 needs_claude = pytest.mark.skipif(find_cli("claude") is None, reason=missing_reason("claude"))
 needs_codex = pytest.mark.skipif(find_cli("codex") is None, reason=missing_reason("codex"))
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")

@@ -29,6 +29,8 @@ from tests.testing.realcli import ROOT
 from tests.testing.repos import git
 from tests.testing.runner import db_rows, run_json, write_workflow
 
+pytestmark = pytest.mark.slow  # real agent CLIs, each a full run
+
 BINS = {
     "aider": ROOT / ".agent-clis" / "aider-venv" / "bin",
     "gemini": ROOT / ".agent-clis" / "gemini-cli" / "node_modules" / ".bin",

@@ -141,6 +141,7 @@ def test_on_start_reports_a_live_pid_and_its_start_time(tmp_path: Path) -> None:
     assert abs(started[0][1] - time.time()) < 5
 
 
+@pytest.mark.slow
 def test_progress_ticks_and_chatty_process_is_not_idle(tmp_path: Path) -> None:
     ticks: list[tuple[float, float]] = []
     script = "for i in 1 2 3 4 5 6; do echo $i; sleep 0.2; done"
@@ -153,6 +154,7 @@ def test_progress_ticks_and_chatty_process_is_not_idle(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- limits and cancellation
 
 
+@pytest.mark.slow
 def test_timeout_kills_the_whole_group_including_grandchildren(tmp_path: Path) -> None:
     script = "sleep 1000 & echo $! > grandchild.pid; sleep 1000"
     res = run(tmp_path, script, timeout_s=0.5)

@@ -25,7 +25,10 @@ from conductor.state.store import Store
 from tests.testing.paths import FAKES
 from tests.testing.requests import request
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+pytestmark = [
+    pytest.mark.slow,  # real tmux sessions, each waiting for a pane to settle
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
+]
 
 AGENT = FAKES / "interactive_agent"
 SOCKET = f"conductor-test-{os.getpid()}"  # a server of our own: real runs are never touched

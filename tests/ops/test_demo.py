@@ -8,6 +8,8 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from conductor import __version__
 from conductor.run.debuglog import BACKUPS, close_runner_log, setup_runner_log
 from tests.testing.repos import git
@@ -35,6 +37,7 @@ def demo(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end_on_a_fresh_machine(tmp_path: Path) -> None:
     target = tmp_path / "sandbox" / "demo"
     proc = demo(tmp_path, str(target))
@@ -65,6 +68,7 @@ def test_demo_runs_end_to_end_on_a_fresh_machine(tmp_path: Path) -> None:
     assert "event task_retrying sorted" in runner_log
 
 
+@pytest.mark.slow
 def test_demo_without_a_directory_uses_a_new_temporary_one(tmp_path: Path) -> None:
     proc = demo(tmp_path, TMPDIR=str(tmp_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr

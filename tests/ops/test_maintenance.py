@@ -7,6 +7,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.testing.repos import git
 from tests.testing.runner import cli, conductor_argv, db_rows, run_json, write_workflow
 
@@ -63,6 +65,7 @@ def task_state(repo: Path, run: str, task: str) -> str:
 # ---- rollback ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_rollback_of_a_run_restores_the_base_and_the_rerun_redoes_its_tasks(repo: Path) -> None:
     write_workflow(repo, TWO)
     base = git(repo, "rev-parse", "main")
@@ -90,6 +93,7 @@ def test_rollback_of_a_run_restores_the_base_and_the_rerun_redoes_its_tasks(repo
     assert {"a.txt", "b.txt", "c.txt"} <= files(repo, BRANCH)
 
 
+@pytest.mark.slow
 def test_rollback_of_one_task_reverts_only_its_merge(repo: Path) -> None:
     write_workflow(repo, TWO)
     run = run_ok(repo)
@@ -116,6 +120,7 @@ def test_rollback_of_one_task_reverts_only_its_merge(repo: Path) -> None:
     assert "c.txt" in files(repo, BRANCH)
 
 
+@pytest.mark.slow
 def test_rollback_is_refused_when_a_later_run_merged_on_top(repo: Path) -> None:
     write_workflow(repo, TWO)
     first = run_ok(repo)
@@ -136,6 +141,7 @@ def test_rollback_is_refused_when_a_later_run_merged_on_top(repo: Path) -> None:
     assert task_state(repo, second, "D") == "rolled_back"  # its merge left the branch too
 
 
+@pytest.mark.slow
 def test_rollback_and_clean_leave_a_live_run_alone(repo: Path, tmp_path: Path) -> None:
     gate = tmp_path / "go"
     write_workflow(repo, TWO)
@@ -170,6 +176,7 @@ def test_rollback_and_clean_leave_a_live_run_alone(repo: Path, tmp_path: Path) -
         assert runner.wait(timeout=30) == 0
 
 
+@pytest.mark.slow
 def test_bad_rollback_inputs_exit_2_and_change_nothing(repo: Path, tmp_path: Path) -> None:
     write_workflow(repo, LEFTOVERS.replace("keep: always", "keep: never"))
     cli(repo, "run", "wf.yaml")
@@ -197,6 +204,7 @@ def test_bad_rollback_inputs_exit_2_and_change_nothing(repo: Path, tmp_path: Pat
 # ---- clean ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_clean_removes_leftovers_but_keeps_dirty_worktrees_and_unmerged_work(repo: Path) -> None:
     write_workflow(repo, LEFTOVERS)
     assert cli(repo, "run", "wf.yaml").returncode == 1
@@ -257,6 +265,7 @@ def test_export_json_holds_every_task_attempt_and_event(repo: Path, tmp_path: Pa
     assert json.loads(out.read_text()) == doc
 
 
+@pytest.mark.slow
 def test_export_markdown_has_the_task_table_even_without_the_workflow(repo: Path) -> None:
     write_workflow(repo, LEFTOVERS.replace("keep: always", "keep: never"))
     cli(repo, "run", "wf.yaml")

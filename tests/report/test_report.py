@@ -504,6 +504,7 @@ def puppeteer_args() -> list[str]:
 MMDC = find_mmdc()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(MMDC is None, reason="mermaid-cli is not installed")
 def test_every_mermaid_block_renders_with_the_mermaid_cli(
     done_run: Fixture, tmp_path: Path

@@ -10,6 +10,8 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.testing.repos import git
 from tests.testing.runner import db_rows, run_json, task_states, write_workflow
 
@@ -19,6 +21,7 @@ def script(*lines: str) -> str:
     return f"|\n      Do the work.\n      ```fake-agent\n{body}\n      ```\n"
 
 
+@pytest.mark.slow
 def test_usage_limit_pauses_then_succeeds_without_using_a_retry(repo: Path) -> None:
     write_workflow(
         repo,
@@ -45,6 +48,7 @@ tasks:
     assert git(repo, "show", "conductor/t:a.txt") == "hello"
 
 
+@pytest.mark.slow
 def test_fallback_profile_takes_over_while_the_limit_lasts(repo: Path) -> None:
     write_workflow(
         repo,
@@ -90,6 +94,7 @@ def test_budget_stops_dispatch_and_says_why(repo: Path) -> None:
     assert sum(costs) >= 0.0015 > sum(costs[:-1])  # it stopped at the first task over
 
 
+@pytest.mark.slow
 def test_cost_and_tokens_are_recorded_per_attempt(repo: Path) -> None:
     write_workflow(
         repo,
@@ -111,6 +116,7 @@ tasks:
     assert task["cost_usd"] == att["cost_usd"]
 
 
+@pytest.mark.slow
 def test_exit_zero_with_an_error_result_is_a_failure(repo: Path, tmp_path: Path) -> None:
     """A wrapper around claude that exits 0 although the stream's result is an error."""
     init = json.dumps({"type": "system", "subtype": "init", "session_id": "s1"})
@@ -143,6 +149,7 @@ tasks:
     assert "could not finish" in failed["data"]["error"]
 
 
+@pytest.mark.slow
 def test_resumed_retry_continues_on_its_own_previous_work(repo: Path) -> None:
     step = "run if [ -f part1.txt ]; then echo 2 > part2.txt; else echo 1 > part1.txt; fi"
     write_workflow(
@@ -169,6 +176,7 @@ tasks:
     assert git(repo, "show", "conductor/t:part2.txt") == "2"
 
 
+@pytest.mark.slow
 def test_interactive_agent_in_tmux_end_to_end(repo: Path) -> None:
     import shutil
 

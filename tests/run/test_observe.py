@@ -6,9 +6,12 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.testing.runner import cli, db_rows, run_json, task_states, write_workflow
 
 
+@pytest.mark.slow
 def test_logs_prints_an_attempts_output(repo: Path) -> None:
     write_workflow(
         repo,
@@ -66,6 +69,7 @@ tasks:
     assert "setup" in failed["data"]["error"] and "installing deps" in failed["data"]["output"]
 
 
+@pytest.mark.slow
 def test_parallel_tasks_get_distinct_ports_and_queue_reasons(repo: Path, tmp_path: Path) -> None:
     ports = tmp_path / "ports"
     body = f'echo "$CONDUCTOR_PORT" >> {ports}; sleep 0.4'
@@ -91,6 +95,7 @@ tasks:
     assert queued[0]["data"] == {"reason": "all 3 slots busy", "position": 1}
 
 
+@pytest.mark.slow
 def test_timeout_warning_alerts_and_recent_events(repo: Path) -> None:
     write_workflow(
         repo,
@@ -111,6 +116,7 @@ tasks:
     assert [e["kind"] for e in doc["events"]] == ["run_finished", "log_written"]
 
 
+@pytest.mark.slow
 def test_low_disk_pauses_dispatch_with_a_system_alert(repo: Path) -> None:
     write_workflow(
         repo,
@@ -136,6 +142,7 @@ tasks:
     assert db_rows(repo, "SELECT state FROM runs")[0]["state"] == "cancelled"
 
 
+@pytest.mark.slow
 def test_verbose_shows_agent_output_and_validate_only_shows_versions(repo: Path) -> None:
     write_workflow(
         repo,
@@ -159,6 +166,7 @@ tasks:
     assert "A: | visible-output-line" in proc.stdout
 
 
+@pytest.mark.slow
 def test_log_dir_from_repo_config_and_run_placeholder(repo: Path) -> None:
     (repo / "conductor.toml").write_text('log_dir = "reports"\n')
     write_workflow(repo, "version: 1\nname: t\ntasks:\n  A: {run: 'true'}\n")

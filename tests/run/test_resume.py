@@ -80,6 +80,7 @@ def drive_with_kills(repo: Path, env: dict[str, str], kills: int, seed: int) -> 
     raise AssertionError("the run never finished")
 
 
+@pytest.mark.slow
 def test_chaos_random_kills_then_resume(repo: Path) -> None:
     marker = f"chaos-{os.getpid()}-r"
     chaos_workflow(repo, marker)
@@ -87,6 +88,7 @@ def test_chaos_random_kills_then_resume(repo: Path) -> None:
     assert_finished_cleanly(repo, marker)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("step", ["worktree", "agent:3", "commit:2", "checked:4", "merged:5",
                                   "recorded:6"])  # fmt: skip
 def test_kill_at_each_lifecycle_step_then_resume(repo: Path, step: str) -> None:
@@ -104,6 +106,7 @@ def test_kill_at_each_lifecycle_step_then_resume(repo: Path, step: str) -> None:
     assert failed == []
 
 
+@pytest.mark.slow
 def test_interrupted_attempt_work_is_committed_and_its_agent_killed(
     repo: Path, tmp_path: Path
 ) -> None:
@@ -161,6 +164,7 @@ tasks:
 """
 
 
+@pytest.mark.slow
 def test_detach_status_watch_cancel_and_resume(repo: Path) -> None:
     write_workflow(repo, SLOW)
     start = time.monotonic()
@@ -195,6 +199,7 @@ def test_detach_status_watch_cancel_and_resume(repo: Path) -> None:
     assert git(repo, "show", "conductor/t:c.txt") == "c"
 
 
+@pytest.mark.slow
 def test_two_runs_of_one_workflow_refused_other_workflows_fine(repo: Path) -> None:
     write_workflow(repo, SLOW)
     write_workflow(repo, "version: 1\nname: other\ntasks:\n  X: {run: 'true'}\n", "other.yaml")
@@ -218,6 +223,7 @@ def test_status_of_a_killed_run_says_interrupted_with_a_hint(repo: Path) -> None
     assert runs[0]["state"] == "interrupted"
 
 
+@pytest.mark.slow
 def test_progress_from_inside_a_task(repo: Path) -> None:
     write_workflow(
         repo,
@@ -236,6 +242,7 @@ def test_progress_from_inside_a_task(repo: Path) -> None:
     assert bad.returncode == 2 and "not inside a conductor task" in bad.stderr
 
 
+@pytest.mark.slow
 def test_up_to_date_tasks_are_skipped_until_their_prompt_changes(repo: Path) -> None:
     (repo / "prompts").mkdir()
     (repo / "prompts" / "a.md").write_text("version one\n")
@@ -280,6 +287,7 @@ tasks:
 """
 
 
+@pytest.mark.slow
 def test_batch_groups_across_runs(repo: Path) -> None:
     write_workflow(repo, GROUPS)
     refused = cli(repo, "run", "wf.yaml", "--batch-group", "GB")
@@ -292,6 +300,7 @@ def test_batch_groups_across_runs(repo: Path) -> None:
     assert git(repo, "show", "conductor/t:b.txt") == "a"
 
 
+@pytest.mark.slow
 def test_with_deps_and_from(repo: Path) -> None:
     write_workflow(repo, GROUPS)
     code, events, err = run_json(repo, "wf.yaml", "--batch-group", "GB", "--with-deps")
@@ -302,6 +311,7 @@ def test_with_deps_and_from(repo: Path) -> None:
     assert [e["task"] for e in events if e["kind"] == "task_started"] == ["A1", "B1"]
 
 
+@pytest.mark.slow
 def test_cancel_one_task_blocks_its_dependents(repo: Path) -> None:
     write_workflow(repo, SLOW)
     run = cli(repo, "run", "wf.yaml", "--detach").stdout.splitlines()[0]

@@ -51,6 +51,7 @@ tasks:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["waves", "eager"])
 def test_strategies_run_dependents_on_merged_results(repo: Path, strategy: str) -> None:
     write_workflow(repo, PIPELINE.format(strategy=strategy))
@@ -62,6 +63,7 @@ def test_strategies_run_dependents_on_merged_results(repo: Path, strategy: str) 
     assert all(merges(repo, t) == 1 for t in "ABCD")
 
 
+@pytest.mark.slow
 def test_waves_wait_for_the_whole_previous_wave(repo: Path, tmp_path: Path) -> None:
     trace = tmp_path / "trace"
     write_workflow(
@@ -85,6 +87,7 @@ def test_waves_wait_for_the_whole_previous_wave(repo: Path, tmp_path: Path) -> N
     assert trace.read_text().split() == ["fast", "next", "slow"]
 
 
+@pytest.mark.slow
 def test_concurrency_is_never_exceeded(repo: Path, tmp_path: Path) -> None:
     trace = tmp_path / "trace"
     body = (
@@ -105,6 +108,7 @@ def test_concurrency_is_never_exceeded(repo: Path, tmp_path: Path) -> None:
     assert peak == 3
 
 
+@pytest.mark.slow
 def test_priority_orders_ready_tasks(repo: Path, tmp_path: Path) -> None:
     trace = tmp_path / "trace"
     write_workflow(
@@ -124,6 +128,7 @@ def test_priority_orders_ready_tasks(repo: Path, tmp_path: Path) -> None:
     assert trace.read_text().split() == ["HIGH", "MID", "LOW"]
 
 
+@pytest.mark.slow
 def test_overlapping_touches_never_run_at_once(repo: Path, tmp_path: Path) -> None:
     trace = tmp_path / "trace"
     step = f'echo "$CONDUCTOR_TASK_ID in" >> {trace}; sleep 0.3; echo "$CONDUCTOR_TASK_ID out" >> {trace}'
@@ -144,6 +149,7 @@ def test_overlapping_touches_never_run_at_once(repo: Path, tmp_path: Path) -> No
     assert lines[0].split()[0] == lines[1].split()[0]  # one finished before the other began
 
 
+@pytest.mark.slow
 def test_failure_blocks_dependents_not_siblings(repo: Path) -> None:
     write_workflow(
         repo,
@@ -174,6 +180,7 @@ def test_failure_blocks_dependents_not_siblings(repo: Path) -> None:
     assert "Conductor-Status: exit 3" in msg and "Conductor-Task: BAD" in msg
 
 
+@pytest.mark.slow
 def test_flaky_task_succeeds_on_retry_with_the_failure_in_its_instructions(
     repo: Path, tmp_path: Path
 ) -> None:
@@ -222,6 +229,7 @@ def test_validator_failure_fails_the_task_with_its_output(repo: Path) -> None:
     assert merges(repo, "V") == 0
 
 
+@pytest.mark.slow
 def test_group_gate_failure_blocks_dependent_groups(repo: Path) -> None:
     write_workflow(
         repo,
@@ -242,6 +250,7 @@ def test_group_gate_failure_blocks_dependent_groups(repo: Path) -> None:
     assert any(e["kind"] == "gate_failed" and e["data"]["group"] == "A" for e in events)
 
 
+@pytest.mark.slow
 def test_group_gate_runs_on_the_integration_branch(repo: Path) -> None:
     write_workflow(
         repo,
@@ -263,6 +272,7 @@ def test_group_gate_runs_on_the_integration_branch(repo: Path) -> None:
     assert show(repo, "conductor/t", "b.txt") == "1\n2"
 
 
+@pytest.mark.slow
 def test_merge_conflict_is_retried_on_the_new_head(repo: Path, tmp_path: Path) -> None:
     saved = tmp_path / "conflict-instructions"
     write_workflow(
@@ -303,6 +313,7 @@ def _group_gone(pgid_file: Path) -> bool:
     return live_members(int(pgid_file.read_text())) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("limit", ["timeout: 1s", "idle_timeout: 1s"])
 def test_hung_agent_is_killed_with_its_whole_process_group(
     repo: Path, tmp_path: Path, limit: str
@@ -353,6 +364,7 @@ def test_agent_commits_itself_changes_nothing_or_strays(repo: Path) -> None:
     assert "other/b.py" in stray["data"]["output"]
 
 
+@pytest.mark.slow
 def test_users_branch_index_and_dirty_tree_are_untouched(repo: Path) -> None:
     write(repo / "README.md", "my uncommitted edit\n")
     write(repo / "staged.txt", "staged\n")
@@ -421,6 +433,7 @@ def test_missing_secret_refuses_before_anything_starts(repo: Path) -> None:
     assert git(repo, "branch", "--list", "conductor/*") == ""
 
 
+@pytest.mark.slow
 def test_ctrl_c_interrupts_cleanly_and_keeps_partial_work(repo: Path, tmp_path: Path) -> None:
     started = tmp_path / "started"
     write_workflow(
@@ -455,6 +468,7 @@ def test_ctrl_c_interrupts_cleanly_and_keeps_partial_work(repo: Path, tmp_path: 
     assert show(repo, "conductor/t.attempts/LONG/1", "partial.txt") == "partial"
 
 
+@pytest.mark.slow
 def test_second_ctrl_c_kills_at_once(repo: Path, tmp_path: Path) -> None:
     started = tmp_path / "started"
     write_workflow(
