@@ -333,11 +333,6 @@ def test_only_exec_starts_processes() -> None:
     assert not bad, _fail("only conductor/exec/ (and git/cmd.py) starts processes", bad)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="conductor.git.cmd imported outside conductor/git/: `from conductor.git.cmd import"
-    " clean_env` in agents/profiles.py:30, run/context.py:15, run/gates.py:8",
-)
 def test_only_git_room_runs_git() -> None:
     bad = git_runners(ROOT)
     assert not bad, _fail("only conductor/git/ runs git", bad)
