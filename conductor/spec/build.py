@@ -14,6 +14,10 @@ from typing import Any
 from conductor.spec.checks import BUILTIN_AGENTS, _agent_of, _presets
 from conductor.spec.durations import parse_duration
 from conductor.spec.model import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_KEEP,
+    DEFAULT_RETRIES,
+    DEFAULT_STRATEGY,
     AgentProfile,
     Group,
     Loc,
@@ -51,14 +55,14 @@ def _build(source: Source, path: Path) -> Workflow:
         base=data.get("base", "HEAD"),
         integration_branch=data.get("integration_branch") or f"conductor/{data['name']}",
         log=data.get("log"),
-        strategy=data.get("strategy", "waves"),
-        concurrency=int(data.get("concurrency", 4)),
+        strategy=data.get("strategy", DEFAULT_STRATEGY),
+        concurrency=int(data.get("concurrency", DEFAULT_CONCURRENCY)),
         agents=_agents(source),
         workspace=WorkspaceSpec(
             copy=tuple(workspace.get("copy", ())),
             symlink=tuple(workspace.get("symlink", ())),
             setup=tuple(workspace.get("setup", ())),
-            keep=workspace.get("keep", "on_failure"),
+            keep=workspace.get("keep", DEFAULT_KEEP),
         ),
         budget_usd=_usd(data.get("budget")),
         hooks={event: tuple(argv) for event, argv in data.get("on", {}).items()},
@@ -174,7 +178,7 @@ class _TaskBuilder:
             estimate_s=_seconds(spec.get("estimate")),
             timeout_s=_seconds(spec.get("timeout", fallback.get("timeout"))),
             idle_timeout_s=_seconds(spec.get("idle_timeout", fallback.get("idle_timeout"))),
-            retries=int(spec.get("retries", fallback.get("retries", 1))),
+            retries=int(spec.get("retries", fallback.get("retries", DEFAULT_RETRIES))),
             skills=tuple(spec.get("skills", ())),
             env=dict(spec.get("env", {})),
             on_conflict=spec.get("on_conflict", fallback.get("on_conflict", "retry")),
