@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from conductor.state.events import event_json
 from conductor.state.records import EventRow
 
 
@@ -99,15 +100,7 @@ class JsonSink:
         self.out = out or sys.stdout
 
     def __call__(self, row: EventRow) -> None:
-        doc = {
-            "id": row["id"],
-            "ts": row["ts"],
-            "run": row["run_id"],
-            "kind": row["kind"],
-            "level": row["level"],
-            "task": row["task_id"],
-            "data": row["data"],
-        }
+        doc = event_json(row)
         _write(self.out, json.dumps(doc, default=str) + "\n")
 
 

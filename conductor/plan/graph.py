@@ -101,27 +101,22 @@ def rerun_from(wf: Workflow, roots: Sequence[str], tasks: Sequence[str]) -> list
 
 def downstream(wf: Workflow, task_ids: Iterable[str]) -> set[str]:
     """The given tasks plus everything that depends on them, transitively."""
-    kids = _children(_dep_map(wf))
-    todo = [_known_task(wf, t) for t in task_ids]
-    seen = set(todo)
-    while todo:
-        for child in kids[todo.pop()]:
-            if child not in seen:
-                seen.add(child)
-                todo.append(child)
-    return seen
+    return _closure(_children(_dep_map(wf)), [_known_task(wf, t) for t in task_ids])
 
 
 def upstream(wf: Workflow, task_ids: Iterable[str]) -> set[str]:
     """The given tasks plus everything they depend on, transitively."""
-    deps = _dep_map(wf)
-    todo = [_known_task(wf, t) for t in task_ids]
-    seen = set(todo)
+    return _closure(_dep_map(wf), [_known_task(wf, t) for t in task_ids])
+
+
+def _closure(edges: Mapping[str, Sequence[str]], start: list[str]) -> set[str]:
+    """``start`` and every task reachable from it along ``edges``."""
+    todo, seen = list(start), set(start)
     while todo:
-        for dep in deps[todo.pop()]:
-            if dep not in seen:
-                seen.add(dep)
-                todo.append(dep)
+        for nxt in edges[todo.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
     return seen
 
 

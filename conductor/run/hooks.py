@@ -29,6 +29,7 @@ from typing import Any
 from conductor.exec.base import Executor, Limits, Request
 from conductor.exec.local import LocalExecutor
 from conductor.spec.model import Workflow
+from conductor.state.events import event_json
 from conductor.state.records import EventRow
 
 Warn = Callable[[str, str], None]  # (hook event, message)
@@ -70,18 +71,7 @@ def expand(argv: Iterable[str], values: Mapping[str, str]) -> list[str]:
 
 def event_doc(event: str, row: EventRow, group: str | None, state: str) -> dict[str, Any]:
     """What a hook reads on stdin: the JsonSink shape plus the hook's own event name."""
-    return {
-        "event": event,
-        "id": row["id"],
-        "ts": row["ts"],
-        "run": row["run_id"],
-        "kind": row["kind"],
-        "level": row["level"],
-        "task": row["task_id"],
-        "group": group,
-        "state": state,
-        "data": row["data"],
-    }
+    return {"event": event, **event_json(row), "group": group, "state": state}
 
 
 class HookSink:

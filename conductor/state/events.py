@@ -15,6 +15,19 @@ from conductor.state.store import Store
 
 Sink = Callable[[EventRow], None]
 
+def event_json(row: EventRow) -> dict[str, Any]:
+    """An event as `run --json`, `watch --json` and hooks show it (a documented shape)."""
+    return {
+        "id": row["id"],
+        "ts": row["ts"],
+        "run": row["run_id"],
+        "kind": row["kind"],
+        "level": row["level"],
+        "task": row["task_id"],
+        "data": row["data"],
+    }
+
+
 class Emitter:
     def __init__(self, store: Store, run_id: str, redact: Callable[[str], str] = str) -> None:
         self.store = store
