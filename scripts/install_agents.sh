@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the pinned agent CLIs that tests/test_real_agents.py drives, into a project-local
+# Install the pinned agent CLIs that tests/agents/test_real_agents.py drives, into a project-local
 # prefix (never -g), and print their bin directory on stdout.
 #
 #   scripts/install_agents.sh [PREFIX]      PREFIX defaults to <repo>/.agent-clis

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the pinned Aider and Gemini CLIs that tests/test_real_aider_gemini.py drives, into
+# Install the pinned Aider and Gemini CLIs that tests/agents/test_real_aider_gemini.py drives, into
 # project-local prefixes (never system-wide), and print their bin directories on stdout, one
 # a line (aider's first).
 #
