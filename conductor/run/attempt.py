@@ -191,7 +191,7 @@ class Attempt:
         request = Request(
             argv,
             cwd=self.worktree,
-            env=env or ctx.task_env(self.task, self),
+            env=env or ctx.task_env(self.task, self.n, self.worktree),
             log_path=self.log_path,
             limits=limits,
             cancel=self.cancel,
@@ -303,9 +303,8 @@ class Attempt:
         ctx = self.ctx
         ctx.set_state(self.tid, "validating")
         changed = self.changed
-        how = validators.CheckEnv(
-            ctx.task_env(self.task, self), redact=ctx.secrets.redact, executor=ctx.executor
-        )
+        env = ctx.task_env(self.task, self.n, self.worktree)
+        how = validators.CheckEnv(env, redact=ctx.secrets.redact, executor=ctx.executor)
         results = validators.run_checks(self.task, self.worktree, changed, how)
         self.update(checks=json.dumps([r.__dict__ for r in results]))
         failed = [r for r in results if not r.ok]
@@ -365,7 +364,7 @@ class Attempt:
 
     def _close(self, state: str, error: str | None) -> None:
         self.update(state=state, finished=time.time(), error=error)
-        self.ctx.release(self)
+        self.ctx.release(self.tid)
 
     def _tail(self, lines: int = 40) -> str:
         try:

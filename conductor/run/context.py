@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from conductor.exec.base import Executor
 from conductor.exec.local import LocalExecutor
@@ -20,9 +20,6 @@ from conductor.spec.secrets import Secrets
 from conductor.state.events import Emitter
 from conductor.state.layout import Layout
 from conductor.state.store import Store
-
-if TYPE_CHECKING:
-    from conductor.run.attempt import Attempt
 
 PROGRESS_EVERY_S = 2.0  # throttle for step events parsed from agent output
 
@@ -107,10 +104,11 @@ class RunContext:
                     self._ports[task_id] = port
                     return port
 
-    def release(self, attempt: Attempt) -> None:
+    def release(self, task_id: str) -> None:
+        """The task's attempt ended: free its port and its cancel flag."""
         with self._lock:
-            self._ports.pop(attempt.tid, None)
-            self._cancels.pop(attempt.tid, None)
+            self._ports.pop(task_id, None)
+            self._cancels.pop(task_id, None)
 
     def cancel_event(self, task_id: str) -> threading.Event:
         """Set when this task (or the whole run) must stop; the executor watches it."""
@@ -134,15 +132,15 @@ class RunContext:
             ev.set()
         return ev is not None
 
-    def task_env(self, task: Task, attempt: Attempt) -> dict[str, str]:
+    def task_env(self, task: Task, n: int, worktree: Path) -> dict[str, str]:
         """The environment validators and setup commands see (no agent extras)."""
         env = clean_env(self.base_env)
         env.update(
             {
                 "CONDUCTOR_RUN_ID": self.run_id,
                 "CONDUCTOR_TASK_ID": task.id,
-                "CONDUCTOR_ATTEMPT": str(attempt.n),
-                "CONDUCTOR_WORKTREE": str(attempt.worktree),
+                "CONDUCTOR_ATTEMPT": str(n),
+                "CONDUCTOR_WORKTREE": str(worktree),
             }
         )
         env.update({k: self.secrets.expand(v) for k, v in task.env.items()})
