@@ -103,7 +103,7 @@ def _context_sections(task: Task, ctx: InstructionContext) -> list[str]:
 
 
 def _protocol(wf: Workflow, task: Task, ctx: InstructionContext) -> list[str]:
-    branch = refs.attempt_branch(wf.integration_branch, task.id, ctx.attempt)
+    branch = refs.attempt_branch(wf.integration_branch, ctx.run_id, task.id, ctx.attempt)
     return [
         "## How to work",
         _bullets(

@@ -4,7 +4,8 @@ Pure string work, no git: building a name here and parsing it elsewhere by hand 
 ``clean`` and the runner would drift apart. Namespaces:
 
 * ``refs/heads/<integration>``: the integration branch (``conductor/<name>`` by default);
-* ``refs/heads/<integration>.attempts/<task>/<n>``: one attempt's branch;
+* ``refs/heads/<integration>.attempts/<run>/<task>/<n>``: one attempt's branch (per run,
+  so a new run never meets, reuses or starts from an earlier run's attempt);
 * ``refs/conductor/<run>/<task>/<n>/pre``: where that attempt began (its pre-snapshot);
 * ``refs/conductor/rollback/<run>/<stamp>[-k]``: a head a whole-run rollback parked.
 """
@@ -35,16 +36,20 @@ def branch_of(ref: str) -> str | None:
 
 @dataclass(frozen=True)
 class AttemptBranch:
-    """An attempt branch taken apart: ``<integration>.attempts/<task>/<n>``."""
+    """An attempt branch taken apart: ``<integration>.attempts/<run>/<task>/<n>``.
+
+    ``run_id`` is None for the ``<integration>.attempts/<task>/<n>`` branches of
+    conductor before attempts were named per run (``clean`` still recognises them)."""
 
     integration: str
+    run_id: str | None
     task_id: str
     n: int
 
 
-def attempt_branch(integration_branch: str, task_id: str, attempt: int) -> str:
-    """Branch of one attempt, e.g. ``conductor/phase-1.attempts/T1/2``."""
-    return f"{integration_branch}{ATTEMPTS_MARK}{task_id}/{attempt}"
+def attempt_branch(integration_branch: str, run_id: str, task_id: str, attempt: int) -> str:
+    """Branch of one attempt, e.g. ``conductor/phase-1.attempts/20260101-120000-ab12/T1/2``."""
+    return f"{integration_branch}{ATTEMPTS_MARK}{run_id}/{task_id}/{attempt}"
 
 
 def attempts_prefix(integration_branch: str) -> str:
@@ -55,10 +60,11 @@ def attempts_prefix(integration_branch: str) -> str:
 def parse_attempt_branch(branch: str) -> AttemptBranch | None:
     """``attempt_branch`` read back; None for a branch that is not an attempt's."""
     integration, mark, rest = branch.rpartition(ATTEMPTS_MARK)
-    task_id, _, n = rest.partition("/")
-    if not mark or not task_id or not n.isdigit():
+    parts = rest.split("/")
+    if not mark or len(parts) not in (2, 3) or not all(parts) or not parts[-1].isdigit():
         return None
-    return AttemptBranch(integration, task_id, int(n))
+    run_id = parts[0] if len(parts) == 3 else None
+    return AttemptBranch(integration, run_id, parts[-2], int(parts[-1]))
 
 
 def run_prefix(run_id: str) -> str:

@@ -178,7 +178,9 @@ def _pick_branches(
         integration = _attempt_of(name, known)
         if integration is None:
             continue
-        run, state = owner.get(name, ("", ""))
+        parsed = refs.parse_attempt_branch(name)
+        recorded_run = parsed.run_id if parsed is not None and parsed.run_id else ""
+        run, state = owner.get(name, (recorded_run, ""))
         why = ""
         if name in sweep.busy:
             why = f"checked out at {sweep.rel(sweep.busy[name])}"

@@ -72,7 +72,7 @@ class Attempt:
         self.ctx, self.task, self.n, self.prior = ctx, task, n, prior
         self.tid = task.id
         self.worktree = ctx.layout.attempt_worktree(ctx.run_id, task.id, n)
-        self.branch = refs.attempt_branch(ctx.wf.integration_branch, task.id, n)
+        self.branch = refs.attempt_branch(ctx.wf.integration_branch, ctx.run_id, task.id, n)
         self.log_path = ctx.layout.attempt_log(ctx.run_id, task.id, n)
         self.start_sha = ""
         self.post: str | None = None

@@ -234,7 +234,7 @@ def test_instructions_state_everything_the_agent_needs(tmp_path: Path) -> None:
         "`svc/**`, `tests/svc/**`",
         "T1 (Schema): changed: db/schema.sql (+10 -2)",
         "merge conflict in svc/main.py",
-        "branch `conductor/demo.attempts/T2/2`",
+        "branch `conductor/demo.attempts/r-7/T2/2`",
         "uncommitted is committed for you",
         "Do not switch branches",
         "`conductor progress PERCENT MESSAGE`",

@@ -28,7 +28,7 @@ def attempt(ws: Workspace, run: str, task: str, n: int = 1, text: str = "x\n") -
     """An attempt's branch with one commit on top of the integration head; its sha."""
     head = ws.ensure_branch(INTEGRATION, "main")
     path = ws.state_dir / "worktrees" / run / f"{task}-{n}"
-    ws.add_worktree(path, refs.attempt_branch(INTEGRATION, task, n), head)
+    ws.add_worktree(path, refs.attempt_branch(INTEGRATION, "r1", task, n), head)
     write(path / f"{task}.txt", text)
     sha = ws.commit_all(path, task, "", {"Conductor-Run": run, "Conductor-Task": task})
     ws.remove_worktree(path, force=True)
@@ -65,11 +65,11 @@ def test_unmerged_attempts_are_those_holding_work_the_integration_branch_lacks(
     merged = attempt(ws, "r1", "T1")
     attempt(ws, "r1", "T2")
     ws.merge(INTEGRATION, merged, "T1", {})
-    t2 = refs.branch_ref(refs.attempt_branch(INTEGRATION, "T2", 1))
+    t2 = refs.branch_ref(refs.attempt_branch(INTEGRATION, "r1", "T2", 1))
     assert ws.unmerged_attempts(INTEGRATION) == {t2}
     # without its integration branch nothing of it is merged
     ws.delete_branch(INTEGRATION)
-    t1 = refs.branch_ref(refs.attempt_branch(INTEGRATION, "T1", 1))
+    t1 = refs.branch_ref(refs.attempt_branch(INTEGRATION, "r1", "T1", 1))
     assert ws.unmerged_attempts(INTEGRATION) == {t1, t2}
     assert ws.unmerged_attempts("conductor/other") == set()
 
@@ -93,7 +93,7 @@ def test_delete_exact_deletes_only_what_is_still_where_it_was_seen(ws: Workspace
 def test_prune_worktrees_forgets_a_worktree_whose_directory_is_gone(ws: Workspace) -> None:
     head = ws.ensure_branch(INTEGRATION, "main")
     path = ws.state_dir / "worktrees" / "r1" / "T1-1"
-    ws.add_worktree(path, refs.attempt_branch(INTEGRATION, "T1", 1), head)
+    ws.add_worktree(path, refs.attempt_branch(INTEGRATION, "r1", "T1", 1), head)
     for entry in sorted(path.rglob("*"), reverse=True):
         entry.unlink() if entry.is_file() or entry.is_symlink() else entry.rmdir()
     path.rmdir()

@@ -12,18 +12,33 @@ TASK_IDS = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,20}\Z")
 INTEGRATIONS = st.from_regex(r"\A(conductor/)?[a-z0-9][a-z0-9._-]{0,15}(/[a-z0-9]{1,5})?\Z")
 
 
+RUN = "20260101-120000-ab12"
+RUN_IDS = st.from_regex(r"\A\d{8}-\d{6}-[0-9a-f]{4}\Z")
+
+
 def test_attempt_branch_is_named_beside_the_integration_branch_not_under_it() -> None:
-    branch = refs.attempt_branch("conductor/phase-1", "T1", 2)
-    assert branch == "conductor/phase-1.attempts/T1/2"
-    assert refs.branch_ref(branch) == "refs/heads/conductor/phase-1.attempts/T1/2"
+    branch = refs.attempt_branch("conductor/phase-1", RUN, "T1", 2)
+    assert branch == f"conductor/phase-1.attempts/{RUN}/T1/2"
+    assert refs.branch_ref(branch) == f"refs/heads/conductor/phase-1.attempts/{RUN}/T1/2"
     assert refs.branch_ref(branch).startswith(refs.attempts_prefix("conductor/phase-1"))
     assert not refs.branch_ref(branch).startswith(refs.branch_ref("conductor/phase-1") + "/")
 
 
-@given(INTEGRATIONS, TASK_IDS, st.integers(min_value=1, max_value=10_000))
-def test_attempt_branch_round_trips(integration: str, task: str, n: int) -> None:
-    parsed = refs.parse_attempt_branch(refs.attempt_branch(integration, task, n))
-    assert parsed == refs.AttemptBranch(integration, task, n)
+@given(INTEGRATIONS, RUN_IDS, TASK_IDS, st.integers(min_value=1, max_value=10_000))
+def test_attempt_branch_round_trips(integration: str, run: str, task: str, n: int) -> None:
+    parsed = refs.parse_attempt_branch(refs.attempt_branch(integration, run, task, n))
+    assert parsed == refs.AttemptBranch(integration, run, task, n)
+
+
+def test_two_runs_never_share_an_attempt_branch() -> None:
+    first = refs.attempt_branch("conductor/x", "20260101-120000-aaaa", "T1", 1)
+    again = refs.attempt_branch("conductor/x", "20260101-130000-bbbb", "T1", 1)
+    assert first != again
+
+
+def test_branches_of_older_conductors_without_a_run_still_parse_for_clean() -> None:
+    old = refs.parse_attempt_branch("conductor/x.attempts/T1/3")
+    assert old == refs.AttemptBranch("conductor/x", None, "T1", 3)
 
 
 @pytest.mark.parametrize(
@@ -36,6 +51,8 @@ def test_attempt_branch_round_trips(integration: str, task: str, n: int) -> None
         "conductor/phase-1.attempts/T1/",
         "conductor/phase-1.attempts/T1/two",
         "conductor/phase-1.attempts//1",
+        "conductor/phase-1.attempts/r/T1/x",
+        "conductor/phase-1.attempts/a/b/c/1",
     ],
 )
 def test_other_branches_are_not_attempts(branch: str) -> None:
@@ -77,6 +94,6 @@ def test_deletion_stays_inside_conductors_namespaces() -> None:
     assert not refs.may_delete_prefix(refs.HEADS)
     assert not refs.may_delete_prefix("refs/tags/")
     # one named ref, checked against its sha: an attempt of a user-named integration branch
-    assert refs.may_delete_ref(refs.branch_ref(refs.attempt_branch("release", "T1", 1)))
+    assert refs.may_delete_ref(refs.branch_ref(refs.attempt_branch("release", RUN, "T1", 1)))
     assert refs.may_delete_ref(refs.pre_ref("r1", "T1", 1))
     assert not refs.may_delete_ref("refs/tags/v1")

@@ -42,7 +42,7 @@ def start_attempt(ws: Workspace, task: str, attempt: int = 1) -> tuple[Path, str
     """What the engine does before an agent runs: branch, worktree and pre-snapshot."""
     head = ws.ensure_branch(INTEGRATION, "main")
     path = ws.state_dir / "worktrees" / "run 1" / f"{task}-{attempt}"
-    ws.add_worktree(path, attempt_branch(INTEGRATION, task, attempt), head)
+    ws.add_worktree(path, attempt_branch(INTEGRATION, "r1", task, attempt), head)
     ws.set_ref(f"refs/conductor/run1/{task}/{attempt}/pre", head)
     return path, head
 
@@ -254,8 +254,8 @@ def test_cleanup_leaves_no_worktrees_branches_or_refs(ws: Workspace, repo: Path)
     ws.remove_worktree(path, force=True)
     ws.remove_worktree(path, force=True)  # already gone: fine
     ws.remove_worktree(gate)
-    ws.delete_branch(attempt_branch(INTEGRATION, "T1", 1))
-    ws.delete_branch(attempt_branch(INTEGRATION, "T1", 1))
+    ws.delete_branch(attempt_branch(INTEGRATION, "r1", "T1", 1))
+    ws.delete_branch(attempt_branch(INTEGRATION, "r1", "T1", 1))
     ws.set_ref("refs/conductor/run10/T1/1/pre", head)
     assert ws.delete_refs("refs/conductor/run1") == ["refs/conductor/run1/T1/1/pre"]
     assert ws.list_worktrees() == [(repo, "main")]
@@ -268,7 +268,7 @@ def test_cleanup_leaves_no_worktrees_branches_or_refs(ws: Workspace, repo: Path)
 
 def test_add_worktree_is_idempotent_for_crash_resume(ws: Workspace) -> None:
     path, head = start_attempt(ws, "T1")
-    branch = attempt_branch(INTEGRATION, "T1", 1)
+    branch = attempt_branch(INTEGRATION, "r1", "T1", 1)
     write(path / "work.txt", "in progress")
     ws.add_worktree(path, branch, head)  # already there: kept as is
     assert (path / "work.txt").exists()
@@ -338,8 +338,8 @@ def test_attempt_branches_coexist_with_the_integration_branch(ws: Workspace) -> 
     start_attempt(ws, "T1", 1)
     start_attempt(ws, "T1", 2)
     assert [b for _, b in ws.list_worktrees()][1:] == [
-        attempt_branch(INTEGRATION, "T1", 1),
-        attempt_branch(INTEGRATION, "T1", 2),
+        attempt_branch(INTEGRATION, "r1", "T1", 1),
+        attempt_branch(INTEGRATION, "r1", "T1", 2),
     ]
 
 

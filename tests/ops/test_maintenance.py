@@ -228,7 +228,7 @@ def test_clean_removes_leftovers_but_keeps_dirty_worktrees_and_unmerged_work(rep
         f"refs/conductor/{run}/A/1/pre"  # A's worktree is kept, so is where it began
     ]
     branches = git(repo, "branch", "--format=%(refname:short)").split()
-    assert f"{BRANCH}.attempts/F/1" in branches  # a failed attempt's only copy of its work
+    assert f"{BRANCH}.attempts/{run}/F/1" in branches  # a failed attempt's only copy of its work
 
     proc = cli(repo, "clean", "--all", "--force")
     assert proc.returncode == 0, proc.stderr

@@ -43,7 +43,7 @@ def test_an_attempt_works_on_its_own_branch_and_merges_its_commit(repo: Path) ->
         row = h.store.attempts(h.run_id, "T")[0]
 
     worktree = repo / ".conductor" / "worktrees" / h.run_id / "T-1"
-    branch = f"{BRANCH}.attempts/T/1"
+    branch = f"{BRANCH}.attempts/{h.run_id}/T/1"
     assert out.ok, out.error
     # the agent ran in the layout's worktree, on the attempt branch, at the integration head
     assert seen == {"cwd": worktree, "branch": branch, "head": start_head}
@@ -119,7 +119,7 @@ def test_a_merge_conflict_fails_the_attempt_with_the_conflicting_paths(repo: Pat
     assert git(repo, "rev-parse", BRANCH) == first.merge_commit
     assert git(repo, "show", f"{BRANCH}:README.md") == "hello from T1"
     # T2's work is kept on its attempt branch for the retry (or a human) to use
-    assert second.result_commit == git(repo, "rev-parse", f"{BRANCH}.attempts/T2/1")
+    assert second.result_commit == git(repo, "rev-parse", f"{BRANCH}.attempts/{h.run_id}/T2/1")
     assert git(repo, "show", f"{second.result_commit}:README.md") == "hello from T2"
     assert (t2_row["state"], t2_row["error"]) == ("failed", "merge conflict in README.md")
     assert [(e["task_id"], e["data"]["paths"]) for e in events] == [("T2", ["README.md"])]
@@ -139,7 +139,7 @@ def test_a_cancelled_attempt_is_interrupted_and_keeps_its_work(repo: Path) -> No
     assert out.merge_commit is None
     assert git(repo, "rev-parse", BRANCH) == head  # nothing merged
     assert git(repo, "show", f"{out.result_commit}:wip.txt") == "half"
-    assert trailers(repo, f"{BRANCH}.attempts/T/1")["Conductor-Status"] == "cancelled"
+    assert trailers(repo, f"{BRANCH}.attempts/{h.run_id}/T/1")["Conductor-Status"] == "cancelled"
     assert row["state"] == "interrupted"
 
 
@@ -153,4 +153,4 @@ def test_the_instructions_name_the_attempt_branch_the_agent_is_on(repo: Path) ->
     with start(workflow(repo, task("T")), agent) as h:
         assert attempt(h, "T").ok
 
-    assert f"`{BRANCH}.attempts/T/1`" in prompts[0]
+    assert f"`{BRANCH}.attempts/{h.run_id}/T/1`" in prompts[0]

@@ -38,8 +38,8 @@ def trailer(repo: Path, rev: str, key: str) -> str:
     return git(repo, "log", "-1", f"--format=%(trailers:key={key},valueonly)", rev)
 
 
-def attempt_branch(task_id: str, n: int) -> str:
-    return f"{BRANCH}.attempts/{task_id}/{n}"
+def attempt_branch(run_id: str, task_id: str, n: int) -> str:
+    return f"{BRANCH}.attempts/{run_id}/{task_id}/{n}"
 
 
 # ---------------------------------------------------------------- a whole DAG
@@ -169,7 +169,7 @@ def test_a_failed_attempt_is_committed_on_its_attempt_branch(repo: Path) -> None
 
     assert r.tasks["A"]["state"] == "failed"
     [att] = r.attempts["A"]
-    branch = attempt_branch("A", 1)
+    branch = attempt_branch(r.run_id, "A", 1)
     assert att["branch"] == branch
     assert att["post_commit"] == git(repo, "rev-parse", branch)
     assert r.show(branch, "half/done.txt") == "half of it"  # no work lost
@@ -214,7 +214,7 @@ def test_a_failing_run_check_fails_the_attempt_and_names_the_check(repo: Path) -
     assert "3 tests failed" in task_failed["data"]["output"]
     assert r.merges("A") == 0
     # the work that failed its check is still on the attempt branch
-    assert r.show(attempt_branch("A", 1), "a.txt") == "a"
+    assert r.show(attempt_branch(r.run_id, "A", 1), "a.txt") == "a"
 
 
 def test_missing_declared_outputs_fail_the_task(repo: Path) -> None:

@@ -13,7 +13,15 @@ from pathlib import Path
 import pytest
 
 from tests.testing.repos import git
-from tests.testing.runner import cli, conductor_argv, db_rows, run_json, task_states, write_workflow
+from tests.testing.runner import (
+    attempt_branch,
+    cli,
+    conductor_argv,
+    db_rows,
+    run_json,
+    task_states,
+    write_workflow,
+)
 
 
 def live_processes(marker: str) -> list[int]:
@@ -140,7 +148,7 @@ def test_interrupted_attempt_work_is_committed_and_its_agent_killed(
         time.sleep(0.1)
     resumed.send_signal(signal.SIGINT)
     resumed.wait(timeout=30)
-    assert git(repo, "show", "conductor/t.attempts/LONG/1:p.txt") == "partial"
+    assert git(repo, "show", attempt_branch(repo, "LONG", 1) + ":p.txt") == "partial"
     att = db_rows(repo, "SELECT state FROM attempts WHERE n = 1")[0]
     assert att["state"] == "interrupted"
 
@@ -190,7 +198,7 @@ def test_detach_status_watch_cancel_and_resume(repo: Path) -> None:
     assert "cancelled" in cancel.stdout
     out, _ = watcher.communicate(timeout=30)
     assert "run cancelled" in out and "A: started" in out
-    assert git(repo, "show", "conductor/t.attempts/A/1:a.txt") == "a"
+    assert git(repo, "show", attempt_branch(repo, "A", 1) + ":a.txt") == "a"
     # resume after cancel finishes the rest; A is not rerun from scratch by mistake twice
     write_workflow(repo, SLOW.replace("sleep 30", "true"))
     proc = cli(repo, "resume", run)

@@ -12,7 +12,15 @@ import pytest
 
 from tests.testing.paths import ROOT
 from tests.testing.repos import git, write
-from tests.testing.runner import cli, conductor_argv, db_rows, run_json, task_states, write_workflow
+from tests.testing.runner import (
+    attempt_branch,
+    cli,
+    conductor_argv,
+    db_rows,
+    run_json,
+    task_states,
+    write_workflow,
+)
 
 
 def merges(repo: Path, task: str, branch: str = "conductor/t") -> int:
@@ -175,8 +183,8 @@ def test_failure_blocks_dependents_not_siblings(repo: Path) -> None:
     failed = [e for e in events if e["kind"] == "task_failed"]
     assert "exited 3" in failed[0]["data"]["error"]
     # the failed attempt's work is committed on its branch, not lost
-    assert show(repo, "conductor/t.attempts/BAD/1", "partial.txt") == "partial"
-    msg = git(repo, "log", "-1", "--format=%B", "conductor/t.attempts/BAD/1")
+    assert show(repo, attempt_branch(repo, "BAD", 1), "partial.txt") == "partial"
+    msg = git(repo, "log", "-1", "--format=%B", attempt_branch(repo, "BAD", 1))
     assert "Conductor-Status: exit 3" in msg and "Conductor-Task: BAD" in msg
 
 
@@ -337,7 +345,7 @@ def test_hung_agent_is_killed_with_its_whole_process_group(
     failed = next(e for e in events if e["kind"] == "task_failed")
     assert ("timed out" in failed["data"]["error"]) or ("no output" in failed["data"]["error"])
     assert _group_gone(pg)
-    assert show(repo, "conductor/t.attempts/HANG/1", "work.txt") == "started"
+    assert show(repo, attempt_branch(repo, "HANG", 1), "work.txt") == "started"
 
 
 def test_agent_commits_itself_changes_nothing_or_strays(repo: Path) -> None:
@@ -465,7 +473,7 @@ def test_ctrl_c_interrupts_cleanly_and_keeps_partial_work(repo: Path, tmp_path: 
     assert run["state"] == "interrupted"
     states = task_states(repo)
     assert states["LONG"] == "interrupted" and states["AFTER"] == "pending"
-    assert show(repo, "conductor/t.attempts/LONG/1", "partial.txt") == "partial"
+    assert show(repo, attempt_branch(repo, "LONG", 1), "partial.txt") == "partial"
 
 
 @pytest.mark.slow

@@ -72,3 +72,12 @@ def task_states(repo: Path) -> dict[str, str]:
 
 def has_fakes() -> bool:
     return (FAKES / "claude").exists() and shutil.which("python3") is not None
+
+
+def latest_run(repo: Path) -> str:
+    return str(db_rows(repo, "SELECT id FROM runs ORDER BY started DESC LIMIT 1")[0]["id"])
+
+
+def attempt_branch(repo: Path, task: str, n: int, integration: str = "conductor/t") -> str:
+    """The attempt branch of ``task``'s attempt ``n`` in the newest run (named per run)."""
+    return f"{integration}.attempts/{latest_run(repo)}/{task}/{n}"
