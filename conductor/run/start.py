@@ -1,7 +1,7 @@
 """Starting a run: selection, up-to-date checks, the run record, the runner, the log.
 
-Everything that can refuse (exit 2) happens before the run row is written, so a
-refused run leaves no trace in the store or the repository.
+A run that is refused (exit 2) leaves no trace in the store or the repository: its row,
+written first so that one run per workflow is claimed atomically, is taken out again.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from conductor.errors import (
     EXIT_OK,
     ConductorError,
     SpecError,
-    UserError,
 )
 from conductor.exec.base import Executor
 from conductor.exec.local import LocalExecutor
@@ -33,7 +32,7 @@ from conductor.run.uptodate import check_external, skips
 from conductor.spec.config import RunSettings
 from conductor.spec.model import Workflow
 from conductor.spec.secrets import Secrets, resolve
-from conductor.state.liveness import RunLock, is_live
+from conductor.state.liveness import RunLock, claim
 from conductor.state.records import RunRow
 from conductor.state.store import Store, open_store
 
@@ -91,28 +90,13 @@ def prepare(wf: Workflow, plan: Plan, opts: RunOptions, environ: Mapping[str, st
 def _record(
     wf: Workflow, plan: Plan, opts: RunOptions, ws: Workspace, store: Store, secrets: Secrets
 ) -> Prepared:
-    for other in store.active_runs(wf.name):
-        if is_live(ws.state_dir, other):
-            raise UserError(
-                f"run {other['id']} of workflow `{wf.name}` is still running",
-                hint=f"wait for it, or `conductor cancel {other['id']}`",
-            )
-        store.update_run(other["id"], state="interrupted")  # its runner is gone
-    skipped = {} if opts.force else skips(wf, plan, ws, store)
-    check_external(wf, plan, ws, store)
-    base_commit = ws.ensure_branch(wf.integration_branch, wf.base)
+    # The run row goes in first, atomically with the check that no run of this workflow
+    # is live (see `claim`), so two runs started together cannot both pass. Only then the
+    # checks that may still refuse, and last the one step that changes the repository:
+    # a refused run takes its row out again and so leaves no trace anywhere.
     run_id = new_run_id()
-    rel = os.path.relpath(wf.path, ws.root)
-    rows = [
-        (
-            t,
-            wf.tasks[t].group,
-            wf.tasks[t].agent,
-            "skipped" if t in skipped else "pending",
-            agents.spec_fingerprint(wf, wf.tasks[t]),
-        )
-        for t in plan.selected
-    ]
+    rows = [(t, wf.tasks[t].group, wf.tasks[t].agent, "pending",
+             agents.spec_fingerprint(wf, wf.tasks[t])) for t in plan.selected]  # fmt: skip
     options = {
         "selection": dict(opts.selection),
         "force": opts.force,
@@ -120,10 +104,21 @@ def _record(
         "fail_fast": opts.fail_fast,
         "concurrency": opts.concurrency or wf.concurrency,
     }
-    store.create_run(run_id, rel, wf.name, wf.integration_branch, options, rows)
-    store.update_run(run_id, base_commit=base_commit)
-    for t, why in skipped.items():
-        store.update_task(run_id, t, error=why)
+    rel = os.path.relpath(wf.path, ws.root)
+    claim(store, wf.name, lambda: store.create_run(
+        run_id, rel, wf.name, wf.integration_branch, options, rows))  # fmt: skip
+    try:
+        skipped = {} if opts.force else skips(wf, plan, ws, store)
+        check_external(wf, plan, ws, store)
+        base_commit = ws.ensure_branch(wf.integration_branch, wf.base)
+    except BaseException:
+        store.delete_run(run_id)
+        raise
+    with store.tx():
+        # a fresh heartbeat: the runner's start-up grace counts from now, not from the claim
+        store.update_run(run_id, base_commit=base_commit, heartbeat=time.time())
+        for t, why in skipped.items():
+            store.update_task(run_id, t, state="skipped", error=why)
     return Prepared(wf, plan, ws, store, run_id, secrets, skipped, opts)
 
 

@@ -10,13 +10,17 @@ from __future__ import annotations
 import fcntl
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from conductor.errors import UserError
 from conductor.state.layout import Layout
 from conductor.state.records import RunRow
 from conductor.state.states import RUN_LIVE
+
+if TYPE_CHECKING:
+    from conductor.state.store import Store
 
 START_GRACE_S = 15.0  # a detached runner has this long to take its lock
 
@@ -47,6 +51,29 @@ def is_live(state_dir: Path, run: RunRow) -> bool:
     if lock_held(state_dir, run["id"]):
         return True
     return run["pid"] is None and time.time() - (run["heartbeat"] or 0) < START_GRACE_S
+
+
+def claim(store: Store, name: str, record: Callable[[], None]) -> None:
+    """Record a new run of workflow ``name`` with ``record()`` unless one is live: one step.
+
+    The check and the insert share one ``BEGIN IMMEDIATE`` transaction, and SQLite lets
+    one writer in at a time, so of two `conductor run` started together the second reads
+    the first one's row and is refused. That row is inserted in its starting form (pid
+    NULL, fresh heartbeat), which ``is_live`` counts as live until a runner takes its
+    lock. Chosen over a per-workflow flock around check and insert: the store is already
+    where every process looks (status, cancel, resume), a lock file would be a second
+    truth to keep in step with it, and a lock held only for check+insert would still need
+    the row to say "live" for the whole hand-over to the runner.
+    """
+    with store.tx():
+        for other in store.active_runs(name):
+            if is_live(store.path.parent, other):
+                raise UserError(
+                    f"run {other['id']} of workflow `{name}` is still running",
+                    hint=f"wait for it, or `conductor cancel {other['id']}`",
+                )
+            store.update_run(other["id"], state="interrupted")  # its runner is gone
+        record()
 
 
 STALE_S = 30.0  # a heartbeat younger than this may still mean a runner is about

@@ -151,7 +151,19 @@ class Store:
         return _first(self._runs("SELECT * FROM runs ORDER BY started DESC LIMIT 1"))
 
     def active_runs(self, name: str) -> list[RunRow]:
-        return self._runs("SELECT * FROM runs WHERE name = ? AND state = 'running'", (name,))
+        """Runs of workflow ``name`` that may still have a runner (`cancelling` too: its
+        runner is still stopping agents and may merge what they left)."""
+        return self._runs(
+            "SELECT * FROM runs WHERE name = ? AND state IN ('running', 'cancelling')", (name,)
+        )
+
+    def delete_run(self, run_id: str) -> None:
+        """Take a run out again, rows of every table: for a run refused while it was being
+        recorded, which must leave no trace (it never started)."""
+        with self.tx() as db:
+            for table in ("events", "attempts", "tasks"):
+                db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+            db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
 
     def find_run(self, prefix: str) -> list[RunRow]:
         return self._runs(
