@@ -13,6 +13,7 @@ from typing import Any
 
 from conductor.errors import Diagnostic
 from conductor.spec.names import component_problem, env_ref_problem, ref_problem
+from conductor.spec.paths import path_problems
 from conductor.spec.suggest import did_you_mean
 from conductor.spec.yamlsrc import JsonPath, Source, dotted
 
@@ -87,6 +88,7 @@ class _Checker:
             self.check_group(gid, _dict(group))
         for tid, task in self.tasks.items():
             self.check_task(tid, _dict(task))
+        self.out.extend(path_problems(self.src))
         self.out.extend(_cycle_problems(self.src, self.tasks, self.groups))
         return self.out
 
@@ -204,6 +206,11 @@ class _Checker:
 
     def check_prompt_file(self, tid: str, name: Any) -> None:
         if not isinstance(name, str) or not name:
+            return
+        if name.startswith("/"):  # `base_dir / "/etc/x"` is /etc/x: any file on the machine
+            hint = f"prompt files are relative to the workflow file's directory ({self.base_dir})"
+            self.at(("tasks", tid, "prompt_file"), f"prompt file `{name}` is an absolute path",
+                    hint)  # fmt: skip
             return
         target = self.base_dir / name
         if not target.is_file():
