@@ -30,3 +30,13 @@ def clean_env(base: Mapping[str, str]) -> dict[str, str]:
     # Unattended: a credential prompt would hang a run forever instead of failing.
     env["GIT_TERMINAL_PROMPT"] = "0"
     return env
+
+
+def with_ceiling(base: Mapping[str, str], ceiling: str) -> dict[str, str]:
+    """``base`` with ``ceiling`` added to ``GIT_CEILING_DIRECTORIES``: git run inside an
+    attempt's worktree never searches above it, so an agent that deleted its worktree's
+    `.git` gets "not a git repository" instead of the user's repository further up."""
+    env = dict(base)
+    current = env.get("GIT_CEILING_DIRECTORIES", "")
+    env["GIT_CEILING_DIRECTORIES"] = f"{current}:{ceiling}" if current else ceiling
+    return env

@@ -44,9 +44,10 @@ def prepare(root: Path, worktree: Path, copy: Sequence[str], symlink: Sequence[s
     _record_prepared(worktree, placed)
 
 
-def unprepared(worktree: Path) -> list[str]:
-    """Pathspec for everything but what prepare() placed (empty when it placed nothing)."""
-    placed = _prepared(worktree)
+def unprepared(worktree: Path, git_dir: Path | None = None) -> list[str]:
+    """Pathspec for everything but what prepare() placed (empty when it placed nothing).
+    ``git_dir`` names the worktree's git directory when its `.git` cannot be trusted."""
+    placed = _prepared(worktree, git_dir)
     return ["--", ":/", *(f":(top,exclude,literal){p}" for p in placed)] if placed else []
 
 
@@ -109,8 +110,8 @@ def _manifest(worktree: Path) -> Path | None:
     return Path(worktree) / text[len("gitdir:") :].strip() / PREPARED_MANIFEST
 
 
-def _prepared(worktree: Path) -> list[str]:
-    manifest = _manifest(worktree)
+def _prepared(worktree: Path, git_dir: Path | None = None) -> list[str]:
+    manifest = git_dir / PREPARED_MANIFEST if git_dir is not None else _manifest(worktree)
     if manifest is None or not manifest.is_file():
         return []
     return [line for line in manifest.read_text(encoding="utf-8").splitlines() if line]

@@ -30,6 +30,7 @@ from conductor.errors import InfraError, UserError
 from conductor.git import prepare as _prepare
 from conductor.git import refs
 from conductor.git.cmd import format_message
+from conductor.git.guard import Guarding, Pinned
 from conductor.git.history import History, LoggedCommit
 from conductor.git.merge import BranchMoved, Merging
 from conductor.git.worktrees import Worktrees
@@ -47,7 +48,7 @@ _COMMIT_ARGS = (
 )
 
 
-class Workspace(Merging, Worktrees, History):
+class Workspace(Merging, Worktrees, History, Guarding):
     """One repository, addressed by the root of its main worktree."""
 
     def ensure_state_dir(self) -> Path:
@@ -147,19 +148,29 @@ class Workspace(Merging, Worktrees, History):
     # ---- commits and diffs ----------------------------------------------------------
 
     def commit_all(
-        self, worktree: Path, subject: str, body: str, trailers: Mapping[str, str]
+        self,
+        worktree: Path,
+        subject: str,
+        body: str,
+        trailers: Mapping[str, str],
+        pinned: Pinned | None = None,
     ) -> str:
         """Commit everything left in ``worktree`` on top of the agent's own commits (kept;
-        an empty commit is fine); return the new HEAD sha."""
-        self._git(["add", "-A", *_prepare.unprepared(worktree)], worktree)
+        an empty commit is fine); return the new HEAD sha. With ``pinned`` (an attempt)
+        git is told the attempt's git directory and work tree, so whatever the agent did to
+        the worktree's `.git` cannot send the commit anywhere else."""
+        where = pinned.args() if pinned is not None else []
+        exclude = _prepare.unprepared(worktree, pinned.git_dir if pinned else None)
+        self._git([*where, "add", "-A", *exclude], worktree)
         message = format_message(subject, body, trailers)
-        out = self._git([*self._identity(), *_COMMIT_ARGS], worktree, input=message, c_locale=True)
+        args = [*where, *self._identity(), *_COMMIT_ARGS]
+        out = self._git(args, worktree, input=message, c_locale=True)
         first = out.split("\n", 1)[0]  # "[branch <sha>] subject"
         if first.startswith("[") and "] " in first:
             sha = first.split("] ", 1)[0].rsplit(" ", 1)[-1]
             if len(sha) in (40, 64) and all(c in "0123456789abcdef" for c in sha):
                 return sha
-        return self._git(["rev-parse", "HEAD"], worktree)
+        return self._git([*where, "rev-parse", "HEAD"], worktree)
 
     def changed_files(self, base: str, head: str) -> list[str]:
         """Repo-relative paths added, modified or deleted between two commits."""

@@ -9,62 +9,22 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from conductor.agents import profiles as agents
 from conductor.errors import ConductorError, MergeConflict, Rejected
 from conductor.exec.base import Executor, Limits, ProcessResult, Request
 from conductor.git import refs
+from conductor.git.guard import Pinned, Snapshot, repair, tampering
 from conductor.run import validators
 from conductor.run.faults import crash_point
+from conductor.run.outcome import Outcome, Prior, trailers
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from conductor.run.context import RunContext
     from conductor.spec.model import Task
-
-
-@dataclass
-class Outcome:
-    task_id: str
-    attempt: int
-    ok: bool
-    error: str = ""
-    retriable: bool = True
-    conflict: bool = False
-    interrupted: bool = False
-    output: str = ""  # validator output or conflict details, for the next attempt
-    merge_commit: str | None = None
-    result_commit: str | None = None
-    cost_usd: float | None = None
-    paused: bool = False  # a rate or usage limit: try again later, not a failure
-    resume_at: float | None = None  # when the limit resets, if the agent said
-    extras: dict[str, object] = field(default_factory=dict)
-
-
-@dataclass
-class Prior:
-    """What the previous attempt left for this one to know."""
-
-    failure: str | None = None
-    conflict: str | None = None
-    session_id: str | None = None
-    # a resumed session continues on top of its own previous work (the agent remembers
-    # making those changes); checks still see the task's whole diff from `diff_base`
-    commit: str | None = None
-    diff_base: str | None = None
-
-
-def trailers(ctx: RunContext, task: Task, n: int, status: str) -> dict[str, str]:
-    return {
-        "Conductor-Run": ctx.run_id,
-        "Conductor-Task": task.id,
-        "Conductor-Attempt": str(n),
-        "Conductor-Agent": task.agent,
-        "Conductor-Status": status,
-    }
 
 
 class Attempt:
@@ -79,6 +39,9 @@ class Attempt:
         self.changed: list[str] = []
         self.cancel = ctx.cancel_event(task.id)
         self.session_id: str | None = None
+        self.pinned: Pinned | None = None  # the attempt's git, named explicitly
+        self.before: Snapshot | None = None  # the refs the agent must not move
+        self.misuse: list[str] = []  # what the agent did to git outside its attempt
 
     def update(self, **fields: object) -> None:
         self.ctx.store.update_attempt(self.ctx.run_id, self.tid, self.n, **fields)
@@ -99,8 +62,9 @@ class Attempt:
         try:
             tr = trailers(self.ctx, self.task, self.n, "error")
             self.post = self.ctx.ws.commit_all(
-                self.worktree, f"conductor: {self.tid} attempt {self.n} (failed)", "", tr
-            )
+                self.worktree, f"conductor: {self.tid} attempt {self.n} (failed)", "", tr,
+                pinned=self.pinned,
+            )  # fmt: skip
             self.update(post_commit=self.post)
         except ConductorError:
             pass  # the worktree itself is broken; its files stay on disk for inspection
@@ -125,6 +89,7 @@ class Attempt:
         crash_point("worktree")
         ws.set_ref(refs.pre_ref(ctx.run_id, self.tid, self.n), tree_start)
         ws.prepare(self.worktree, ctx.wf.workspace.copy, ctx.wf.workspace.symlink)
+        self.pinned = ws.pin_attempt(self.worktree, self.branch)
         ctx.emit(
             "task_started",
             self.tid,
@@ -135,6 +100,7 @@ class Attempt:
         )
 
     def _work(self) -> Outcome:
+        self.before = self.ctx.ws.snapshot()
         self._setup()
         missing = validators.check_inputs(self.task, self.worktree)
         if missing is not None and not missing.ok:
@@ -147,6 +113,9 @@ class Attempt:
             return Outcome(
                 self.tid, self.n, False, "interrupted", interrupted=True, result_commit=post
             )
+        if self.misuse:
+            what = "; ".join(self.misuse)
+            raise Rejected(f"the agent reached outside its attempt: it {what}", self._tail())
         if report.rate_limited:
             self._close("paused", report.error or "rate or usage limit")
             return Outcome(self.tid, self.n, False, report.error or "rate or usage limit",
@@ -280,7 +249,22 @@ class Attempt:
             spent = sum(a["tokens_out"] or 0 for a in earlier)
             report.tokens_out = max(0, report.tokens_out - spent)
 
+    def _guard(self) -> None:
+        """Undo what the agent did to git outside its own attempt branch, and remember it:
+        the work is still committed (on the attempt branch), then the attempt fails."""
+        if self.pinned is None or self.before is None:
+            return
+        self.misuse = tampering(self.pinned)
+        if self.misuse:
+            repair(self.pinned)
+        ws, branch = self.ctx.ws, self.ctx.wf.integration_branch
+        self.misuse += ws.restore(self.before, self.pinned, branch, reached_out=bool(self.misuse))
+        if self.misuse:
+            self.ctx.emit("task_warning", self.tid, level="error", attempt=self.n,
+                          warning="git outside the attempt: " + "; ".join(self.misuse))  # fmt: skip
+
     def _commit(self, result: ProcessResult) -> str:
+        self._guard()
         status: str = "ok" if result.ok else result.reason
         if result.reason == "exited" and result.exit_code != 0:
             status = f"exit {result.exit_code}"
@@ -291,7 +275,7 @@ class Attempt:
         tr = trailers(self.ctx, self.task, self.n, status)
         tr["Conductor-Duration"] = f"{result.duration_s:.1f}s"
         post = self.ctx.ws.commit_all(
-            self.worktree, f"conductor: {self.tid} attempt {self.n}", body, tr
+            self.worktree, f"conductor: {self.tid} attempt {self.n}", body, tr, self.pinned
         )
         self.changed, ins, dels = self.ctx.ws.diff_summary(self.start_sha, post)
         self.update(post_commit=post, files_changed=len(self.changed), insertions=ins,

@@ -14,10 +14,11 @@ import time
 
 from conductor.errors import ConductorError
 from conductor.run import resources
-from conductor.run.attempt import Attempt, Outcome
+from conductor.run.attempt import Attempt
 from conductor.run.context import RunContext
 from conductor.run.faults import crash_point
 from conductor.run.gates import GateOutcome, run_gate
+from conductor.run.outcome import Outcome
 from conductor.run.retries import TaskBook, backoff_s, may_retry, record_pause, record_retry
 from conductor.run.scheduler import Scheduler
 from conductor.state.states import TASK_OK, TASK_WAITING

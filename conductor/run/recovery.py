@@ -15,6 +15,7 @@ from pathlib import Path
 
 from conductor.errors import ConductorError
 from conductor.exec.procs import process_alive, stop_tree
+from conductor.git.guard import repair, tampering
 from conductor.git.workspace import Workspace
 from conductor.state.records import AttemptRow, TaskRow
 from conductor.state.states import ATTEMPT_OPEN, TASK_KEPT_ON_RESUME
@@ -78,12 +79,16 @@ def _close_open_attempt(ws: Workspace, store: Store, run_id: str, a: AttemptRow,
     post = a["post_commit"]
     if worktree is not None and worktree.is_dir():
         try:
+            pinned = ws.pin_attempt(worktree, a["branch"] or "")
+            if tampering(pinned):  # what the agent did to .git must not decide where this goes
+                repair(pinned)
             post = ws.commit_all(
                 worktree,
                 f"conductor: {a['task_id']} attempt {a['n']} (interrupted)",
                 "The runner stopped during this attempt; this is what the agent had left.",
                 {"Conductor-Run": run_id, "Conductor-Task": a["task_id"],
                  "Conductor-Attempt": str(a["n"]), "Conductor-Status": "interrupted"},
+                pinned,
             )  # fmt: skip
             if keep != "always":
                 ws.remove_worktree(worktree, force=True)

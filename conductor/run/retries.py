@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from conductor.run.attempt import Outcome, Prior
+from conductor.run.outcome import Outcome, Prior
 from conductor.spec.model import Task
 
 MAX_CONFLICT_RETRIES = 3  # merge conflicts retried on the new head before the task fails

@@ -24,6 +24,7 @@ from conductor.errors import (
 from conductor.exec.base import Executor
 from conductor.exec.local import LocalExecutor
 from conductor.git import refs
+from conductor.git.env import with_ceiling
 from conductor.git.workspace import Workspace
 from conductor.plan.planner import Plan, remaining_path_hours
 from conductor.run.preflight import check_machine
@@ -32,6 +33,7 @@ from conductor.run.uptodate import check_external, skips
 from conductor.spec.config import RunSettings
 from conductor.spec.model import Workflow
 from conductor.spec.secrets import Secrets, resolve
+from conductor.state.layout import Layout
 from conductor.state.liveness import RunLock, claim
 from conductor.state.records import RunRow
 from conductor.state.store import Store, open_store
@@ -196,7 +198,8 @@ def _drive(ws: Workspace, store: Store, row: RunRow, wf: Workflow, plan: Plan,
         wf, ws, store, run_id, secrets, emit,
         # so `conductor progress` inside an agent finds the store
         executor=how.executor, settings=how.settings,
-        base_env={**environ, "CONDUCTOR_STATE_DIR": str(ws.state_dir)},
+        base_env=with_ceiling({**environ, "CONDUCTOR_STATE_DIR": str(ws.state_dir)},
+                              str(Layout(ws.state_dir).worktrees_home)),
     )  # fmt: skip
     extras = _observers(ctx, plan)
     stop = Deferred()  # a Ctrl-C during recovery is held, then handed to the runner

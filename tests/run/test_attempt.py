@@ -10,7 +10,8 @@ from pathlib import Path
 
 from conductor.exec.base import Request
 from conductor.exec.fake import Reply
-from conductor.run.attempt import Attempt, Outcome, Prior
+from conductor.run.attempt import Attempt
+from conductor.run.outcome import Outcome, Prior
 from tests.testing.engine import BRANCH, Harness, start, task, task_of, workflow
 from tests.testing.repos import git
 
