@@ -84,8 +84,9 @@ def watch_cmd(
     run: str | None = typer.Argument(None, help="Run id or prefix (default: the newest)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per event."),
 ) -> None:
-    """Follow a run live until it ends."""
+    """Follow a run live until it ends; exit as `run` would have (0, 1, or 130)."""
     from conductor.ops.follow import follow
+    from conductor.state.endings import exit_code
 
     with open_here() as store:
         row = pick_run(store, run)
@@ -93,6 +94,7 @@ def watch_cmd(
             state = follow(store, row["id"], sink)
     if state == "interrupted":
         typer.echo(f"run {row['id']} is interrupted: `conductor resume {row['id']}`", err=True)
+    raise typer.Exit(exit_code(state))
 
 
 @contextmanager

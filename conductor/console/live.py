@@ -21,6 +21,7 @@ from rich.text import Text
 
 from conductor.console.palette import Palette, fmt_secs, make_console
 from conductor.console.runmodel import ACTIVE, TERMINAL, RunModel, TaskModel
+from conductor.state.endings import LABELS
 from conductor.state.records import EventRow
 
 if TYPE_CHECKING:
@@ -145,7 +146,7 @@ class LiveView:
                 if text:
                     text.append("  ")
                 text.append_text(p.state(state, label=False))
-                text.append(f" {counts[state]} {state}")
+                text.append(f" {counts[state]} {LABELS.get(state, state)}")
         return text
 
     def _rows(self) -> tuple[list[TaskModel], int]:
@@ -203,6 +204,7 @@ class LiveView:
             out.append(Text(f"gate {group}: {state}", style=p.style(style)))
         if m.alert:
             out.append(Text(f"alert: {m.alert}", style=p.style("yellow")))
+        out.extend(Text(line) for line in m.settled)
         if m.log_path:
             out.append(Text(f"execution log: {m.log_path}"))
         return out

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from conductor.state.endings import counts_text, settled_from_docs
 from conductor.state.events import event_json
 from conductor.state.records import EventRow
 
@@ -62,10 +63,7 @@ def describe(row: EventRow) -> str:
         "gate_started": lambda: "gate running",
         "gate_passed": lambda: "gate passed",
         "gate_failed": lambda: "gate FAILED",
-        "run_finished": lambda: (
-            f"run {d.get('state')}: "
-            + ", ".join(f"{n} {s}" for s, n in (d.get("counts") or {}).items())
-        ),
+        "run_finished": lambda: f"run {d.get('state')}: {counts_text(d.get('counts') or {})}",
         "log_written": lambda: f"execution log: {d.get('path')}",
     }
     text = texts.get(kind, lambda: json.dumps(d, default=str))()
@@ -91,6 +89,9 @@ class PlainSink:
             return
         stamp = time.strftime("%H:%M:%S", time.localtime(row["ts"]))
         _write(self.out, f"{stamp} {describe(row)}\n")
+        if row["kind"] == "run_finished":  # the summary: which conflicts retries settled
+            for s in settled_from_docs(row["data"].get("settled") or ()):
+                _write(self.out, f"{stamp} {s.text()}\n")
 
 
 class JsonSink:

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from conductor.state.endings import settled_from_docs
 from conductor.state.records import EventRow
 from conductor.state.states import TASK_IN_PROGRESS, TASK_SETTLED
 
@@ -69,6 +70,7 @@ class RunModel:
         self.gates: dict[str, str] = {}
         self.log_path = ""
         self.alert = ""
+        self.settled: list[str] = []  # conflicts retries settled, as the run ended
         self._seq = 0
 
     def apply(self, row: EventRow) -> None:
@@ -82,6 +84,7 @@ class RunModel:
             self.concurrency = int(d.get("concurrency") or self.concurrency)
         elif kind == "run_finished":
             self.final, self.finished = str(d.get("state", "")), row["ts"]
+            self.settled = [s.text() for s in settled_from_docs(d.get("settled") or ())]
         elif kind.startswith("gate_"):
             self.gates[str(d.get("group"))] = kind.removeprefix("gate_")
         elif kind == "log_written":

@@ -26,8 +26,8 @@ from conductor.report.mdtext import (
 )
 from conductor.report.rundata import ICON, RunData, fmt_duration
 from conductor.spec.model import Workflow
+from conductor.state.endings import count_states, counts_text, settled_conflicts
 from conductor.state.records import AttemptRow, TaskRow
-from conductor.state.states import TASK_OK
 
 LOG_TAIL_LINES = 30
 CHECK_TAIL_LINES = 40
@@ -38,13 +38,18 @@ MAX_ALERTS = 100
 
 
 def _outcome(d: RunData) -> str:
+    """The one-line verdict, each state counted apart (skipped is not succeeded), then
+    every merge conflict a retry settled: whose change the task was redone on top of."""
     state = d.run["state"]
-    done = sum(1 for t in d.tasks if t["state"] in TASK_OK)
     end = d.run["finished"] or d.now
-    return (
-        f"> {ICON.get(state, '')} **{state}** after {fmt_duration(end - d.run['started'])}"
-        f": {done}/{len(d.tasks)} tasks done"
-    )
+    counts = counts_text(count_states(t["state"] for t in d.tasks)) or "no tasks"
+    lines = [f"> {ICON.get(state, '')} **{state}** after "
+             f"{fmt_duration(end - d.run['started'])}: {counts}"]  # fmt: skip
+    states = {t["task_id"]: t["state"] for t in d.tasks}
+    settled = settled_conflicts(d.alerts, states)  # conflict events are warnings
+    if settled:
+        lines += [">", *(f"> - {cell(s.text(), 300)}" for s in settled)]
+    return "\n".join(lines)
 
 
 def _cost_rows(d: RunData) -> list[tuple[str, str]]:
@@ -62,7 +67,7 @@ def _cost_rows(d: RunData) -> list[tuple[str, str]]:
 
 def header(d: RunData, wf: Workflow) -> str:
     run, icon = d.run, ICON.get(d.run["state"], "")
-    counts = " · ".join(f"{n} {s}" for s, n in d.counts().items())
+    counts = counts_text(d.counts(), " · ")
     retries = sum(1 for a in d.attempts if a["n"] > 1)
     rows = [
         ("Workflow", f"`{wf.name}` (`{run['workflow']}`)"),
@@ -293,4 +298,3 @@ def alerts(d: RunData) -> str:
         text = cell(_alert_text(e["kind"], e["data"]), 160)
         out.append(row((clock(e["ts"]), level, e["kind"], task, text)))
     return "\n".join(out) + "\n"
-

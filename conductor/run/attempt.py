@@ -15,6 +15,7 @@ from conductor.agents import profiles as agents
 from conductor.errors import ConductorError, MergeConflict, Rejected
 from conductor.exec.base import Executor, Limits, ProcessResult, Request
 from conductor.git import refs
+from conductor.git.blame import last_merged_task
 from conductor.git.guard import Pinned, Snapshot, repair, tampering
 from conductor.run import validators
 from conductor.run.faults import crash_point
@@ -314,7 +315,9 @@ class Attempt:
             merge = ctx.ws.merge(ctx.wf.integration_branch, post, subject, tr)
             crash_point("merged")  # on the branch, not yet in the store
         except MergeConflict as exc:
-            ctx.emit("conflict", self.tid, paths=exc.paths, attempt=self.n)
+            # which task's merge it ran into: the summary says whose change the retry built on
+            over = last_merged_task(ctx.ws, ctx.wf.integration_branch, self.start_sha, exc.paths)
+            ctx.emit("conflict", self.tid, paths=exc.paths, attempt=self.n, over=over)
             out = Outcome(
                 self.tid,
                 self.n,

@@ -21,6 +21,7 @@ from conductor.run.gates import GateOutcome, run_gate
 from conductor.run.outcome import Outcome
 from conductor.run.retries import TaskBook, backoff_s, may_retry, record_pause, record_retry
 from conductor.run.scheduler import Scheduler
+from conductor.state.endings import run_ending
 from conductor.state.states import TASK_OK, TASK_WAITING
 
 HEARTBEAT_S = 2.0
@@ -382,18 +383,14 @@ class Runner:
             final = "failed"
         ctx.store.update_run(ctx.run_id, state=final, finished=time.time(),
                              reason=self.budget_reason or None)  # fmt: skip
+        # from the store, not the scheduler: see `run_ending`
+        counts, settled = run_ending(ctx.store, ctx.run_id)
         ctx.emit(
             "run_finished",
             None,
             level="error" if final == "failed" else "info",
             state=final,
-            counts=_counts(states),
+            counts=counts,
+            settled=[s.doc() for s in settled],
         )
         return final
-
-
-def _counts(states: list[str]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for s in states:
-        out[s] = out.get(s, 0) + 1
-    return out

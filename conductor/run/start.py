@@ -14,13 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from conductor.agents import profiles as agents
-from conductor.errors import (
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    ConductorError,
-    SpecError,
-)
+from conductor.errors import ConductorError, SpecError
 from conductor.exec.base import Executor
 from conductor.exec.local import LocalExecutor
 from conductor.git import refs
@@ -33,6 +27,7 @@ from conductor.run.uptodate import check_external, skips
 from conductor.spec.config import RunSettings
 from conductor.spec.model import Workflow
 from conductor.spec.secrets import Secrets, resolve
+from conductor.state.endings import exit_code
 from conductor.state.layout import Layout
 from conductor.state.liveness import RunLock, claim
 from conductor.state.records import RunRow
@@ -221,8 +216,7 @@ def _drive(ws: Workspace, store: Store, row: RunRow, wf: Workflow, plan: Plan,
     emit("log_written", None, path=str(log))
     if not extras.hooks.close(timeout=60):
         emit("hook_failed", None, level="warning", message="hooks still running after 60s")
-    code = {"succeeded": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(final, EXIT_FAILED)
-    return final, code
+    return final, exit_code(final)
 
 
 @dataclass

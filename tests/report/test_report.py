@@ -286,7 +286,7 @@ def test_log_of_a_finished_run_matches_the_snapshot(done_run: Fixture) -> None:
 def test_header_names_the_run_its_commits_outcome_totals_and_cost(done_run: Fixture) -> None:
     text = report.render(done_run.store, RUN, workflow(), now=T0 + 1000)
     head = text.split("## Graph")[0]
-    assert "> ❌ **failed** after 6m42s: 4/6 tasks done" in head
+    assert "> ❌ **failed** after 6m42s: 4 succeeded, 1 failed, 1 blocked" in head
     assert f"| Run | `{RUN}` |" in head
     assert "| Started | 2024-05-01 10:00:00 UTC |" in head
     assert f"| Base commit | `{SHA['b'][:10]}` |" in head
@@ -333,7 +333,7 @@ def test_a_running_attempt_is_an_active_bar_ending_now(tmp_path: Path) -> None:
     gantt = mermaid_blocks(text)[1]
     assert "T3 (attempt 2) :active, a7, 1714557770000, 1714557800000" in gantt
     assert "| Finished | still running |" in text and "| Updated | 2024-05-01 10:03:20" in text
-    assert "> 🔄 **running** after 3m20s: 4/6 tasks done" in text
+    assert "> 🔄 **running** after 3m20s: 4 succeeded, 1 pending, 1 running" in text
     f.store.update_run(RUN, state="interrupted")  # the runner died: nothing runs it now
     gantt = mermaid_blocks(report.render(f.store, RUN, workflow(), now=T0 + 200))[1]
     assert "T3 (attempt 2) :done, a7," in gantt
