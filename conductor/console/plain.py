@@ -52,6 +52,9 @@ def describe(row: EventRow) -> str:
         ),
         "hook_failed": lambda: f"hook {d.get('hook') or ''} failed: {d.get('message')}",
         "rolled_back": lambda: f"rolled back {d.get('detail') or ''}".strip(),
+        "results_replaced": lambda: (
+            f"took out the earlier results of {', '.join(d.get('tasks') or [])} to redo them"
+        ),
         "task_queued": lambda: f"queued #{d.get('position')}: {d.get('reason')}",
         "system_alert": lambda: f"ALERT: {d.get('alert')} ({d.get('action')})",
         "task_skipped": lambda: f"skipped: {d.get('reason')}",

@@ -35,6 +35,34 @@ class History(Repo):
             commits.append(LoggedCommit(sha, run.strip().split(",")[0] or None))
         return commits
 
+    def live_merge_log(self, branch: str) -> list[tuple[str, str]]:
+        """(task, merge) for every task merge on ``branch``'s first-parent line that no
+        later conductor commit reverted (``Conductor-Revert``), newest first. Read in one
+        git process; normally a task has one: its current result."""
+        ref = refs.branch_ref(branch)
+        if self.rev(ref) is None:
+            return []
+        trailer = "%(trailers:key={},valueonly,separator=%x20)"
+        fmt = "%x1f".join(["%H", "%P", trailer.format("Conductor-Task"),
+                           trailer.format("Conductor-Revert")])  # fmt: skip
+        out = self._git(["log", "--first-parent", "-z", f"--format={fmt}", ref, "--"])
+        merges: list[tuple[str, str]] = []
+        reverted: set[str] = set()
+        for record in filter(None, out.split("\0")):
+            fields = record.strip("\n").split("\x1f")
+            sha, parents, task, reverts = fields + [""] * (4 - len(fields))
+            reverted.update(reverts.split())
+            if len(parents.split()) > 1 and task.strip():
+                merges.append((task.split()[0], sha))
+        return [(task, sha) for task, sha in merges if sha not in reverted]
+
+    def live_merges(self, branch: str) -> dict[str, list[str]]:
+        """task -> its live merges on ``branch``, newest first (see live_merge_log)."""
+        live: dict[str, list[str]] = {}
+        for task, sha in self.live_merge_log(branch):
+            live.setdefault(task, []).append(sha)
+        return live
+
     def ref_shas(self, prefix: str) -> dict[str, str]:
         """ref -> sha of every ref under ``prefix``."""
         out = self._git(["for-each-ref", "--format=%(refname) %(objectname)", prefix])

@@ -118,6 +118,30 @@ class Merging(Repo):
                     return new
         raise BranchMoved(f"{branch} kept moving during {_CAS_RETRIES} revert attempts")
 
+    def revert_merges(
+        self, branch: str, merges: Sequence[str], subject: str, trailers: Mapping[str, str]
+    ) -> str:
+        """Undo several merges on ``branch`` (newest first) in ONE commit; the new head.
+
+        Each is taken out with the reverse three-way merge of :meth:`revert_merge`, on
+        throwaway commits; only the result becomes a commit on the branch. A merge whose
+        changes later work built on raises ``MergeConflict`` and the branch stays as it was.
+        """
+        message = format_message(subject, "", trailers)
+        with _MERGE_LOCK:
+            for _ in range(_CAS_RETRIES):
+                head = self._heads.get(branch) or self._head(branch)
+                tip = head
+                for merge_sha in merges:
+                    helper = self._commit_tree(f"{merge_sha}^1^{{tree}}", (merge_sha,), "revert\n")
+                    tip = self._commit_tree(self._merge_tree(tip, helper), (tip,), "revert\n")
+                new = self._commit_tree(f"{tip}^{{tree}}", (head,), message)
+                if self._cas(branch, new, head, f"conductor: {subject}"):
+                    self._heads[branch] = new
+                    return new
+                self._heads.pop(branch, None)
+        raise BranchMoved(f"{branch} kept moving during {_CAS_RETRIES} revert attempts")
+
     def is_merged(self, branch: str, commit: str) -> bool:
         """``commit`` is an ancestor of ``branch`` (False when the branch does not exist)."""
         head = self.rev(refs.branch_ref(branch))

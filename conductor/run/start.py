@@ -22,6 +22,7 @@ from conductor.git.env import with_ceiling
 from conductor.git.workspace import Workspace
 from conductor.plan.planner import Plan, remaining_path_hours
 from conductor.run.preflight import check_machine
+from conductor.run.replace import take_out_earlier
 from conductor.run.signals import Deferred, install_signals
 from conductor.run.uptodate import check_external, skips
 from conductor.spec.config import RunSettings
@@ -108,6 +109,9 @@ def _record(
         skipped = {} if opts.force else skips(wf, plan, ws, store)
         check_external(wf, plan, ws, store)
         base_commit = ws.ensure_branch(wf.integration_branch, wf.base)
+        # last, the one change to the branch: earlier results of what is about to redo
+        # leave it (base_commit stays the head before, so rolling this run back restores them)
+        take_out_earlier(ws, store, wf, run_id, [t for t in plan.selected if t not in skipped])
     except BaseException:
         store.delete_run(run_id)
         raise
@@ -252,6 +256,7 @@ def _prepare_runner(ctx: RunContext, plan: Plan, opts: Mapping[str, Any]) -> Run
     fresh = not store.attempts(run_id)
     rec = recover(ctx.ws, store, run_id, wf.integration_branch, wf.workspace.keep)
     if fresh:
+        ctx.emit.replay()  # e.g. the earlier results this run took out before it started
         for row_t in store.tasks(run_id):
             if row_t["state"] == "skipped":
                 ctx.emit("task_skipped", row_t["task_id"], reason=row_t["error"])

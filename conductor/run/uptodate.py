@@ -1,8 +1,12 @@
 """Is a task up to date? It succeeded on this workflow's integration branch with the same
-spec hash (its definition, its agent profile, its prompt file's content), so `run` skips it.
+spec hash (its definition, its agent profile, its prompt file's content), and that
+success is the task's live result there — merged and not reverted since (a rollback of
+the task, or a later run that replaced it) — so `run` skips it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
 
 from conductor.agents import profiles as agents
 from conductor.errors import UserError
@@ -12,16 +16,18 @@ from conductor.spec.model import Workflow
 from conductor.state.layout import find_state_db
 from conductor.state.store import Store
 
+Live = Mapping[str, Sequence[str]]  # task -> its live merges, newest first
 
-def up_to_date(wf: Workflow, ws: Workspace, store: Store, task_id: str) -> str | None:
+
+def up_to_date(wf: Workflow, store: Store, task_id: str, live: Live) -> str | None:
     """Why the task need not run again, or None when it must."""
     row = store.last_success(wf.name, task_id)
     if row is None or not row["merge_commit"]:
         return None
     if row["spec_hash"] != agents.spec_fingerprint(wf, wf.tasks[task_id]):
         return None
-    if not ws.is_merged(wf.integration_branch, row["merge_commit"]):
-        return None
+    if row["merge_commit"] not in live.get(task_id, ()):
+        return None  # rolled back, or replaced by a later run's result
     return f"up to date (succeeded in run {row['run_id']})"
 
 
@@ -39,9 +45,10 @@ def skip_reasons(wf: Workflow, plan: Plan) -> dict[str, str]:
 
 
 def skips(wf: Workflow, plan: Plan, ws: Workspace, store: Store) -> dict[str, str]:
+    live = ws.live_merges(wf.integration_branch)  # one git process for every task
     out: dict[str, str] = {}
     for t in plan.selected:
-        why = up_to_date(wf, ws, store, t)
+        why = up_to_date(wf, store, t, live)
         # a task is only skipped if everything it depends on is skipped too
         if why and all(d in out or d not in plan.selected for d in wf.tasks[t].deps):
             out[t] = why
@@ -49,14 +56,9 @@ def skips(wf: Workflow, plan: Plan, ws: Workspace, store: Store) -> dict[str, st
 
 
 def check_external(wf: Workflow, plan: Plan, ws: Workspace, store: Store) -> None:
-    missing = sorted(
-        {
-            d
-            for deps in plan.external_deps.values()
-            for d in deps
-            if up_to_date(wf, ws, store, d) is None
-        }
-    )
+    live = ws.live_merges(wf.integration_branch) if plan.external_deps else {}
+    needed = {d for deps in plan.external_deps.values() for d in deps}
+    missing = sorted(d for d in needed if up_to_date(wf, store, d, live) is None)
     if missing:
         raise UserError(
             "selected tasks depend on tasks outside the selection that are not done: "

@@ -52,6 +52,16 @@ class Emitter:
                 sink(row)
         return row
 
+    def replay(self) -> None:
+        """Hand the run's events so far to the sinks: what `run` recorded before its
+        runner started (a fresh run's results_replaced) is shown like the rest."""
+        with self._lock:
+            for row in self.store.events(self.run_id, after=0):
+                if row["id"] > self._cursor:
+                    break
+                for sink in self.sinks:
+                    sink(row)
+
     def forward_foreign(self) -> None:
         """Pass events other processes wrote for this run (`conductor progress`) to the sinks."""
         with self._lock:

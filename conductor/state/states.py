@@ -82,6 +82,7 @@ EventKind = Literal[
     "hook_failed",
     "log_written",
     "rolled_back",
+    "results_replaced",
 ]
 Level = Literal["info", "warning", "error"]
 # The level an event gets unless its emitter says otherwise.
