@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conductor.errors import GitError
+from conductor.errors import GitError, UserError
 
 # Re-exported while callers outside the git room move to conductor.git.env (importing
 # this module is how tests/test_house.py spots a second git runner).
@@ -29,6 +29,19 @@ NO_HOOKS = ("-c", "core.hooksPath=/dev/null")
 # Who conductor's own commits are by when neither git config nor the environment says.
 FALLBACK_NAME = "conductor"
 FALLBACK_EMAIL = "conductor@localhost"
+
+
+class GitMissing(GitError, UserError):
+    """No ``git`` to run. A ``UserError`` (exit 2, a hint, no traceback): the machine
+    lacks what conductor needs, as with an agent CLI missing from PATH; still a
+    ``GitError``, so code that catches git failures keeps catching it."""
+
+    def __init__(self, argv: list[str], output: str) -> None:
+        GitError.__init__(self, argv, 127, output)
+        self.hint = "install git (2.38 or newer) and make sure `git` is on PATH"
+
+    def __str__(self) -> str:
+        return "git is not installed or not on PATH"
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,9 @@ def run(
             argv, cwd=cwd, env=full_env, capture_output=True, check=False, **kwargs
         )
     except OSError as exc:  # git missing, or cwd gone
+        # The child names the executable when exec failed and the directory when chdir did.
+        if exc.filename == argv[0]:
+            raise GitMissing(argv, str(exc)) from exc
         raise GitError(argv, 127, str(exc)) from exc
     return GitResult(argv, proc.returncode, proc.stdout.removesuffix("\n"), proc.stderr)
 
