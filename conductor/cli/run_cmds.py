@@ -49,6 +49,12 @@ def run_cmd(
         None, "--from", help="Rerun task T and everything downstream of it (repeatable)."
     ),
     no_color: bool = typer.Option(False, "--no-color", help="No colours (NO_COLOR works too)."),
+    adopt_branch: bool = typer.Option(
+        False,
+        "--adopt-branch",
+        help="Let conductor take over an existing integration branch it did not create "
+        "(never one that is checked out).",
+    ),
 ) -> None:
     """Run the workflow (or the selected part of it)."""
     if strategy not in (None, "waves", "eager"):
@@ -66,7 +72,7 @@ def run_cmd(
         task, force = rerun_from(wf, from_, task or []), True
     plan = make(wf, batch_group, task, with_deps, cfg.concurrency)
     if validate_only:
-        _dry_run(plan, as_json)
+        _dry_run(plan, as_json, adopt_branch)
         return
     from conductor.run.start import RunOptions, drive, prepare
 
@@ -76,6 +82,7 @@ def run_cmd(
         fail_fast=fail_fast,
         force=force,
         selection={"groups": batch_group or [], "tasks": task or [], "with_deps": with_deps},
+        adopt_branch=adopt_branch,
     )
     prep = prepare(wf, plan, opts, os.environ)
     try:
@@ -97,11 +104,11 @@ def run_cmd(
     raise typer.Exit(code)
 
 
-def _dry_run(plan: Any, as_json: bool) -> None:
+def _dry_run(plan: Any, as_json: bool, adopt_branch: bool) -> None:
     from conductor.plan.planner import plan_to_json
     from conductor.run.preflight import preview
 
-    seen = preview(plan, os.environ)
+    seen = preview(plan, os.environ, adopt_branch=adopt_branch)
     if as_json:
         doc = plan_to_json(plan)
         doc["preflight"] = [{"message": p.message, "hint": p.hint} for p in seen.problems]

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from conductor.agents import profiles as agents
 from conductor.errors import Diagnostic, UserError
-from conductor.git import refs
+from conductor.git import owned, refs
 from conductor.plan.planner import Plan
 from conductor.spec.model import AgentProfile, Workflow
 from conductor.spec.secrets import collect_refs
@@ -27,18 +27,26 @@ def _used_profiles(wf: Workflow, plan: Plan) -> dict[str, AgentProfile]:
 
 
 def check_machine(
-    wf: Workflow, plan: Plan, environ: Mapping[str, str], ws: Workspace | None = None
+    wf: Workflow,
+    plan: Plan,
+    environ: Mapping[str, str],
+    ws: Workspace | None = None,
+    *,
+    adopt_branch: bool = False,
 ) -> list[Diagnostic]:
-    """Every problem that would stop the run: repository, base, executables, variables."""
+    """Every problem that would stop the run: repository, base, integration branch, prompt
+    files, executables, variables. ``adopt_branch``: the user lets the run take an existing
+    integration branch conductor did not create (`run --adopt-branch`)."""
     from conductor.git.workspace import Workspace
 
     where = str(wf.path)
     problems: list[Diagnostic] = []
     try:
         ws = ws or Workspace.discover(wf.path)
-    except UserError as exc:
+    except UserError as exc:  # not a repository, or no git at all
         return [Diagnostic(str(exc), where, hint=exc.hint)]
-    if not any(ws.revs([refs.branch_ref(wf.integration_branch), wf.base]).values()):
+    found = ws.revs([refs.branch_ref(wf.integration_branch), wf.base])
+    if not any(found.values()):
         problems.append(
             Diagnostic(
                 f"base `{wf.base}` does not resolve to a commit",
@@ -46,6 +54,89 @@ def check_machine(
                 hint="set `base:` to an existing branch or commit",
             )
         )
+    worktrees = ws.list_worktrees()
+    exists = found[refs.branch_ref(wf.integration_branch)] is not None
+    problems += _branch_problems(wf, ws, worktrees, exists, adopt_branch)
+    problems += _prompt_problems(wf, ws, [path for path, _ in worktrees])
+    problems += _executable_problems(wf, plan, environ)
+    for var, places in sorted(collect_refs(wf).items()):
+        if var not in environ:
+            problems.append(
+                Diagnostic(
+                    f"environment variable ${{{var}}} is not set (used by {', '.join(places)})",
+                    where,
+                )
+            )
+    return problems
+
+
+def _branch_problems(
+    wf: Workflow,
+    ws: Workspace,
+    worktrees: list[tuple[Path, str | None]],
+    exists: bool,
+    adopt: bool,
+) -> list[Diagnostic]:
+    """The integration branch is moved by every merge, without a working tree: one that is
+    checked out would change under the user's index and files, and one conductor did not
+    create is somebody's own branch (`integration_branch: main`)."""
+    branch, where = wf.integration_branch, str(wf.path)
+    rename = "set `integration_branch:` to a branch conductor may create"
+    if branch != f"conductor/{wf.name}":
+        rename += f" (e.g. conductor/{wf.name})"
+    problems = [
+        Diagnostic(
+            f"integration branch `{branch}` is checked out in the worktree at {path}: "
+            "conductor would move it under that worktree's index and files",
+            where,
+            hint=f"{rename}, or check out another branch there",
+        )
+        for path, checked_out in worktrees
+        if checked_out == branch
+    ]
+    if exists and not adopt and not problems and not owned.created_by_conductor(ws.root, branch):
+        problems.append(
+            Diagnostic(
+                f"integration branch `{branch}` already exists and conductor did not create it",
+                where,
+                hint=f"{rename}, or pass --adopt-branch to let conductor merge into it",
+            )
+        )
+    return problems
+
+
+def _prompt_problems(wf: Workflow, ws: Workspace, roots: list[Path]) -> list[Diagnostic]:
+    """Prompt files must be the repository's own: their text goes to an agent (and into
+    the spec hash), so `../../home/me/.ssh/id_rsa` or a symlink to it must not be read.
+    Resolved with symlinks, checked against every worktree of the repository (a workflow
+    may sit in a linked one), never inside the git directory."""
+    inside = [r.resolve() for r in roots or [ws.root]]
+    git_dir = ws.common_dir.resolve()
+    problems: list[Diagnostic] = []
+    for task in wf.tasks.values():
+        if not task.prompt_file:
+            continue
+        target = (wf.source_dir / task.prompt_file).resolve()
+        if any(target.is_relative_to(r) for r in inside) and not target.is_relative_to(git_dir):
+            continue
+        loc = task.loc
+        problems.append(
+            Diagnostic(
+                f"tasks.{task.id}.prompt_file: `{task.prompt_file}` resolves to {target}, "
+                f"outside the repository {ws.root}",
+                loc.path if loc else str(wf.path),
+                loc.line if loc else None,
+                loc.col if loc else None,
+                hint="prompt files must live in the repository (symlinks are followed): "
+                "copy the file in and point `prompt_file:` at the copy",
+            )
+        )
+    return problems
+
+
+def _executable_problems(wf: Workflow, plan: Plan, environ: Mapping[str, str]) -> list[Diagnostic]:
+    where = str(wf.path)
+    problems: list[Diagnostic] = []
     path = environ.get("PATH", os.defpath)
     for name, profile in sorted(_used_profiles(wf, plan).items()):
         exe = agents.executable(profile)
@@ -58,14 +149,6 @@ def check_machine(
                     loc.line if loc else None,
                     loc.col if loc else None,
                     hint=_install_hint(profile.kind),
-                )
-            )
-    for var, places in sorted(collect_refs(wf).items()):
-        if var not in environ:
-            problems.append(
-                Diagnostic(
-                    f"environment variable ${{{var}}} is not set (used by {', '.join(places)})",
-                    where,
                 )
             )
     return problems
@@ -118,10 +201,10 @@ class Preview:
     versions: dict[str, str]
 
 
-def preview(plan: Plan, environ: Mapping[str, str]) -> Preview:
+def preview(plan: Plan, environ: Mapping[str, str], *, adopt_branch: bool = False) -> Preview:
     from conductor.run.uptodate import skip_reasons
 
     wf = plan.workflow
-    problems = check_machine(wf, plan, environ)
+    problems = check_machine(wf, plan, environ, adopt_branch=adopt_branch)
     skips = skip_reasons(wf, plan) if not problems else {}
     return Preview(problems, skips, agent_versions(wf, plan, environ))

@@ -17,7 +17,7 @@ from conductor.agents import profiles as agents
 from conductor.errors import ConductorError, SpecError
 from conductor.exec.base import Executor
 from conductor.exec.local import LocalExecutor
-from conductor.git import refs
+from conductor.git import owned, refs
 from conductor.git.env import with_ceiling
 from conductor.git.workspace import Workspace
 from conductor.plan.planner import Plan, remaining_path_hours
@@ -50,6 +50,7 @@ class RunOptions:
     fail_fast: bool = False
     force: bool = False
     selection: Mapping[str, Any] = field(default_factory=dict)
+    adopt_branch: bool = False  # take an existing integration branch conductor did not create
 
 
 @dataclass
@@ -72,7 +73,7 @@ def new_run_id() -> str:
 
 def prepare(wf: Workflow, plan: Plan, opts: RunOptions, environ: Mapping[str, str]) -> Prepared:
     ws = Workspace.discover(wf.path)
-    problems = check_machine(wf, plan, environ, ws=ws)
+    problems = check_machine(wf, plan, environ, ws=ws, adopt_branch=opts.adopt_branch)
     if problems:
         raise SpecError(problems)
     secrets = resolve(wf, environ)
@@ -109,6 +110,8 @@ def _record(
         skipped = {} if opts.force else skips(wf, plan, ws, store)
         check_external(wf, plan, ws, store)
         base_commit = ws.ensure_branch(wf.integration_branch, wf.base)
+        # from now on the branch is conductor's: preflight lets later runs move it
+        owned.claim(ws.root, wf.integration_branch, base_commit)
         # last, the one change to the branch: earlier results of what is about to redo
         # leave it (base_commit stays the head before, so rolling this run back restores them)
         take_out_earlier(ws, store, wf, run_id, [t for t in plan.selected if t not in skipped])
