@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from conductor.console.palette import Palette, fmt_secs
+from conductor.state.endings import counts_text
 
 
 def render_status_table(
@@ -26,7 +27,7 @@ def render_status_table(
     head.append(f"run {run['id']}  {run.get('name') or ''}  ", style=p.style("bold"))
     head.append_text(p.state(str(run["state"])))
     head.append(f"  {fmt_secs(run.get('elapsed_s'))}")
-    counts = Text("  ".join(f"{n} {s}" for s, n in sorted((run.get("counts") or {}).items())))
+    counts = Text(counts_text(run.get("counts") or {}, "  "))
     table = Table(box=None, header_style=p.style("bold"), pad_edge=False)
     for col in ("state", "task", "group", "agent", "try", "time", "progress", "detail"):
         table.add_column(col, no_wrap=True, overflow="ellipsis")
@@ -55,7 +56,7 @@ def render_runs_table(
     for col in ("run", "workflow", "state", "time", "tasks"):
         table.add_column(col, no_wrap=True)
     for r in runs:
-        counts = ", ".join(f"{n} {s}" for s, n in sorted((r.get("counts") or {}).items()))
+        counts = counts_text(r.get("counts") or {})
         cells = (
             r["id"],
             r.get("name") or "",

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from conductor.state.endings import count_states
 from conductor.state.layout import find_state_db
 from conductor.state.liveness import shown_state
 from conductor.state.records import RunRow, TaskRow
@@ -42,10 +43,8 @@ def run_doc(store: Store, run: RunRow, tasks: list[TaskRow] | None = None) -> di
 
 
 def _counts(tasks: list[TaskRow]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for t in tasks:
-        counts[t["state"]] = counts.get(t["state"], 0) + 1
-    return counts
+    # the store's states: a skipped (up-to-date) task stays apart from a succeeded one
+    return count_states(t["state"] for t in tasks)
 
 
 def task_doc(t: TaskRow) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import pytest
 from rich.console import Console
 
 from conductor.console.live import LiveView
+from conductor.console.tables import render_status_table
 from conductor.spec.model import Task, Workflow
 from conductor.state.endings import counts_text, exit_code
 from tests.testing.runner import cli, conductor_argv, db_rows, run_json, write_workflow
@@ -181,6 +182,11 @@ def test_the_live_view_names_skipped_apart() -> None:
 def test_counts_are_told_in_one_order_with_skipped_named() -> None:
     counts = {"failed": 1, "skipped": 1, "succeeded": 3, "blocked": 2}
     assert counts_text(counts) == "3 succeeded, 1 skipped (up to date), 1 failed, 2 blocked"
+    run = {"id": "r", "name": "t", "state": "succeeded", "elapsed_s": 1.0,
+           "counts": {"skipped": 2, "succeeded": 1}}  # fmt: skip
+    console = Console(file=io.StringIO(), width=120, color_system=None)
+    console.print(render_status_table({"run": run, "tasks": []}))  # `status` on a terminal
+    assert "1 succeeded  2 skipped (up to date)" in console.file.getvalue()  # type: ignore[attr-defined]
 
 
 # ------------------------------------------------------------------ whose change superseded whose
