@@ -290,7 +290,9 @@ class Attempt:
         changed = self.changed
         env = ctx.task_env(self.task, self.n, self.worktree)
         how = validators.CheckEnv(env, redact=ctx.secrets.redact, executor=ctx.executor)
-        results = validators.run_checks(self.task, self.worktree, changed, how)
+        # outputs are looked for in the commit: an ignored file on disk never gets merged
+        committed = validators.Committed(ctx.ws.common_dir, post)
+        results = validators.run_checks(self.task, self.worktree, changed, how, committed)
         self.update(checks=json.dumps([r.__dict__ for r in results]))
         failed = [r for r in results if not r.ok]
         for r in results:

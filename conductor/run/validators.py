@@ -17,12 +17,14 @@ from pathlib import Path
 
 from conductor.exec.base import Executor, Limits, Request
 from conductor.exec.local import LocalExecutor
-from conductor.plan.scopes import outside
+from conductor.git import trees
+from conductor.plan.scopes import matches, outside
 from conductor.spec.model import Task, Validator
 
 __all__ = [
     "CheckEnv",
     "CheckResult",
+    "Committed",
     "check_inputs",
     "run_checks",
     "run_gate",
@@ -63,6 +65,84 @@ def _existence(name: str, paths: Sequence[str], root: Path, what: str) -> CheckR
     missing = _missing(paths, root)
     output = f"{what}: " + ", ".join(missing) if missing else ""
     return CheckResult(name, not missing, output, time.monotonic() - t0)
+
+
+@dataclass(frozen=True)
+class Committed:
+    """An attempt's post-commit, where its ``outputs`` are looked for: what the commit
+    lacks never reaches the integration branch, whatever the worktree holds."""
+
+    git_dir: Path  # the repository's own (common) git dir, never the worktree's .git
+    commit: str
+
+
+def _norm(entry: str) -> str:
+    parts = [p for p in entry.split("/") if p not in ("", ".")]
+    return "/".join(parts)
+
+
+def _literal_prefix(entry: str) -> str:
+    """The directories before a glob's first wildcard (``a/b/*.py`` → ``a/b``)."""
+    fixed: list[str] = []
+    for part in _norm(entry).split("/"):
+        if _GLOB_CHARS.search(part):
+            break
+        fixed.append(part)
+    return "/".join(fixed)
+
+
+def _not_committed(entries: Sequence[str], where: Committed) -> list[str]:
+    """The entries (paths or globs) with nothing in the commit's tree."""
+    prefixes = [_literal_prefix(e) if _GLOB_CHARS.search(e) else _norm(e) for e in entries]
+    # ls-tree takes literal prefixes; a glob without one (`*.txt`) needs the whole tree
+    paths = trees.commit_paths(where.git_dir, where.commit, [] if "" in prefixes else prefixes)
+    absent = []
+    for entry in entries:
+        if _GLOB_CHARS.search(entry):
+            found = any(matches(p, [_norm(entry)]) for p in paths)
+        else:
+            found = _norm(entry) in paths
+        if not found:
+            absent.append(entry)
+    return absent
+
+
+def _on_disk(entry: str, root: Path) -> list[str]:
+    """Worktree-relative paths ``entry`` names on disk (a glob: its first matches)."""
+    if _GLOB_CHARS.search(entry):
+        return sorted(glob.glob(_norm(entry), root_dir=root, recursive=True))[:20]
+    return [_norm(entry)] if (root / entry).exists() else []
+
+
+def _uncommitted(entries: Sequence[str], root: Path, where: Committed) -> list[str]:
+    """Why each of ``entries`` (on disk, not in the commit) was left out of the commit."""
+    found = {e: _on_disk(e, root) for e in entries}
+    rules = trees.ignore_rules(where.git_dir, root, [p for ps in found.values() for p in ps])
+    lines = []
+    for entry, paths in found.items():
+        rule = next((rules[p] for p in paths if p in rules), None)
+        why = (
+            f"ignored by {rule.describe()}, so it is not in the attempt's commit"
+            if rule is not None
+            else "not in the attempt's commit (what workspace.copy/symlink placed never is)"
+        )
+        lines.append(f"{entry}: in the worktree but {why} and would never reach the branch")
+    if rules:
+        lines.append("to deliver an ignored output: `git add -f` it and commit, or change the rule")
+    return lines
+
+
+def _outputs(outputs: Sequence[str], root: Path, where: Committed | None) -> CheckResult:
+    """Declared outputs exist in the attempt's commit (on disk when there is none)."""
+    if where is None:
+        return _existence("outputs", outputs, root, "missing output(s)")
+    t0 = time.monotonic()
+    absent = _not_committed(outputs, where)
+    left_out = [e for e in absent if _on_disk(e, root)]
+    missing = [e for e in absent if e not in left_out]
+    lines = ["missing output(s): " + ", ".join(missing)] if missing else []
+    lines += _uncommitted(left_out, root, where) if left_out else []
+    return CheckResult("outputs", not absent, "\n".join(lines), time.monotonic() - t0)
 
 
 def check_inputs(task: Task, worktree: Path) -> CheckResult | None:
@@ -149,13 +229,18 @@ def _touches(task: Task, changed: Sequence[str]) -> CheckResult:
 
 
 def run_checks(
-    task: Task, worktree: Path, changed: Sequence[str], how: CheckEnv
+    task: Task,
+    worktree: Path,
+    changed: Sequence[str],
+    how: CheckEnv,
+    committed: Committed | None = None,
 ) -> list[CheckResult]:
-    """Every check of one attempt, in order: declared outputs exist, each ``validate``
-    entry, then the diff stays inside ``touches`` (skipped when the task declares none)."""
+    """Every check of one attempt, in order: declared outputs exist (in ``committed``, the
+    attempt's post-commit, when given), each ``validate`` entry, then the diff stays
+    inside ``touches`` (skipped when the task declares none)."""
     results = []
     if task.outputs:
-        results.append(_existence("outputs", task.outputs, worktree, "missing output(s)"))
+        results.append(_outputs(task.outputs, worktree, committed))
     for v in task.validate:
         results.append(_one(v, worktree, changed, how))
     if task.touches:
