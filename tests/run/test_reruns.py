@@ -70,3 +70,40 @@ def test_force_reruns_a_succeeded_task_without_touching_its_kept_worktree(repo: 
     worktrees = git(repo, "worktree", "list", "--porcelain")
     for r in runs:  # both runs' kept worktrees exist side by side
         assert f"/worktrees/{r['id']}/A-1" in worktrees
+
+
+def test_ctrl_c_then_resume_then_force_merges_each_task_once(repo: Path, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import time
+
+    from tests.testing.runner import conductor_argv
+
+    gate = tmp_path / "go"  # the first attempt of SLOW waits for it; resumed ones do not
+    write_workflow(repo, f"""
+        version: 1
+        name: t
+        tasks:
+          A: {{run: "echo '- a' >> log.md"}}
+          SLOW: {{run: 'echo "- slow" >> log.md; test -e {gate} || {{ touch {gate}; sleep 1000; }}'}}
+          AFTER: {{run: "cp log.md after.md", depends_on: [A, SLOW]}}
+    """)  # fmt: skip
+    proc = subprocess.Popen([*conductor_argv(), "run", "wf.yaml"], cwd=repo,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 20
+    while not gate.exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 130
+    run = db_rows(repo, "SELECT id FROM runs")[0]["id"]
+
+    assert cli(repo, "resume", run).returncode == 0
+    assert task_states(repo) == {"A": "succeeded", "SLOW": "succeeded", "AFTER": "succeeded"}
+    code, _events, err = run_json(repo, "wf.yaml", "--force")
+    assert code == 0, err
+    # each line once: the forced run took the earlier results out before redoing them
+    lines = sorted(git(repo, "show", "conductor/t:log.md").splitlines())
+    assert lines == ["- a", "- slow"]
+    merges = git(repo, "log", "--merges", "--first-parent", "--format=%s", "conductor/t")
+    assert len(merges.splitlines()) == 6  # three tasks, merged by each of the two runs
