@@ -179,13 +179,14 @@ def _tty() -> bool:
 def _print_status(doc: dict[str, Any], events: list[EventRow]) -> None:
     from conductor.console.plain import describe
     from conductor.report.rundata import fmt_duration
+    from conductor.state.endings import counts_text
 
     r = doc["run"]
     hint = (
         "  (runner gone: `conductor resume " + r["id"] + "`)" if r["state"] == "interrupted" else ""
     )
     typer.echo(f"run {r['id']}  {r['name']}  {r['state']}{hint}  {fmt_duration(r['elapsed_s'])}")
-    typer.echo("  " + ", ".join(f"{n} {s}" for s, n in sorted(r["counts"].items())))
+    typer.echo("  " + counts_text(r["counts"]))
     width = max((len(t["id"]) for t in doc["tasks"]), default=2)
     for t in doc["tasks"]:
         extra = t["error"] or t["step"] or ""
@@ -216,9 +217,10 @@ def runs_cmd(
         make_console().print(render_runs_table(docs))
         return
     from conductor.report.rundata import fmt_duration
+    from conductor.state.endings import counts_text
 
     for d in docs:
-        counts = ", ".join(f"{n} {s}" for s, n in sorted(d["counts"].items()))
+        counts = counts_text(d["counts"])
         typer.echo(
             f"{d['id']}  {d['name']:<20} {d['state']:<11} "
             f"{fmt_duration(d['elapsed_s']):>7}  {counts}"
