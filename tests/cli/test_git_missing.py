@@ -33,6 +33,7 @@ def test_run_without_git(repo: Path, no_git: dict[str, str], args: tuple[str, ..
     assert_no_git(proc.stderr, proc.returncode)
     assert not (repo / ".conductor").exists()
 
+@pytest.mark.slow  # `run` without git stays in the quick set
 
 def test_clean_and_rollback_without_git(repo: Path, no_git: dict[str, str]) -> None:
     write_workflow(repo, "version: 1\nname: t\ntasks:\n  A: {run: 'echo a > a.txt'}\n")

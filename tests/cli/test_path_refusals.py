@@ -42,6 +42,7 @@ CASES_BY_COMMAND = [("validate", n) for n in REFUSED] + [
 ]
 
 
+@pytest.mark.slow  # each file is in tests/bad, which test_cli runs through the CLI too
 @pytest.mark.parametrize(("command", "name"), CASES_BY_COMMAND)
 def test_refused_with_location_and_repository_unchanged(
     repo: Path, command: str, name: str

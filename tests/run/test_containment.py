@@ -60,7 +60,12 @@ def user_state(repo: Path) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("case", sorted(HOSTILE))
+QUICK = {"rm-git", "repoint-git", "update-user-ref"}  # the rest run with the slow tests
+
+
+@pytest.mark.parametrize(
+    "case", [pytest.param(c, marks=() if c in QUICK else pytest.mark.slow) for c in sorted(HOSTILE)]
+)
 def test_a_hostile_agent_cannot_reach_beyond_its_attempt(repo: Path, case: str) -> None:
     script, said = HOSTILE[case]
     git(repo, "branch", "side")

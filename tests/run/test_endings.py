@@ -40,6 +40,7 @@ def _watch_events(repo: Path, run_id: str) -> tuple[int, list[dict[str, Any]]]:
 # ------------------------------------------------------------------ watch exits as the run did
 
 
+@pytest.mark.slow  # an end-to-end run or two
 def test_watch_of_a_succeeded_run_exits_0_and_of_a_failed_one_1(repo: Path) -> None:
     write_workflow(repo, """
         version: 1
@@ -66,6 +67,7 @@ def test_watch_of_a_succeeded_run_exits_0_and_of_a_failed_one_1(repo: Path) -> N
     assert cli(repo, "watch", bad, "--json").returncode == 1
 
 
+@pytest.mark.slow  # an end-to-end run or two
 def test_watch_of_a_detached_run_exits_with_its_code_once_it_ends(repo: Path) -> None:
     write_workflow(repo, """
         version: 1
@@ -123,6 +125,7 @@ tasks:
 """
 
 
+@pytest.mark.slow  # an end-to-end run or two
 def test_skipped_tasks_are_counted_apart_everywhere(repo: Path) -> None:
     write_workflow(repo, TWO)
     assert cli(repo, "run", "wf.yaml").returncode == 0
@@ -204,6 +207,7 @@ tasks:
 """
 
 
+@pytest.mark.slow  # an end-to-end run or two
 def test_a_conflict_settled_by_a_retry_says_whose_change_it_was_redone_on(repo: Path) -> None:
     write_workflow(repo, CONFLICT)
     proc = cli(repo, "run", "wf.yaml")

@@ -112,6 +112,7 @@ tasks:
 """
 
 
+@pytest.mark.slow  # an end-to-end run or two
 def test_two_workflows_of_one_repository_run_side_by_side(repo: Path, tmp_path: Path) -> None:
     marks = tmp_path / "marks"
     marks.mkdir()

@@ -74,6 +74,7 @@ def test_an_existing_branch_conductor_did_not_create_is_refused(repo: Path, bran
     assert "conductor did not create it" in problem["message"]
 
 
+@pytest.mark.slow  # an end-to-end run or two
 def test_adopt_branch_takes_an_existing_branch_that_is_not_checked_out(repo: Path) -> None:
     git(repo, "branch", "mine")
     write_workflow(repo, SHELL.format(extra="integration_branch: mine"))
@@ -127,6 +128,7 @@ def test_a_prompt_file_linked_outside_the_repository_is_refused(repo: Path, tmp_
     assert f"{secret.resolve()}, outside the repository {repo}" in err
     assert "hint: prompt files must live in the repository" in err
 
+@pytest.mark.slow  # a run each; the symlink case stays in the quick set
 
 def test_a_prompt_file_climbing_out_is_refused(repo: Path, tmp_path: Path) -> None:
     write(tmp_path / "outside.md", "x\n")
@@ -134,6 +136,7 @@ def test_a_prompt_file_climbing_out_is_refused(repo: Path, tmp_path: Path) -> No
     err = refused(repo)
     assert "`../outside.md` resolves to" in err and "outside the repository" in err
 
+@pytest.mark.slow  # a run each; the symlink case stays in the quick set
 
 def test_a_prompt_file_in_the_git_directory_is_refused(repo: Path) -> None:
     write_workflow(repo, AGENT.format(prompt="prompts/../.git/HEAD"))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.testing.repos import git
 from tests.testing.runner import cli, db_rows, run_json, task_states, write_workflow
 
@@ -53,6 +55,7 @@ def test_a_changed_task_replaces_its_earlier_result_and_its_dependents_follow(re
     assert subject.startswith("conductor: take out D, T for run")
 
 
+@pytest.mark.slow  # an end-to-end run or two
 def test_force_replaces_instead_of_stacking(repo: Path) -> None:
     write_workflow(repo, CHANGELOG.format(bullet="one bullet"))
     for _ in range(3):
@@ -61,6 +64,7 @@ def test_force_replaces_instead_of_stacking(repo: Path) -> None:
     assert live_merges(repo, "T") == 1
 
 
+@pytest.mark.slow  # an end-to-end run or two
 def test_a_rolled_back_task_is_redone_by_the_next_run(repo: Path) -> None:
     write_workflow(repo, CHANGELOG.format(bullet="b"))
     assert run_json(repo, "wf.yaml")[0] == 0

@@ -34,8 +34,16 @@ def files_on(repo: Path, branch: str) -> set[str]:
     return set(git(repo, "ls-tree", "-r", "--name-only", branch).split())
 
 
-@pytest.mark.parametrize("keep", ["always", "on_failure", "never"])
-@pytest.mark.parametrize("clean_between", [False, True], ids=["no-clean", "clean"])
+SLOW = pytest.mark.slow
+KEEP_AND_CLEAN = [
+    pytest.param("on_failure", False, id="on_failure-no-clean"),  # the default, quick
+    *(pytest.param(k, c, id=f"{k}-{'clean' if c else 'no-clean'}", marks=SLOW)
+      for k in ("always", "on_failure", "never") for c in (False, True)
+      if (k, c) != ("on_failure", False)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("keep", "clean_between"), KEEP_AND_CLEAN)
 def test_a_fixed_task_runs_again_cleanly_after_a_failed_run(
     repo: Path, keep: str, clean_between: bool
 ) -> None:
@@ -61,6 +69,7 @@ def test_a_fixed_task_runs_again_cleanly_after_a_failed_run(
     assert git(repo, "status", "--porcelain") == before  # the user's tree untouched
 
 
+@pytest.mark.slow  # an end-to-end run or two
 def test_force_reruns_a_succeeded_task_without_touching_its_kept_worktree(repo: Path) -> None:
     write_workflow(repo, FIXED.format(keep="always"))
     assert run_json(repo, "wf.yaml")[0] == 0
@@ -72,6 +81,7 @@ def test_force_reruns_a_succeeded_task_without_touching_its_kept_worktree(repo: 
         assert f"/worktrees/{r['id']}/A-1" in worktrees
 
 
+@pytest.mark.slow  # an end-to-end run or two
 def test_ctrl_c_then_resume_then_force_merges_each_task_once(repo: Path, tmp_path: Path) -> None:
     import signal
     import subprocess
