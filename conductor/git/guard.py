@@ -16,6 +16,7 @@ shares the repository's refs. So conductor never trusts what the agent left behi
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,8 +122,18 @@ class Guarding(Repo):
         return found
 
     def _watched(self) -> dict[str, str]:
+        """The watched refs (attempt branches left out): read from the ref files, which
+        costs no process per attempt; through git when the refs are not plain files."""
+        found = read_refs(self.common_dir)
+        if found is not None:
+            return found
         out = self._git(["for-each-ref", "--format=%(refname) %(objectname)", *WATCHED])
-        return dict(line.rsplit(" ", 1) for line in out.splitlines() if line)
+        pairs = (line.rsplit(" ", 1) for line in out.splitlines() if line)
+        return {ref: sha for ref, sha in pairs if not _attempt_ref(ref)}
+
+    def _ref_now(self, ref: str) -> str | None:
+        found = read_refs(self.common_dir, (ref,), attempts=True)
+        return found.get(ref) if found is not None else self.rev(ref)
 
     def snapshot(self) -> Snapshot:
         """The refs, HEAD and index of the user's repository before an agent runs."""
@@ -143,7 +154,7 @@ class Guarding(Repo):
         with _MERGE_LOCK:
             said = self._restore_integration(before, integration)
         after = self._watched()
-        tip = self.rev(refs.branch_ref(pinned.branch)) or ""
+        tip = self._ref_now(refs.branch_ref(pinned.branch)) or ""
         for ref in sorted(set(before.refs) | set(after)):
             old, new = before.refs.get(ref), after.get(ref)
             if old == new or not _users(ref, integration):
@@ -162,7 +173,7 @@ class Guarding(Repo):
     def _restore_integration(self, before: Snapshot, integration: str) -> list[str]:
         ref = refs.branch_ref(integration)
         expected = self._heads.get(integration) or before.refs.get(ref)
-        now = self.rev(ref)
+        now = self._ref_now(ref)
         if expected is None or now == expected:
             return []
         self._git(["update-ref", "-m", "conductor: put back", ref, expected])
@@ -194,6 +205,48 @@ class Guarding(Repo):
                 path.write_bytes(saved)
                 said.append(f"changed the repository's {name} (put back)")
         return said
+
+
+def _attempt_ref(ref: str) -> bool:
+    branch = refs.branch_of(ref)
+    return branch is not None and refs.parse_attempt_branch(branch) is not None
+
+
+def read_refs(
+    common: Path, wanted: tuple[str, ...] = WATCHED, attempts: bool = False
+) -> dict[str, str] | None:
+    """ref -> sha for the refs under ``wanted`` (prefixes, or whole ref names), read from
+    git's files (``packed-refs``, then loose refs, which win), attempt branches left out.
+    None for a repository whose refs are not files (reftable): ask git then."""
+    if (common / "reftable").exists():
+        return None
+    out: dict[str, str] = {}
+    try:
+        packed = (common / "packed-refs").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        packed = []
+    for line in packed:
+        sha, _, name = line.partition(" ")
+        if line[:1] in ("#", "^") or not name.startswith(wanted):
+            continue
+        if attempts or not _attempt_ref(name):
+            out[name] = sha
+    for prefix in wanted:
+        base = common / prefix
+        files = [base] if base.is_file() else sorted(_loose(base))
+        for path in files:
+            sha = _read(path) or ""
+            if len(sha) in (40, 64) and not path.name.endswith(".lock"):
+                out[path.relative_to(common).as_posix()] = sha
+    return out
+
+
+def _loose(base: Path) -> list[Path]:
+    found = []
+    for top, dirs, names in os.walk(base):
+        dirs[:] = [d for d in dirs if not d.endswith(refs.ATTEMPTS_MARK.rstrip("/"))]
+        found += [Path(top) / n for n in names]
+    return found
 
 
 def _users(ref: str, integration: str) -> bool:

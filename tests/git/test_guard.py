@@ -1,0 +1,49 @@
+"""The attempt guard's pieces on real repositories: reading refs without git, pinning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conductor.git import refs
+from conductor.git.guard import pin, read_refs, repair, tampering
+from conductor.git.workspace import Workspace
+from tests.testing.repos import git
+
+
+def for_each_ref(repo: Path) -> dict[str, str]:
+    out = git(repo, "for-each-ref", "--format=%(refname) %(objectname)",
+              "refs/heads/", "refs/tags/", "refs/stash")  # fmt: skip
+    return dict(line.rsplit(" ", 1) for line in out.splitlines())
+
+
+def test_reading_ref_files_agrees_with_git_for_packed_and_loose_refs(repo: Path) -> None:
+    git(repo, "branch", "side")
+    git(repo, "tag", "v1")
+    git(repo, "pack-refs", "--all")  # side, v1 and main now live in packed-refs
+    git(repo, "commit", "-q", "--allow-empty", "-m", "two")  # main loose again, newer
+    git(repo, "branch", "feature/x")
+    attempt = refs.attempt_branch("conductor/t", "r1", "T", 1)
+    git(repo, "branch", attempt)
+    (repo / "f").write_text("x")
+    git(repo, "stash", "-u", "-q")
+    expected = {r: s for r, s in for_each_ref(repo).items() if ".attempts/" not in r}
+    assert read_refs(repo / ".git") == expected
+    one = read_refs(repo / ".git", (refs.branch_ref(attempt),), attempts=True)
+    assert one == {refs.branch_ref(attempt): git(repo, "rev-parse", attempt)}
+
+
+def test_an_attempt_is_pinned_from_gits_record_and_repaired_after_tampering(repo: Path) -> None:
+    ws = Workspace.discover(repo)
+    wt = repo / ".conductor" / "worktrees" / "r1" / "T-1"
+    branch = refs.attempt_branch("conductor/t", "r1", "T", 1)
+    ws.add_worktree(wt, branch, git(repo, "rev-parse", "HEAD"))
+    pinned = pin(ws.common_dir, wt, branch)
+    assert pinned is not None and pinned.git_dir.parent == repo / ".git" / "worktrees"
+    assert tampering(pinned) == []
+
+    (wt / ".git").write_text(f"gitdir: {repo / '.git'}\n")  # pointed at the user's repo
+    assert pin(ws.common_dir, wt, branch) == pinned  # found without trusting .git
+    assert [t.split(" at ")[0] for t in tampering(pinned)] == ["pointed the worktree's .git"]
+    repair(pinned)
+    assert tampering(pinned) == []
+    assert git(wt, "symbolic-ref", "HEAD") == refs.branch_ref(branch)
