@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
+MARK_VAR = "CONDUCTOR_PROCESS_MARK"  # see Request.mark and conductor.exec.procs.sweep
 DEFAULT_GRACE_S = 5.0  # between the TERM that asks a process tree to stop and the KILL
 
 # How a command ended: on its own, or stopped by one of its limits, or never started.
@@ -38,7 +39,10 @@ class Request:
     ``env`` is the complete environment. ``log_path`` None runs without a log file (output
     reaches only ``on_line``), which is how validators and hooks capture output. ``redact``
     masks secrets in every line before it reaches the log or ``on_line``. ``cancel`` stops
-    the command gracefully (TERM, grace, KILL); ``kill_now`` stops it at once.
+    the command gracefully (TERM, grace, KILL); ``kill_now`` stops it at once. ``mark``
+    (from :func:`conductor.exec.procs.new_mark`) is put in the command's environment as
+    ``CONDUCTOR_PROCESS_MARK``; when the command ends, however it ends, the executor stops
+    every process still carrying it, including those that left the process group.
     """
 
     argv: Sequence[str]
@@ -53,6 +57,14 @@ class Request:
     on_line: Callable[[str], None] | None = None  # every output line, redacted
     on_tick: Callable[[float, float], None] | None = None  # (elapsed, idle) about once a second
     redact: Callable[[str], str] | None = None
+    mark: str | None = None
+
+    def full_env(self) -> dict[str, str]:
+        """``env`` plus the marker, as the command sees it."""
+        env = dict(self.env)
+        if self.mark:
+            env[MARK_VAR] = self.mark
+        return env
 
     def stopped_before_start(self) -> bool:
         return any(ev is not None and ev.is_set() for ev in (self.cancel, self.kill_now))

@@ -33,7 +33,16 @@ from conductor.exec.base import (
     Request,
 )
 from conductor.exec.output import Lines, Sink, footer, header, human
-from conductor.exec.procs import killpg, pidfd, process_start_time, stop_tree
+from conductor.exec.procs import (
+    disown,
+    killpg,
+    own,
+    owning,
+    pidfd,
+    process_start_time,
+    stop_tree,
+    sweep,
+)
 
 _READ_CHUNK = 65536
 _DRAIN_S = 0.25  # after the leader exits, how long a grandchild may keep the pipe open
@@ -50,8 +59,6 @@ def _start_error(argv: Sequence[str], cwd: Path, exc: OSError) -> str:
     if isinstance(exc, PermissionError):
         return f"permission denied: {argv[0]}"
     return f"could not start {argv[0]}: {exc}"
-
-
 
 
 # ---------------------------------------------------------------- the run loop
@@ -262,6 +269,17 @@ def _stdin(data: bytes | None) -> IO[bytes] | int:
 
 
 def _run(req: Request, sink: Sink, grace_s: float) -> ProcessResult:
+    try:
+        return _start(req, sink, grace_s)
+    finally:
+        if req.mark:
+            # Whatever the ending (exit, a limit, cancel, a start failure, an exception):
+            # what left the group (setsid, double fork, daemons) still carries the marker.
+            hard = req.kill_now is not None and req.kill_now.is_set()
+            sweep(req.mark, 0.0 if hard else grace_s, req.kill_now)
+
+
+def _start(req: Request, sink: Sink, grace_s: float) -> ProcessResult:
     if req.stopped_before_start():
         return CANCELLED_BEFORE_START
     argv = list(req.argv)
@@ -270,16 +288,18 @@ def _run(req: Request, sink: Sink, grace_s: float) -> ProcessResult:
     t0 = time.monotonic()
     stdin = _stdin(req.stdin)
     try:
-        proc = subprocess.Popen(
-            argv,
-            cwd=req.cwd,
-            env=dict(req.env),
-            stdin=stdin,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own group: stopped as a whole, grandchildren too
-            bufsize=0,
-        )
+        with owning():  # registered before any reaper could see it exit
+            proc = subprocess.Popen(
+                argv,
+                cwd=req.cwd,
+                env=req.full_env(),
+                stdin=stdin,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own group: stopped as a whole, grandchildren too
+                bufsize=0,
+            )
+            own(proc.pid)
     except (OSError, ValueError) as exc:
         error = _start_error(argv, req.cwd, exc) if isinstance(exc, OSError) else str(exc)
         return ProcessResult(None, "start_failed", time.monotonic() - t0, None, error)
@@ -297,13 +317,17 @@ def _watch(
     except BaseException:
         killpg(proc.pid, signal.SIGKILL)  # never leave an unwatched process behind
         proc.wait()
+        disown(proc.pid)
         raise
     try:
         if req.on_start is not None:
             req.on_start(proc.pid, process_start_time(proc.pid) or time.time())
         watch.loop()
     finally:
-        watch.cleanup()
+        try:
+            watch.cleanup()
+        finally:
+            disown(proc.pid)  # reaped by now (cleanup waits for the leader)
     return watch.result()
 
 

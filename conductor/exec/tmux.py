@@ -24,7 +24,7 @@ that exits ends the attempt, with the real exit status that line carries. (tmux'
 
 Each poll appends the pane's new lines to the attempt's log. Stopping (completion, timeout,
 idle, cancel) sends TERM to the pane's process group, KILL after the grace period, then kills
-the session.
+the session, then sweeps the request's marker (what left the group).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ from conductor.exec.panes import (
     session_name,
     tmux_available,
 )
-from conductor.exec.procs import process_start_time, stop_tree
+from conductor.exec.procs import process_start_time, stop_tree, sweep
 
 Completion = Literal["prompt", "idle", "shell"]
 COMPLETIONS: tuple[str, ...] = ("prompt", "idle", "shell")
@@ -281,7 +281,8 @@ class TmuxExecutor:
         if error is None:
             self._reap_stale(pane, sink)
             try:
-                pid = pane.start(["/bin/sh", "-c", WRAPPER, "sh", *req.argv], req.cwd, req.env)
+                argv = ["/bin/sh", "-c", WRAPPER, "sh", *req.argv]
+                pid = pane.start(argv, req.cwd, req.full_env())
             except StartFailed as exc:
                 error = str(exc)
         if pid is None:
@@ -295,7 +296,11 @@ class TmuxExecutor:
             outcome = _Drive(self, pane, log, req).loop()
         finally:
             hard = outcome is None or (req.kill_now is not None and req.kill_now.is_set())
-            self._finish(pane, pid, log, req.kill_now, 0.0 if hard else grace)
+            try:
+                self._finish(pane, pid, log, req.kill_now, 0.0 if hard else grace)
+            finally:
+                if req.mark:  # what left the pane's group: setsid, double forks, daemons
+                    sweep(req.mark, 0.0 if hard else grace, req.kill_now)
         reason, code, error = outcome
         return ProcessResult(code, reason, time.monotonic() - t0, pid, error or "")
 
@@ -319,4 +324,3 @@ class TmuxExecutor:
         sink.note(f"# conductor: removing a stale tmux session {pane.name} (pane pid {pid})")
         stop_tree(pid, 0.0)
         pane.kill()
-

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from conductor.agents import profiles as agents
 from conductor.errors import ConductorError, MergeConflict, Rejected
 from conductor.exec.base import Executor, Limits, ProcessResult, Request
+from conductor.exec.procs import new_mark
 from conductor.git import refs
 from conductor.git.blame import last_merged_task
 from conductor.git.guard import Pinned, Snapshot, repair, tampering
@@ -39,6 +40,8 @@ class Attempt:
         self.post: str | None = None
         self.changed: list[str] = []
         self.cancel = ctx.cancel_event(task.id)
+        # carried by every process of this attempt: swept when each of its commands ends
+        self.mark = new_mark(ctx.run_id, task.id, str(n))
         self.session_id: str | None = None
         self.pinned: Pinned | None = None  # the attempt's git, named explicitly
         self.before: Snapshot | None = None  # the refs the agent must not move
@@ -110,10 +113,7 @@ class Attempt:
         post = self._commit(result)
         crash_point("commit")
         if result.reason == "cancelled" or self.cancel.is_set():
-            self._close("interrupted", "interrupted")
-            return Outcome(
-                self.tid, self.n, False, "interrupted", interrupted=True, result_commit=post
-            )
+            return self._interrupted(post)
         if self.misuse:
             what = "; ".join(self.misuse)
             raise Rejected(f"the agent reached outside its attempt: it {what}", self._tail())
@@ -126,9 +126,18 @@ class Attempt:
             raise Rejected(result.error or f"agent exited {result.exit_code}", self._tail())
         if report.ok is False:
             raise Rejected(f"agent reported an error: {report.error or 'unknown'}", self._tail())
-        self._check(post)
+        try:
+            self._check(post)
+        except Rejected:
+            if self.cancel.is_set():  # the checks were stopped by cancel or Ctrl-C
+                return self._interrupted(post)
+            raise
         crash_point("checked")
         return self._merge(post, report.cost_usd)
+
+    def _interrupted(self, post: str) -> Outcome:
+        self._close("interrupted", "interrupted")
+        return Outcome(self.tid, self.n, False, "interrupted", interrupted=True, result_commit=post)
 
     def _setup(self) -> None:
         for cmd in self.ctx.wf.workspace.setup:
@@ -170,6 +179,7 @@ class Attempt:
             on_line=on_line,
             on_tick=ctx.ticker(self.task),
             redact=ctx.secrets.redact,
+            mark=self.mark,
         )
         return (executor or ctx.executor).run(request)
 
@@ -289,7 +299,9 @@ class Attempt:
         ctx.set_state(self.tid, "validating")
         changed = self.changed
         env = ctx.task_env(self.task, self.n, self.worktree)
-        how = validators.CheckEnv(env, redact=ctx.secrets.redact, executor=ctx.executor)
+        how = validators.CheckEnv(env, self.task.timeout_s or validators.DEFAULT_TIMEOUT_S,
+                                  ctx.secrets.redact, ctx.executor, self.cancel, ctx.kill_now,
+                                  self.mark)  # fmt: skip
         # outputs are looked for in the commit: an ignored file on disk never gets merged
         committed = validators.Committed(ctx.ws.common_dir, post)
         results = validators.run_checks(self.task, self.worktree, changed, how, committed)

@@ -3,8 +3,8 @@
 ``HookSink`` is an event sink. A call only puts work on a queue; one background thread
 runs the hooks in event order, each as an argv list (never through a shell) through an
 executor, so it leads its own process group and is stopped as a tree when it outlives
-its timeout. A hook that fails, hangs or cannot start is reported through ``warn`` and
-never fails the run.
+its timeout; what it started outside its group is swept by its process marker. A hook
+that fails, hangs or cannot start is reported through ``warn`` and never fails the run.
 
 Event names: every ``on:`` key is an engine event kind except ``group_completed``, which
 conductor derives: it fires once per group when the group's gate passed (``gate_passed``)
@@ -28,6 +28,7 @@ from typing import Any
 
 from conductor.exec.base import Executor, Limits, Request
 from conductor.exec.local import LocalExecutor
+from conductor.exec.procs import new_mark
 from conductor.spec.model import Workflow
 from conductor.state.events import event_json
 from conductor.state.records import EventRow
@@ -62,6 +63,7 @@ class Job:
     argv: tuple[str, ...]
     payload: str  # JSON for stdin
     task: str | None
+    mark: str  # what the hook starts carries it: swept when the hook ends
 
 
 def expand(argv: Iterable[str], values: Mapping[str, str]) -> list[str]:
@@ -145,9 +147,8 @@ class HookSink:
         state = str(data.get("state") or STATE_OF.get(event, event))
         values = {"run": row["run_id"], "task": task or "", "state": state, "group": group or ""}
         doc = event_doc(event, row, group, state)
-        job = Job(
-            event, tuple(expand(self.hooks[event], values)), json.dumps(doc, default=str), task
-        )
+        job = Job(event, tuple(expand(self.hooks[event], values)), json.dumps(doc, default=str),
+                  task, new_mark(row["run_id"], "hook"))  # fmt: skip
         if self._thread is None:
             self._thread = threading.Thread(target=self._work, name="conductor-hooks", daemon=True)
             self._thread.start()
@@ -192,6 +193,7 @@ class HookSink:
             limits=Limits(timeout_s=self.timeout_s, grace_s=KILL_GRACE_S),
             stdin=job.payload.encode(),
             on_line=lambda line: tail.append(line) if line.strip() else None,
+            mark=job.mark,
         )
         res = self.executor.run(request)
         log.debug("hook %s %s: %s in %.2fs", job.event, job.argv, res.reason, res.duration_s)

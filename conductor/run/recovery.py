@@ -1,9 +1,9 @@
 """Picking a run up again after its runner died (kill -9, power loss, Ctrl-C, cancel).
 
 Every side effect of an attempt is either recorded before it is trusted or checked
-here: orphaned agent groups are killed, a worktree left behind is committed (no
-work is lost), and a merge that reached the integration branch but not the store
-is found by its trailers, so nothing is merged twice.
+here: orphaned processes are killed (by their process marker, and agents by group), a
+worktree left behind is committed (no work is lost), and a merge that reached the
+integration branch but not the store is found by its trailers, so nothing is merged twice.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conductor.errors import ConductorError
-from conductor.exec.procs import process_alive, stop_tree
+from conductor.exec.procs import process_alive, stop_tree, sweep
 from conductor.git.guard import repair, tampering
 from conductor.git.workspace import Workspace
 from conductor.state.records import AttemptRow, TaskRow
@@ -30,6 +30,10 @@ class Recovered:
 
 
 def recover(ws: Workspace, store: Store, run_id: str, branch: str, keep: str) -> Recovered:
+    # First, before anything reads or commits a worktree: every process a dead runner's
+    # attempts, gates and hooks left (their leaders may be gone, their setsid'd children
+    # not), found by the marker they all carry. Nothing of this runner carries it yet.
+    sweep(f"{run_id}/", 2.0)
     rows = store.tasks(run_id)
     attempts: dict[str, list[AttemptRow]] = {}
     for a in store.attempts(run_id):

@@ -17,6 +17,7 @@ from conductor.agents import profiles as agents
 from conductor.errors import ConductorError, SpecError
 from conductor.exec.base import Executor
 from conductor.exec.local import LocalExecutor
+from conductor.exec.procs import become_subreaper, sweep
 from conductor.git import owned, refs
 from conductor.git.env import with_ceiling
 from conductor.git.workspace import Workspace
@@ -146,6 +147,7 @@ def drive(
     configured settings with them); ``executor`` replaces the local one (tests).
     """
     lock = RunLock(ws.state_dir, run_id).acquire()
+    become_subreaper()  # orphans of its commands come to this runner, not to init
     try:
         row = store.run(run_id)
         assert row is not None
@@ -223,6 +225,7 @@ def _drive(ws: Workspace, store: Store, row: RunRow, wf: Workflow, plan: Plan,
     emit("log_written", None, path=str(log))
     if not extras.hooks.close(timeout=60):
         emit("hook_failed", None, level="warning", message="hooks still running after 60s")
+    sweep(f"{run_id}/", 1.0)  # nothing this run started outlives it (a hook past 60 s)
     return final, exit_code(final)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import re
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -31,7 +32,7 @@ __all__ = [
     "summarize_failures",
 ]
 
-DEFAULT_TIMEOUT_S = 600.0  # a `run` check without its own `timeout`
+DEFAULT_TIMEOUT_S = 600.0  # a `run` check without its own `timeout` nor the task's
 GRACE_S = 2.0  # a check that outlives its limit gets this long after TERM
 
 _MAX_OUTPUT_LINES = 200
@@ -171,13 +172,18 @@ def _contains(v: Validator, root: Path) -> CheckResult:
 
 @dataclass(frozen=True)
 class CheckEnv:
-    """How ``run`` checks run: their environment, default time limit, secret masking, and
-    the executor that starts them (a fake one in tests of the engine)."""
+    """How ``run`` checks run: their environment, default time limit (the task's
+    ``timeout``; a validator's own ``timeout`` wins), secret masking, the executor that
+    starts them (a fake one in tests of the engine), the events that stop them (the
+    attempt's cancel, Ctrl-C's kill_now) and the process marker of the attempt or gate."""
 
     env: Mapping[str, str]
     timeout_s: float = DEFAULT_TIMEOUT_S
     redact: Callable[[str], str] | None = None
     executor: Executor = field(default_factory=LocalExecutor)
+    cancel: threading.Event | None = None
+    kill_now: threading.Event | None = None
+    mark: str | None = None
 
 
 def _run(v: Validator, root: Path, how: CheckEnv) -> CheckResult:
@@ -190,6 +196,9 @@ def _run(v: Validator, root: Path, how: CheckEnv) -> CheckResult:
         limits=Limits(timeout_s=v.timeout_s or how.timeout_s, grace_s=GRACE_S),
         on_line=tail.append,
         redact=how.redact,
+        cancel=how.cancel,
+        kill_now=how.kill_now,
+        mark=how.mark,
     )
     res = how.executor.run(req)
     output = "\n".join(tail)
