@@ -178,6 +178,7 @@ def _tty() -> bool:
 
 def _print_status(doc: dict[str, Any], events: list[EventRow]) -> None:
     from conductor.console.plain import describe
+    from conductor.console.safe import safe
     from conductor.report.rundata import fmt_duration
     from conductor.state.endings import counts_text
 
@@ -189,7 +190,8 @@ def _print_status(doc: dict[str, Any], events: list[EventRow]) -> None:
     typer.echo("  " + counts_text(r["counts"]))
     width = max((len(t["id"]) for t in doc["tasks"]), default=2)
     for t in doc["tasks"]:
-        extra = t["error"] or t["step"] or ""
+        # agent-provided text, one line per task: control characters shown escaped
+        extra = safe(t["error"] or t["step"] or "", newlines=False)
         typer.echo(
             f"  {t['id']:<{width}}  {t['state']:<11} attempt {t['attempts']}  "
             f"{fmt_duration(t['elapsed_s']):>7}  {extra[:70]}"
@@ -247,5 +249,7 @@ def logs_cmd(
         row = pick_run(store, run)
         pick = pick_attempt(store, row["id"], task, attempt)
         n = pick["n"]
+        # a terminal sees escapes shown escaped; a pipe (`logs | cat`) gets the bytes
         copy_log(log_of(pick), write, follow,
-                 lambda: attempt_finished(store, row["id"], task, n))  # fmt: skip
+                 lambda: attempt_finished(store, row["id"], task, n),
+                 escape=sys.stdout.isatty())  # fmt: skip

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from conductor.console.safe import safe
 from conductor.state.endings import counts_text, settled_from_docs
 from conductor.state.events import event_json
 from conductor.state.records import EventRow
@@ -70,7 +71,8 @@ def describe(row: EventRow) -> str:
         "log_written": lambda: f"execution log: {d.get('path')}",
     }
     text = texts.get(kind, lambda: json.dumps(d, default=str))()
-    return f"{who}: {text}" if who else text
+    # agent output, progress and errors are in here: shown escaped, never as raw escapes
+    return safe(f"{who}: {text}" if who else text)
 
 
 class PlainSink:
@@ -94,7 +96,7 @@ class PlainSink:
         _write(self.out, f"{stamp} {describe(row)}\n")
         if row["kind"] == "run_finished":  # the summary: which conflicts retries settled
             for s in settled_from_docs(row["data"].get("settled") or ()):
-                _write(self.out, f"{stamp} {s.text()}\n")
+                _write(self.out, f"{stamp} {safe(s.text())}\n")
 
 
 class JsonSink:

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from conductor.console.safe import safe
 from conductor.state.endings import settled_from_docs
 from conductor.state.records import EventRow
 from conductor.state.states import TASK_IN_PROGRESS, TASK_SETTLED
@@ -75,6 +76,9 @@ class RunModel:
 
     def apply(self, row: EventRow) -> None:
         kind, d = row["kind"], row["data"] or {}
+        # agent-provided text (output lines, progress, errors) reaches the live view only
+        # escaped: every string the view shows comes from here
+        d = {k: safe(v) if isinstance(v, str) else v for k, v in d.items()}
         self.run_id = self.run_id or row["run_id"]
         task = self.tasks.get(row["task_id"] or "")
         if task is not None:
@@ -84,7 +88,7 @@ class RunModel:
             self.concurrency = int(d.get("concurrency") or self.concurrency)
         elif kind == "run_finished":
             self.final, self.finished = str(d.get("state", "")), row["ts"]
-            self.settled = [s.text() for s in settled_from_docs(d.get("settled") or ())]
+            self.settled = [safe(s.text()) for s in settled_from_docs(d.get("settled") or ())]
         elif kind.startswith("gate_"):
             self.gates[str(d.get("group"))] = kind.removeprefix("gate_")
         elif kind == "log_written":

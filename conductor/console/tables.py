@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from conductor.console.palette import Palette, fmt_secs
+from conductor.console.safe import safe
 from conductor.state.endings import counts_text
 
 
@@ -33,7 +34,7 @@ def render_status_table(
         table.add_column(col, no_wrap=True, overflow="ellipsis")
     for t in doc["tasks"]:
         pct = f"{t['progress']:.0f}% " if isinstance(t.get("progress"), (int, float)) else ""
-        detail = t.get("error") or ""
+        detail = safe(t.get("error") or "")  # agent-provided: shown escaped
         table.add_row(
             p.state(str(t["state"])),
             t["id"],
@@ -41,7 +42,7 @@ def render_status_table(
             t.get("agent") or "",
             str(t.get("attempts") or ""),
             fmt_secs(t.get("elapsed_s")) if t.get("elapsed_s") is not None else "",
-            (pct + (t.get("step") or "")).strip(),
+            (pct + safe(t.get("step") or "", newlines=False)).strip(),
             Text(detail, style=p.style("red") if t["state"] == "failed" else ""),
         )
     return Group(head, counts, table)

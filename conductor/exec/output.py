@@ -14,8 +14,12 @@ from typing import IO
 
 from conductor.exec.base import ProcessResult
 from conductor.spec.durations import format_duration
+from conductor.spec.secrets import Secrets
 
 _MAX_LINE = 65536  # a longer unterminated line is logged in pieces, so memory stays bounded
+# How much of a cut line is held back when the redact function does not say how long its
+# longest secret is (`Secrets.longest`): enough for any key or token seen in practice.
+_HOLD_DEFAULT = 8192
 
 
 def _utf8_cut(buf: bytes, limit: int) -> int:
@@ -31,6 +35,10 @@ def _decode(raw: bytes) -> str:
     return text[:-1] if text.endswith("\r") else text
 
 
+class Piece(str):
+    """A piece of a line longer than `_MAX_LINE`: the line goes on in the next one."""
+
+
 class Lines:
     """Splits a byte stream into decoded lines; keeps the unterminated tail for later."""
 
@@ -43,7 +51,7 @@ class Lines:
         lines = [_decode(p) for p in parts]
         while len(tail) > _MAX_LINE:
             cut = _utf8_cut(tail, _MAX_LINE)
-            lines.append(_decode(tail[:cut]))
+            lines.append(Piece(tail[:cut].decode("utf-8", "replace")))
             tail = tail[cut:]
         self._tail = tail
         return lines
@@ -55,7 +63,13 @@ class Lines:
 
 
 class Sink:
-    """Where lines go: redacted, then appended to the log and handed to ``on_line``."""
+    """Where lines go: redacted, then appended to the log and handed to ``on_line``.
+
+    Pieces of a cut line (`Piece`) are joined back before masking: a secret straddling
+    the cut would otherwise reach the log as two unmasked halves. The joined text is
+    masked as a whole and written out except for a held-back tail as long as the longest
+    secret, which waits for the next piece (so memory stays bounded by one piece + hold).
+    """
 
     def __init__(
         self,
@@ -64,6 +78,10 @@ class Sink:
         redact: Callable[[str], str] | None,
     ) -> None:
         self._on_line, self._redact = on_line, redact
+        self._carry = ""  # the unwritten end of a cut line
+        owner = getattr(redact, "__self__", None)  # `Secrets.redact` knows its values
+        self._secrets = owner if isinstance(owner, Secrets) else None
+        self._hold = self._secrets.longest if self._secrets is not None else _HOLD_DEFAULT
         self._fh: IO[str] | None = None
         if log_path is not None:
             log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -71,21 +89,55 @@ class Sink:
 
     def emit(self, lines: list[str]) -> None:
         for line in lines:
-            text = self._redact(line) if self._redact is not None else line
-            if self._fh is not None:
-                self._fh.write(text + "\n")
-            if self._on_line is not None:
-                self._on_line(text)
+            if isinstance(line, Piece):
+                self._piece(line)
+            else:
+                self._out(self._mask(self._carry + line))
+                self._carry = ""
         if self._fh is not None and lines:
             self._fh.flush()  # flushed per chunk so `conductor logs -f` sees lines promptly
 
+    def _piece(self, piece: str) -> None:
+        buf = self._carry + piece
+        if self._redact is None:
+            self._out(buf)
+            self._carry = ""
+            return
+        cut = max(len(buf) - self._hold, 0)
+        # a secret starting before the cut lies wholly inside buf: move the cut past it
+        if self._secrets is not None:
+            for start, end in self._secrets.spans(buf):
+                if start < cut < end:
+                    cut = end
+        if cut == 0:
+            self._carry = buf
+            return
+        self._out(self._redact(buf[:cut]))
+        self._carry = buf[cut:]
+
+    def _mask(self, text: str) -> str:
+        return self._redact(text) if self._redact is not None else text
+
+    def _out(self, text: str) -> None:
+        if self._fh is not None:
+            self._fh.write(text + "\n")
+        if self._on_line is not None:
+            self._on_line(text)
+
+    def _drain(self) -> None:
+        if self._carry:
+            carry, self._carry = self._carry, ""
+            self._out(self._mask(carry))
+
     def note(self, text: str) -> None:
         """A conductor line (header/footer): redacted, logged, not passed to on_line."""
+        self._drain()  # the end of a cut line comes before conductor's own line
         if self._fh is not None:
-            self._fh.write((self._redact(text) if self._redact else text) + "\n")
+            self._fh.write(self._mask(text) + "\n")
             self._fh.flush()
 
     def close(self) -> None:
+        self._drain()
         if self._fh is not None:
             self._fh.close()
 
@@ -103,5 +155,3 @@ def footer(res: ProcessResult) -> str:
 def human(seconds: float) -> str:
     """``7200`` → ``2h``; sub-10-second limits (tests, tight validators) keep their fraction."""
     return format_duration(seconds) if seconds >= 10 else f"{seconds:.3g}s"
-
-

@@ -64,10 +64,18 @@ def attempt_finished(store: Store, run_id: str, task: str, n: int) -> bool:
 
 
 def copy_log(
-    path: Path, write: Callable[[str], None], follow: bool, done: Callable[[], bool]
+    path: Path,
+    write: Callable[[str], None],
+    follow: bool,
+    done: Callable[[], bool],
+    *,
+    escape: bool = False,
 ) -> None:
     """Write the log's content; with ``follow``, keep writing what is appended until
-    ``done()`` says the attempt has finished."""
+    ``done()`` says the attempt has finished. ``escape`` (a terminal): the agent's
+    control characters and escape sequences are shown escaped instead of acted on."""
+    from conductor.console.safe import safe
+
     pos = 0
     while True:
         if path.exists():
@@ -76,7 +84,8 @@ def copy_log(
                 chunk = fh.read()
             pos += len(chunk)
             if chunk:
-                write(chunk.decode(errors="replace"))
+                text = chunk.decode(errors="replace")
+                write(safe(text) if escape else text)
         if not follow or done():
             return
         time.sleep(LOG_POLL_S)

@@ -285,8 +285,11 @@ class Attempt:
         )
         tr = trailers(self.ctx, self.task, self.n, status)
         tr["Conductor-Duration"] = f"{result.duration_s:.1f}s"
+        # commit messages are pushed and shared: they are masked like every other sink
+        redact = self.ctx.secrets.redact
+        tr = {k: redact(v) for k, v in tr.items()}
         post = self.ctx.ws.commit_all(
-            self.worktree, f"conductor: {self.tid} attempt {self.n}", body, tr, self.pinned
+            self.worktree, f"conductor: {self.tid} attempt {self.n}", redact(body), tr, self.pinned
         )
         self.changed, ins, dels = self.ctx.ws.diff_summary(self.start_sha, post)
         self.update(post_commit=post, files_changed=len(self.changed), insertions=ins,

@@ -175,9 +175,14 @@ class HookSink:
             except Exception as exc:  # whatever happens to a hook, the run goes on
                 self._warn(job, f"could not run: {exc!r}")
 
+    # The run's secret masking (`Secrets.redact`), set by the runner: a failing hook's
+    # last output line goes into the warning, and conductor.log is written here, not
+    # through the emitter that masks events.
+    redact: Callable[[str], str] = str
+
     def _warn(self, job: Job, problem: str) -> None:
         who = f" ({job.task})" if job.task else ""
-        message = f"hook for {job.event}{who} `{' '.join(job.argv)}` {problem}"
+        message = self.redact(f"hook for {job.event}{who} `{' '.join(job.argv)}` {problem}")
         log.warning(message)
         try:
             self.warn(job.event, message)

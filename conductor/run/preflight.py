@@ -14,7 +14,7 @@ from conductor.errors import Diagnostic, UserError
 from conductor.git import owned, refs
 from conductor.plan.planner import Plan
 from conductor.spec.model import AgentProfile, Workflow
-from conductor.spec.secrets import collect_refs
+from conductor.spec.secrets import MIN_SECRET_LEN, collect_refs, short_values
 
 if TYPE_CHECKING:
     from conductor.git.workspace import Workspace
@@ -67,7 +67,22 @@ def check_machine(
                     where,
                 )
             )
+    problems += _short_secret_problems(wf, environ)
     return problems
+
+
+def _short_secret_problems(wf: Workflow, environ: Mapping[str, str]) -> list[Diagnostic]:
+    """A secret is masked wherever its text occurs: a short value ("dev", "true") would
+    mask every occurrence of a common word, so it is refused rather than masked."""
+    return [
+        Diagnostic(
+            f"secret ${{{var}}} is only {n} characters long: too short to be masked safely",
+            str(wf.path),
+            hint=f"use a value of at least {MIN_SECRET_LEN} characters, or pass a short "
+            "setting another way than `${VAR}` in `env` (or drop it from `secrets:`)",
+        )
+        for var, n in short_values(wf, environ).items()
+    ]
 
 
 def _branch_problems(

@@ -247,6 +247,7 @@ def _observers(ctx: RunContext, plan: Plan) -> _Observers:
         ctx.emit("hook_failed", None, level="warning", hook=kind, message=message)
 
     hooks = HookSink(ctx.wf, warn, selected=plan.selected, cwd=root)
+    hooks.redact = ctx.secrets.redact
     logger = setup_runner_log(ctx.ws.state_dir, ctx.ws.git_version)
     log = LogWriter(ctx.store, ctx.run_id, ctx.wf, ctx.ws)
     ctx.emit.sinks.extend([hooks, event_logger(logger), log])

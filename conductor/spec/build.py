@@ -67,6 +67,7 @@ def _build(source: Source, path: Path) -> Workflow:
         budget_usd=_usd(data.get("budget")),
         hooks={event: tuple(argv) for event, argv in data.get("on", {}).items()},
         groups=groups,
+        secrets=tuple(data.get("secrets", ())),
     )
 
 

@@ -161,6 +161,8 @@ class Workflow:
     budget_usd: float | None = None
     hooks: dict[str, tuple[str, ...]] = field(default_factory=dict)
     groups: dict[str, Group] = field(default_factory=dict)
+    # env var names whose values are masked though no `env` references them (`secrets:`)
+    secrets: tuple[str, ...] = ()
 
     @property
     def source_dir(self) -> Path:

@@ -17,8 +17,13 @@ from conductor.spec.model import Workflow
 
 # Group 1 is the escaping extra `$`; group 2 the variable name (POSIX shell rules).
 _REF = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
-# Shorter values are too likely to occur by chance ("1", "yes", "dev") to be masked.
-MIN_SECRET_LEN = 4
+# Shorter values are too likely to occur by chance ("yes", "develop") to be masked:
+# masking them would garble every log, so a run refuses them (preflight) instead.
+MIN_SECRET_LEN = 8
+# What is masked at all: a run that was never preflighted with today's values (`resume`
+# after the environment changed) still masks a short value, but never 1-3 characters
+# (a line of a PEM such as "==" would mask every "==").
+_MASK_FLOOR = 4
 MASK = "***"
 
 
@@ -49,14 +54,32 @@ class Secrets:
         return pattern.sub(MASK, text) if pattern is not None else text
 
     @cached_property
+    def forms(self) -> list[str]:
+        """Every text to mask, longest first: each value whole and, for a multi-line value
+        (a PEM key), each of its lines, since output reaches the sinks split into lines."""
+        found: set[str] = set()
+        for value in self.values.values():
+            found.add(value)
+            found.update(line.strip("\r") for line in value.split("\n"))
+        return sorted((f for f in found if len(f) >= _MASK_FLOOR), key=len, reverse=True)
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """Where the masked forms occur in ``text`` (start, end), as `redact` finds them."""
+        pattern = self._pattern
+        return [m.span() for m in pattern.finditer(text)] if pattern is not None else []
+
+    @property
+    def longest(self) -> int:
+        """The length of the longest form: how much output a cut must hold back."""
+        return len(self.forms[0]) if self.forms else 0
+
+    @cached_property
     def _pattern(self) -> re.Pattern[str] | None:
         # cached_property writes the instance __dict__ directly, which a frozen
         # dataclass allows. Longest first so a secret containing another is masked whole.
-        found = {v for v in self.values.values() if len(v) >= MIN_SECRET_LEN}
-        if not found:
+        if not self.forms:
             return None
-        ordered = sorted(found, key=len, reverse=True)
-        return re.compile("|".join(re.escape(v) for v in ordered))
+        return re.compile("|".join(re.escape(v) for v in self.forms))
 
 
 def collect_refs(wf: Workflow) -> dict[str, list[str]]:
@@ -74,7 +97,9 @@ def collect_refs(wf: Workflow) -> dict[str, list[str]]:
 
 
 def resolve(wf: Workflow, environ: Mapping[str, str]) -> Secrets:
-    """Read every referenced variable from ``environ``; all missing ones fail together."""
+    """Read every referenced variable from ``environ``; all missing ones fail together.
+    Variables the top-level `secrets:` lists are masked too, when set: the agent inherits
+    them from the environment without the workflow naming them in `env`."""
     refs = collect_refs(wf)
     missing = [var for var in refs if var not in environ]
     if missing:
@@ -84,4 +109,13 @@ def resolve(wf: Workflow, environ: Mapping[str, str]) -> Secrets:
             f"{wf.path}: missing environment {noun}:\n" + "\n".join(lines),
             hint="export " + " ".join(f"{var}=..." for var in missing) + " before running",
         )
-    return Secrets({var: environ[var] for var in refs})
+    listed = {var: environ[var] for var in wf.secrets if var in environ}
+    return Secrets({**listed, **{var: environ[var] for var in refs}})
+
+
+def short_values(wf: Workflow, environ: Mapping[str, str]) -> dict[str, int]:
+    """VAR -> length, for each secret whose value is set but too short to mask."""
+    names = set(collect_refs(wf)) | set(wf.secrets)
+    return {
+        v: len(environ[v]) for v in sorted(names) if 0 < len(environ.get(v, "")) < MIN_SECRET_LEN
+    }

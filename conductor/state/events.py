@@ -5,6 +5,7 @@ The engine never prints; the console, hooks and the live view subscribe here.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +15,7 @@ from conductor.state.states import LEVELS, EventKind, Level
 from conductor.state.store import Store
 
 Sink = Callable[[EventRow], None]
+
 
 def event_json(row: EventRow) -> dict[str, Any]:
     """An event as `run --json`, `watch --json` and hooks show it (a documented shape)."""
@@ -63,7 +65,14 @@ class Emitter:
                     sink(row)
 
     def forward_foreign(self) -> None:
-        """Pass events other processes wrote for this run (`conductor progress`) to the sinks."""
+        """Pass events other processes wrote for this run (`conductor progress`) to the sinks.
+
+        `conductor progress` runs inside the task and does not know the workflow's secrets
+        (handing them to it would put them in one more place), so it stores the message
+        raw. Here the runner masks each such row and rewrites its stored copy (the event's
+        data and the task's `step`) before any sink sees it: a secret in a progress message
+        is on disk only from its write until the runner's next loop tick (about a second),
+        and never reaches a log, export or terminal fed by the sinks or `status`."""
         with self._lock:
             rows = self.store.events(self.run_id, after=self._cursor)
             if rows:
@@ -72,5 +81,21 @@ class Emitter:
                 if row["id"] in self._own:
                     self._own.discard(row["id"])
                     continue
+                row = self._remask(row)
                 for sink in self.sinks:
                     sink(row)
+
+    def _remask(self, row: EventRow) -> EventRow:
+        data = row["data"] or {}
+        clean = {k: self.redact(v) if isinstance(v, str) else v for k, v in data.items()}
+        if clean == data:
+            return row
+        with self.store.tx() as db:
+            stored = json.dumps(clean, default=str)
+            db.execute("UPDATE events SET data = ? WHERE id = ?", (stored, row["id"]))
+            if row["task_id"] is not None and isinstance(data.get("message"), str):
+                db.execute(
+                    "UPDATE tasks SET step = ? WHERE run_id = ? AND task_id = ? AND step = ?",
+                    (clean["message"], self.run_id, row["task_id"], data["message"]),
+                )
+        return {**row, "data": clean}
