@@ -6,8 +6,10 @@ The engine never prints; the console, hooks and the live view subscribe here.
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from conductor.state.records import EventRow
@@ -70,9 +72,10 @@ class Emitter:
         `conductor progress` runs inside the task and does not know the workflow's secrets
         (handing them to it would put them in one more place), so it stores the message
         raw. Here the runner masks each such row and rewrites its stored copy (the event's
-        data and the task's `step`) before any sink sees it: a secret in a progress message
-        is on disk only from its write until the runner's next loop tick (about a second),
-        and never reaches a log, export or terminal fed by the sinks or `status`."""
+        data and the task's `step`) before any sink sees it. The window: a secret in a
+        progress message is on disk from its write until the runner's next loop tick
+        (about a second; `status` in that second may show it), and never reaches a log,
+        export or terminal fed by the sinks."""
         with self._lock:
             rows = self.store.events(self.run_id, after=self._cursor)
             if rows:
@@ -91,6 +94,8 @@ class Emitter:
         if clean == data:
             return row
         with self.store.tx() as db:
+            # zero the old cell's bytes, not only unlink them: state.db is on disk too
+            db.execute("PRAGMA secure_delete = ON")
             stored = json.dumps(clean, default=str)
             db.execute("UPDATE events SET data = ? WHERE id = ?", (stored, row["id"]))
             if row["task_id"] is not None and isinstance(data.get("message"), str):
@@ -98,4 +103,20 @@ class Emitter:
                     "UPDATE tasks SET step = ? WHERE run_id = ? AND task_id = ? AND step = ?",
                     (clean["message"], self.run_id, row["task_id"], data["message"]),
                 )
+        _truncate_wal(self.store.path)
         return {**row, "data": clean}
+
+
+def _truncate_wal(db_path: Path) -> None:
+    """The raw row may still be a frame of the WAL file: copy the masked pages into the
+    database and empty the WAL. Rare (only a progress message that held a secret); its own
+    short connection, so no thread's transaction on the store's one is in the way; best
+    effort: a busy database leaves the frame until SQLite's next checkpoint."""
+    try:
+        con = sqlite3.connect(db_path, timeout=2)
+        try:
+            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            con.close()
+    except sqlite3.Error:
+        pass

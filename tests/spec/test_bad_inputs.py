@@ -74,6 +74,7 @@ CASES: dict[str, tuple[int | None, int | None, str, str | None]] = {
     "prompt_with_shell_agent": (6, 5, "agent `shell` runs shell commands", "`run:`"),
     "recursive_alias": (4, 7, "a YAML alias refers to itself", None),
     "run_with_agent": (6, 5, "`run` needs a shell agent; `claude` is a claude-code", "shell"),
+    "secrets_bad_name": (3, 22, "secrets[1]: invalid value 'my token'", None),
     "self_dependency": (4, 32, "task `T1` depends on itself", None),
     "symlink_escapes": (4, 13, "symlink[0]: `../node_modules` leads outside", "root"),
     "tab_indent": (5, 1, "YAML syntax error", "tabs"),
