@@ -353,6 +353,9 @@ class Attempt:
         )
 
     def _fail(self, reason: str, output: str, retriable: bool) -> Outcome:
+        # the reason may quote the agent or an executor error: stored, exported and shown
+        redact = self.ctx.secrets.redact
+        reason, output = redact(reason), redact(output)
         self._salvage()
         self._close("failed", reason)
         return Outcome(

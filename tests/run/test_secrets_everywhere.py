@@ -6,6 +6,7 @@ a multi-line value line by line and whole, one straddling the 64 KiB line cut, o
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -125,3 +126,20 @@ def test_masking_forms_and_the_line_cut() -> None:
         text = "".join(out)
         assert LONG[:6] not in text and LONG[-6:] not in text, filler
         assert text == "x" * filler + "***" + "y" * 10
+
+
+def test_an_agent_error_quoting_a_secret_is_stored_masked(repo: Path) -> None:
+    from conductor.exec.base import Request
+    from conductor.exec.fake import Reply
+    from tests.testing.engine import start, task, workflow
+
+    def crash(request: Request) -> Reply:
+        return Reply(exit_code=1, error=f"crashed while using {LONG}")
+
+    wf = workflow(repo, task("A", env={"TOK": "${LONG_SECRET}"}))
+    with start(wf, crash, environ={**os.environ, "LONG_SECRET": LONG}) as h:
+        h.drive()
+        rows = [*h.store.tasks(h.run_id), *h.store.attempts(h.run_id)]
+    errors = [str(r["error"]) for r in rows]
+    assert errors and all(LONG not in e for e in errors)
+    assert any("crashed while using ***" in e for e in errors), errors
