@@ -7,11 +7,13 @@ session) or ignore TERM; after every kind of ending, no process carrying the mar
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,7 +52,8 @@ def carrying(value: str) -> list[int]:
 
 @pytest.fixture
 def mark() -> Iterator[str]:
-    value = new_mark("test-sweep", "T", "1")
+    # a run part of its own: test runs side by side never sweep each other's processes
+    value = new_mark(f"test-sweep-{uuid.uuid4().hex[:8]}", "T", "1")
     yield value
     for pid in carrying(value):  # never leak into the next test, pass or fail
         os.kill(pid, signal.SIGKILL)
@@ -143,3 +146,19 @@ print(len(children))
                          timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "0"  # neither live orphans nor zombies
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_the_tmux_executor_sweeps_too(tmp_path: Path, mark: str) -> None:
+    from conductor.exec import panes
+    from conductor.exec.tmux import TmuxExecutor
+
+    socket = f"conductor-test-sweep-{os.getpid()}"  # never a real run's server
+    ex = TmuxExecutor("", "shell", socket=socket, grace_s=0.3, settle_s=0.1, poll_s=0.05)
+    try:
+        res = ex.run(request(tmp_path, HOSTILE + "true", mark, limits=Limits(timeout_s=15)))
+        assert res.ok, res
+        assert carrying(mark) == []
+    finally:
+        panes.tmux(socket, "kill-server")

@@ -102,7 +102,7 @@ def test_a_hook_that_starts_a_daemon_leaves_nothing(repo: Path, token: str) -> N
     write_workflow(repo, """
         version: 1
         name: t
-        on: {task_completed: [bash, -c, "setsid sleep 1000 > /dev/null 2>&1 & echo hooked"]}
+        on: {task_completed: [bash, -c, "setsid sleep 1000 > /dev/null 2>&1 & sleep 0.3; echo hooked"]}
         tasks:
           A: {run: "echo a > a.txt"}
     """)  # fmt: skip
@@ -190,4 +190,27 @@ def test_a_hanging_validator_obeys_ctrl_c(repo: Path, token: str, tmp_path: Path
     assert time.monotonic() - t0 < 8
     assert runner.returncode == 130
     assert task_states(repo)["LEAKY"] == "interrupted"
+    assert leftovers(repo, token) == []
+
+
+DAEMON = "setsid sleep 1000 > /dev/null 2>&1 & sleep 0.3"  # time to leave the group
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["setup", "validator", "gate"])
+def test_setup_commands_validators_and_gates_leave_nothing(
+    repo: Path, token: str, where: str
+) -> None:
+    check = f"[{{run: {DAEMON!r}}}]"
+    write_workflow(repo, f"""
+        version: 1
+        name: t
+        workspace: {{setup: [{DAEMON if where == "setup" else "true"!r}]}}
+        groups:
+          G: {{validate: {check if where == "gate" else "[]"}}}
+        tasks:
+          A: {{run: "echo a > a.txt", group: G, validate: {check if where == "validator" else "[]"}}}
+    """)  # fmt: skip
+    proc = cli(repo, "run", "wf.yaml", env={TOKEN_VAR: token})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     assert leftovers(repo, token) == []
