@@ -159,6 +159,7 @@ _PR_SET_CHILD_SUBREAPER = 36  # from <linux/prctl.h>
 
 _owned: set[int] = set()  # leaders a Popen object still waits for: never reaped here
 _owned_lock = threading.Lock()
+_subreaper = False  # orphans come here only once this process is the child subreaper
 
 
 def new_mark(*parts: str) -> str:
@@ -241,11 +242,13 @@ def become_subreaper() -> bool:
     A no-op, False, where prctl is unavailable."""
     if not sys.platform.startswith("linux"):
         return False
+    global _subreaper
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        return int(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+        _subreaper = int(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
     except (OSError, AttributeError):
         return False
+    return _subreaper
 
 
 class owning:
@@ -279,7 +282,7 @@ def reap_orphans() -> int:
     for exit status 0. So only zombies that are certainly orphans are reaped: our
     children in another session than ours (git and tmux clients run in ours; every
     command of the executors leads its own) that no Popen object owns (``_owned``)."""
-    if not _has_proc():
+    if not _subreaper or not _has_proc():  # else no orphan is ever ours to reap
         return 0
     me, my_sid, reaped = os.getpid(), os.getsid(0), 0
     with _owned_lock:
