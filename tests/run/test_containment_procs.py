@@ -142,14 +142,18 @@ def test_nothing_outlives_conductor_cancel(repo: Path, token: str, tmp_path: Pat
 
 
 @pytest.mark.slow
-def test_nothing_outlives_ctrl_c(repo: Path, token: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_nothing_outlives_ctrl_c_or_sigterm(
+    repo: Path, token: str, tmp_path: Path, sig: signal.Signals
+) -> None:
     started = tmp_path / "started"
     task(repo, HOSTILE + f"touch {started}; sleep 1000")
     runner = start(repo, token, "run", "wf.yaml")
     wait_for(started, runner)
-    runner.send_signal(signal.SIGINT)
+    runner.send_signal(sig)
     runner.communicate(timeout=30)
-    assert runner.returncode == 130
+    assert runner.returncode == 130 if sig == signal.SIGINT else runner.returncode != 0
+    assert task_states(repo)["LEAKY"] == "interrupted"
     assert leftovers(repo, token) == []
 
 
