@@ -83,6 +83,23 @@ class InfraError(ConductorError):
     """git, the filesystem or a process failed; may be retried."""
 
 
+class StoreError(InfraError):
+    """The state store (`.conductor/state.db`) cannot be read or written: corrupt, full,
+    read-only or locked. Raised instead of `sqlite3.Error`, so every command reports it
+    as one message; exit 2 before a run starts (the runner sets 1 once one has)."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, hint: str, path: str, kind: str = "other") -> None:
+        super().__init__(message)
+        self.hint = hint
+        self.path = path
+        self.kind = kind  # corrupt | full | readonly | locked | other
+
+    def render(self) -> str:
+        return f"error: {self}\n  hint: {self.hint}"
+
+
 class GitError(InfraError):
     def __init__(self, argv: list[str], returncode: int, output: str) -> None:
         self.argv = argv

@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 from conductor.agents import profiles as agents
-from conductor.errors import ConductorError, MergeConflict, Rejected
+from conductor.errors import ConductorError, MergeConflict, Rejected, StoreError
 from conductor.exec.base import Executor, Limits, ProcessResult, Request
 from conductor.exec.procs import new_mark
 from conductor.git import refs
@@ -54,6 +54,10 @@ class Attempt:
         try:
             self._open()
             return self._work()
+        except StoreError as exc:  # the store failed, not the work: keep it, stop the run
+            self._salvage()
+            return Outcome(self.tid, self.n, False, str(exc), interrupted=True,
+                           result_commit=self.post, extras={"store_fault": exc})  # fmt: skip
         except Rejected as exc:
             return self._fail(exc.reason, exc.output, exc.retriable)
         except ConductorError as exc:  # git or filesystem trouble: retriable

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from conductor.agents import profiles as agents
-from conductor.errors import ConductorError, SpecError
+from conductor.errors import EXIT_FAILED, ConductorError, SpecError, StoreError
 from conductor.exec.base import Executor
 from conductor.exec.local import LocalExecutor
 from conductor.exec.procs import become_subreaper, sweep
@@ -159,6 +159,9 @@ def drive(
                          finished=None, reason=None)  # fmt: skip
         how = _How(settings or RunSettings(), executor or LocalExecutor())
         return _drive(ws, store, row, wf, plan, sinks, environ, how)
+    except StoreError as exc:  # the run had started: exit 1, resumable (README)
+        exc.exit_code = EXIT_FAILED
+        raise
     finally:
         lock.release()
 
@@ -256,8 +259,8 @@ def _observers(ctx: RunContext, plan: Plan) -> _Observers:
 
 def _prepare_runner(ctx: RunContext, plan: Plan, opts: Mapping[str, Any]) -> Runner:
     """Recover what a dead runner left, then a Runner that continues from the store."""
-    from conductor.run.engine import Runner
     from conductor.run.recovery import recover
+    from conductor.run.storewatch import GuardedRunner
 
     store, run_id, wf = ctx.store, ctx.run_id, ctx.wf
     fresh = not store.attempts(run_id)
@@ -268,7 +271,7 @@ def _prepare_runner(ctx: RunContext, plan: Plan, opts: Mapping[str, Any]) -> Run
             if row_t["state"] == "skipped":
                 ctx.emit("task_skipped", row_t["task_id"], reason=row_t["error"])
     sched = _scheduler(wf, plan, opts, rec.states, _passed_gates(store, run_id))
-    runner = Runner(ctx, sched, fail_fast=bool(opts.get("fail_fast")))
+    runner = GuardedRunner(ctx, sched, fail_fast=bool(opts.get("fail_fast")))
     for t in sched.selected:
         runner.books[t].attempts = rec.attempts.get(t, 0)
         runner.books[t].failures = rec.failures.get(t, 0)

@@ -11,11 +11,12 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+from conductor.errors import StoreError
 from conductor.state.layout import Layout
 from conductor.state.records import (
     ATTEMPT_COLUMNS,
@@ -28,13 +29,18 @@ from conductor.state.records import (
     RunRow,
     TaskRow,
 )
+from conductor.state.storefaults import translate
 
 Row = dict[str, Any]  # a row as sqlite3 hands it over, before it is typed
 _R = TypeVar("_R")
+# Told how long a write has waited for another process's lock; True: keep waiting.
+OnLocked = Callable[[StoreError, float], bool]
+BUSY_S = 30.0  # SQLite's own wait for a lock before a write gives up (or asks OnLocked)
 
 
 def _first(rows: list[_R]) -> _R | None:
     return rows[0] if rows else None
+
 
 def _assignments(fields: Mapping[str, Any], allowed: tuple[str, ...]) -> tuple[str, list[Any]]:
     unknown = set(fields) - set(allowed)
@@ -48,13 +54,27 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(
-            str(path), timeout=30, isolation_level=None, check_same_thread=False
-        )
+        self.on_locked: OnLocked | None = None  # None: a lock past BUSY_S is an error
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(
+                str(path), timeout=BUSY_S, isolation_level=None, check_same_thread=False
+            )
+        except (sqlite3.Error, OSError) as exc:
+            raise translate(path, exc) from None
+        try:
+            self._open()
+        except (sqlite3.Error, OSError) as exc:
+            self._db.close()
+            raise translate(path, exc) from None
+        except StoreError:
+            self._db.close()
+            raise
+
+    def _open(self) -> None:
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA busy_timeout = 30000")
+        self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_S * 1000)}")
         # In WAL mode NORMAL still survives kill -9 (only an OS crash can lose the last
         # commits, and resume re-checks git); FULL costs an fsync per transition.
         self._db.execute("PRAGMA synchronous = NORMAL")
@@ -68,6 +88,13 @@ class Store:
         with self.tx():
             self._db.executescript("BEGIN;" + SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
 
+    def wait_when_locked(self, on_locked: OnLocked, every_s: float) -> None:
+        """Keep waiting for another process's lock instead of failing: SQLite waits
+        ``every_s`` at a time, and ``on_locked`` (which may warn) says whether to go on."""
+        with self._lock:
+            self.on_locked = on_locked
+            self._db.execute(f"PRAGMA busy_timeout = {int(every_s * 1000)}")
+
     def close(self) -> None:
         self._db.close()
 
@@ -79,22 +106,51 @@ class Store:
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
-        """One transaction; nested use joins the outer one."""
+        """One transaction; nested use joins the outer one. SQLite's errors leave as
+        `StoreError`, rolled back."""
         with self._lock:
             if self._db.in_transaction:
                 yield self._db
                 return
-            self._db.execute("BEGIN IMMEDIATE")
+            self._begin()
             try:
                 yield self._db
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise translate(self.path, exc) from None
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
-            self._db.execute("COMMIT")
+
+    def _begin(self) -> None:
+        """BEGIN IMMEDIATE takes the write lock up front: once it is ours, nothing in
+        the transaction waits for another process, so a lock is only waited on here."""
+        since = time.monotonic()
+        while True:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.Error as exc:
+                fault = translate(self.path, exc)
+                waited = time.monotonic() - since
+                if fault.kind != "locked" or self.on_locked is None:
+                    raise fault from None
+                if not self.on_locked(fault, waited):
+                    raise fault from None
+
+    def _rollback(self) -> None:
+        # SQLite may have rolled back by itself (a full disk does): nothing left to undo
+        if self._db.in_transaction:
+            with suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
 
     def _all(self, sql: str, args: tuple[Any, ...] = ()) -> list[Row]:
         with self._lock:
-            return [dict(r) for r in self._db.execute(sql, args).fetchall()]
+            try:
+                return [dict(r) for r in self._db.execute(sql, args).fetchall()]
+            except sqlite3.Error as exc:
+                raise translate(self.path, exc) from None
 
     def _one(self, sql: str, args: tuple[Any, ...] = ()) -> Row | None:
         rows = self._all(sql, args)
