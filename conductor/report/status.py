@@ -9,11 +9,11 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from conductor.state.endings import count_states
 from conductor.state.layout import find_state_db
-from conductor.state.liveness import shown_state
+from conductor.state.liveness import shown_state, shown_task_state
 from conductor.state.records import RunRow, TaskRow
 from conductor.state.store import Store
 
@@ -27,10 +27,11 @@ def elapsed(row: Mapping[str, Any]) -> float | None:
 
 def run_doc(store: Store, run: RunRow, tasks: list[TaskRow] | None = None) -> dict[str, Any]:
     """The `run` object of the status document (also what `runs --json` lists)."""
-    tasks = store.tasks(run["id"]) if tasks is None else tasks
+    shown = shown_state(store.path.parent, run)
+    tasks = _as_shown(shown, store.tasks(run["id"]) if tasks is None else tasks)
     return {
         "id": run["id"],
-        "state": shown_state(store.path.parent, run),
+        "state": shown,
         "workflow": run["workflow"],
         "name": run["name"],
         "started": run["started"],
@@ -40,6 +41,12 @@ def run_doc(store: Store, run: RunRow, tasks: list[TaskRow] | None = None) -> di
         "base_commit": run["base_commit"],
         "counts": _counts(tasks),
     }
+
+
+def _as_shown(run_shown: str, tasks: list[TaskRow]) -> list[TaskRow]:
+    """Tasks as `status` shows them: none `running` once its runner is gone."""
+    return [cast("TaskRow", {**t, "state": shown_task_state(run_shown, t["state"])})
+            for t in tasks]  # fmt: skip
 
 
 def _counts(tasks: list[TaskRow]) -> dict[str, int]:
@@ -65,7 +72,7 @@ def task_doc(t: TaskRow) -> dict[str, Any]:
 
 def status_doc(store: Store, run: RunRow) -> dict[str, Any]:
     """``{"run": {...}, "tasks": [{...}]}`` for one run."""
-    tasks = store.tasks(run["id"])
+    tasks = _as_shown(shown_state(store.path.parent, run), store.tasks(run["id"]))
     return {"run": run_doc(store, run, tasks), "tasks": [task_doc(t) for t in tasks]}
 
 

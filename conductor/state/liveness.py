@@ -17,7 +17,7 @@ from typing import IO, TYPE_CHECKING
 from conductor.errors import UserError
 from conductor.state.layout import Layout
 from conductor.state.records import RunRow
-from conductor.state.states import RUN_LIVE
+from conductor.state.states import RUN_LIVE, TASK_ACTIVE
 
 if TYPE_CHECKING:
     from conductor.state.store import Store
@@ -93,6 +93,15 @@ def shown_state(state_dir: Path, run: RunRow) -> str:
     if run["state"] in RUN_LIVE and not is_live(state_dir, run):
         return "interrupted"
     return str(run["state"])
+
+
+def shown_task_state(run_shown: str, task_state: str) -> str:
+    """A task cannot be at work in a run whose runner is gone (killed, or stopped by a
+    store fault before it could say so): `status` shows it `interrupted`, as `resume`
+    will treat it, instead of a `running` that nothing is doing."""
+    if run_shown == "interrupted" and task_state in TASK_ACTIVE:
+        return "interrupted"
+    return task_state
 
 
 class RunLock:

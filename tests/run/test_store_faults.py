@@ -7,6 +7,7 @@ and a second process holding `BEGIN EXCLUSIVE` for longer than SQLite's busy tim
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -99,6 +100,8 @@ def test_disk_full_during_a_run_stops_it_cleanly_and_resume_finishes(
     assert status.returncode == 0, status.stderr
     assert "interrupted" in status.stdout
     assert f"conductor resume {run}" in status.stdout
+    shown = cli(repo, "status", "--json", env=NO_DISK_ALERT)
+    assert "running" not in {t["state"] for t in json.loads(shown.stdout)["tasks"]}
     ballast.unlink()
     release.touch()
     resumed = cli(repo, "resume", run, "--quiet", env=NO_DISK_ALERT)
