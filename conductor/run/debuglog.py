@@ -6,6 +6,7 @@ conductor itself did, prefixed with the facts a bug report needs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import logging.handlers
 import os
@@ -36,6 +37,23 @@ def environment_facts(git_version: str | None, argv: Sequence[str]) -> list[str]
     ]
 
 
+class _QuietHandler(logging.handlers.RotatingFileHandler):
+    """A debug log that cannot be written (a full disk, a read-only `.conductor`) is
+    lost quietly: logging's default prints a traceback on the user's terminal, and the
+    fault itself is reported once, by the store."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError):
+            super().flush()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):  # closing flushes what the disk did not take
+            super().close()
+
+
 def setup_runner_log(
     state_dir: Path,
     git_version: str | Callable[[], str] | None = None,
@@ -50,9 +68,7 @@ def setup_runner_log(
     logger.setLevel(logging.DEBUG)
     logger.propagate = False  # debug chatter must not reach the user's terminal
     if not any(_writes_to(h, path) for h in logger.handlers):
-        handler = logging.handlers.RotatingFileHandler(
-            path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8"
-        )
+        handler = _QuietHandler(path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8")
         handler.setFormatter(logging.Formatter(FORMAT))
         logger.addHandler(handler)
     version = _call(git_version) if callable(git_version) else git_version

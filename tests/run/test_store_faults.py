@@ -143,3 +143,23 @@ def test_a_store_locked_for_35s_is_waited_on_with_a_warning(repo: Path) -> None:
     rows = db_rows(repo, "SELECT * FROM tasks")
     assert {r["task_id"]: (r["state"], r["attempts"]) for r in rows} == {
         "A": ("succeeded", 1), "B": ("succeeded", 1), "C": ("succeeded", 1)}  # fmt: skip
+
+
+def test_a_full_disk_under_the_debug_log_prints_no_traceback(
+    small_disk: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import contextlib
+    import logging
+
+    from conductor.run.debuglog import close_runner_log, setup_runner_log
+
+    logger = setup_runner_log(small_disk, "git version 2.40.0")
+    try:
+        with (small_disk / "ballast").open("wb") as fh, contextlib.suppress(OSError):
+            fh.write(b"0" * 4_000_000)  # fills the disk
+        for _ in range(200):
+            logger.warning("%s", "x" * 1000)
+    finally:
+        close_runner_log(small_disk)
+        logging.getLogger("conductor").handlers.clear()
+    assert "Traceback" not in capfd.readouterr().err
