@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from functools import lru_cache
+from pathlib import Path
 
 from conductor.exec.base import MARK_VAR
 
@@ -214,7 +215,7 @@ def sweep(prefix: str, grace_s: float, kill_now: threading.Event | None = None) 
     if found and grace_s > 0 and not (kill_now is not None and kill_now.is_set()):
         _kill(found, signal.SIGTERM)
         _await(lambda: bool(marked(prefix)), grace_s, kill_now)
-    left = marked(prefix)
+    left = marked(prefix) if found else []  # nothing marked: no second scan (the usual case)
     for _ in range(3):  # a process may fork between the scan and its KILL: scan again
         if not left:
             break
@@ -286,14 +287,31 @@ def reap_orphans() -> int:
         return 0
     me, my_sid, reaped = os.getpid(), os.getsid(0), 0
     with _owned_lock:
-        for name in os.listdir("/proc"):
-            if not name.isdigit() or int(name) in _owned:
+        for pid in _children_of_self():
+            if pid in _owned:
                 continue
-            pid = int(name)
             if _zombie_orphan(pid, me, my_sid):
                 with contextlib.suppress(ChildProcessError):
                     reaped += os.waitpid(pid, os.WNOHANG)[0] == pid
     return reaped
+
+
+def _children_of_self() -> list[int]:
+    """Our children, from each thread's ``children`` list (a few small reads, where a
+    scan of all of /proc per command would cost milliseconds); the full scan where the
+    kernel does not offer the lists."""
+    tasks = Path("/proc/self/task")
+    try:
+        files = [tasks / t.name / "children" for t in tasks.iterdir()]
+        if files and files[0].exists():
+            pids: set[int] = set()
+            for f in files:
+                with contextlib.suppress(OSError):
+                    pids.update(int(x) for x in f.read_text().split())
+            return sorted(pids)
+    except OSError:
+        pass
+    return [int(n) for n in os.listdir("/proc") if n.isdigit()]
 
 
 def _zombie_orphan(pid: int, me: int, my_sid: int) -> bool:
