@@ -24,7 +24,7 @@ from conductor.report.mdtext import (
     tail_lines,
     when,
 )
-from conductor.report.rundata import ICON, RunData, fmt_duration
+from conductor.report.rundata import ICON, RunData, fmt_duration, fmt_usd
 from conductor.spec.model import Workflow
 from conductor.state.endings import count_states, counts_text, settled_conflicts
 from conductor.state.records import AttemptRow, TaskRow
@@ -59,7 +59,7 @@ def _cost_rows(d: RunData) -> list[tuple[str, str]]:
     rows = []
     if costs:
         of = f"{len(costs)} of {len(d.attempts)} attempts reported one"
-        rows.append(("Cost", f"${sum(costs):.2f} ({of})"))
+        rows.append(("Cost", f"{fmt_usd(sum(costs))} ({of})"))
     if t_in or t_out:
         rows.append(("Tokens", f"{t_in:,} in · {t_out:,} out"))
     return rows
@@ -163,7 +163,7 @@ def _task_row(d: RunData, wf: Workflow, t: TaskRow, wave: int | None, cost: bool
     ]
     if cost:
         spent = [a["cost_usd"] for a in atts if a["cost_usd"] is not None]
-        cells.append(f"${sum(spent):.2f}" if spent else "–")
+        cells.append(fmt_usd(sum(spent)) if spent else "–")
     cells.append(cell(t["error"], 100) if t["error"] else "")
     return row(cells)
 

@@ -35,6 +35,13 @@ STATE_ORDER = tuple(ICON)
 # ------------------------------------------------------------------ small formatting
 
 
+def fmt_usd(amount: float) -> str:
+    """Dollars with cents, or with enough digits that a sub-cent cost is not $0.00."""
+    if amount == 0 or abs(amount) >= 0.01:
+        return f"${amount:.2f}"
+    return f"${amount:.2g}" if abs(amount) >= 0.0001 else f"${amount:.1e}"
+
+
 def fmt_duration(seconds: float | None) -> str:
     if seconds is None:
         return "–"

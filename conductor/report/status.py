@@ -14,7 +14,7 @@ from typing import Any, cast
 from conductor.state.endings import count_states
 from conductor.state.layout import find_state_db
 from conductor.state.liveness import shown_state, shown_task_state
-from conductor.state.records import RunRow, TaskRow
+from conductor.state.records import RunRow, Spend, TaskRow
 from conductor.state.store import Store
 
 
@@ -25,10 +25,16 @@ def elapsed(row: Mapping[str, Any]) -> float | None:
     return float((row.get("finished") or time.time()) - row["started"])
 
 
-def run_doc(store: Store, run: RunRow, tasks: list[TaskRow] | None = None) -> dict[str, Any]:
+def run_doc(
+    store: Store,
+    run: RunRow,
+    tasks: list[TaskRow] | None = None,
+    spend: dict[str, Spend] | None = None,
+) -> dict[str, Any]:
     """The `run` object of the status document (also what `runs --json` lists)."""
     shown = shown_state(store.path.parent, run)
     tasks = _as_shown(shown, store.tasks(run["id"]) if tasks is None else tasks)
+    total = sum((store.spend(run["id"]) if spend is None else spend).values(), Spend())
     return {
         "id": run["id"],
         "state": shown,
@@ -40,7 +46,13 @@ def run_doc(store: Store, run: RunRow, tasks: list[TaskRow] | None = None) -> di
         "integration_branch": run["integration_branch"],
         "base_commit": run["base_commit"],
         "counts": _counts(tasks),
+        **_spend_doc(total),
     }
+
+
+def _spend_doc(s: Spend) -> dict[str, Any]:
+    """Cost and tokens the agents reported, summed over every attempt (failed ones too)."""
+    return {"cost_usd": s.cost_usd, "tokens_in": s.tokens_in, "tokens_out": s.tokens_out}
 
 
 def _as_shown(run_shown: str, tasks: list[TaskRow]) -> list[TaskRow]:
@@ -54,7 +66,7 @@ def _counts(tasks: list[TaskRow]) -> dict[str, int]:
     return count_states(t["state"] for t in tasks)
 
 
-def task_doc(t: TaskRow) -> dict[str, Any]:
+def task_doc(t: TaskRow, spend: Spend | None = None) -> dict[str, Any]:
     return {
         "id": t["task_id"],
         "state": t["state"],
@@ -66,14 +78,16 @@ def task_doc(t: TaskRow) -> dict[str, Any]:
         "step": t["step"],
         "error": t["error"],
         "merge_commit": t["merge_commit"],
-        "cost_usd": t["cost_usd"],
+        **_spend_doc(spend or Spend()),
     }
 
 
 def status_doc(store: Store, run: RunRow) -> dict[str, Any]:
     """``{"run": {...}, "tasks": [{...}]}`` for one run."""
     tasks = _as_shown(shown_state(store.path.parent, run), store.tasks(run["id"]))
-    return {"run": run_doc(store, run, tasks), "tasks": [task_doc(t) for t in tasks]}
+    spend = store.spend(run["id"])
+    return {"run": run_doc(store, run, tasks, spend),
+            "tasks": [task_doc(t, spend.get(t["task_id"])) for t in tasks]}  # fmt: skip
 
 
 def last_states(workflow_dir: Path, name: str) -> dict[str, str]:

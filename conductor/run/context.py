@@ -42,6 +42,7 @@ class RunContext:
     _cancels: dict[str, threading.Event] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _last_progress: dict[str, float] = field(default_factory=dict)
+    _held_step: dict[str, str] = field(default_factory=dict)  # throttled, not yet recorded
     _last_line: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -53,10 +54,14 @@ class RunContext:
         self.on_state(task_id, state)
 
     def progress(self, task_id: str, step: str) -> None:
+        """A step parsed from the agent's output, recorded at most every PROGRESS_EVERY_S;
+        a step the throttle held back is recorded when the attempt ends (``release``)."""
         now = time.monotonic()
         if now - self._last_progress.get(task_id, 0.0) < PROGRESS_EVERY_S:
+            self._held_step[task_id] = step
             return
         self._last_progress[task_id] = now
+        self._held_step.pop(task_id, None)
         self.store.update_task(self.run_id, task_id, step=step)
         self.emit("task_progress", task_id, step=step)
 
@@ -105,7 +110,11 @@ class RunContext:
                     return port
 
     def release(self, task_id: str) -> None:
-        """The task's attempt ended: free its port and its cancel flag."""
+        """The task's attempt ended: record its last step, free its port and cancel flag."""
+        step = self._held_step.pop(task_id, None)
+        if step is not None:  # the final step is what the agent did last: never dropped
+            self.store.update_task(self.run_id, task_id, step=step)
+            self.emit("task_progress", task_id, step=step)
         with self._lock:
             self._ports.pop(task_id, None)
             self._cancels.pop(task_id, None)

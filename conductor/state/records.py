@@ -6,7 +6,10 @@ nothing at run time, while mypy checks every field a reader names.
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from dataclasses import dataclass
+from typing import Any, TypedDict, TypeVar
+
+_N = TypeVar("_N", int, float)
 
 SCHEMA_VERSION = 1
 
@@ -179,6 +182,23 @@ class AttemptRow(TypedDict):
     tokens_in: int | None
     tokens_out: int | None
     session_id: str | None
+
+
+@dataclass(frozen=True)
+class Spend:
+    """What agents reported spending (None where none of them said)."""
+
+    cost_usd: float | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+
+    def __add__(self, other: Spend) -> Spend:
+        return Spend(_plus(self.cost_usd, other.cost_usd), _plus(self.tokens_in, other.tokens_in),
+                     _plus(self.tokens_out, other.tokens_out))  # fmt: skip
+
+
+def _plus(a: _N | None, b: _N | None) -> _N | None:
+    return b if a is None else a if b is None else a + b
 
 
 class EventRow(TypedDict):

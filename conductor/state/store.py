@@ -27,6 +27,7 @@ from conductor.state.records import (
     AttemptRow,
     EventRow,
     RunRow,
+    Spend,
     TaskRow,
 )
 from conductor.state.storefaults import translate
@@ -296,6 +297,18 @@ class Store:
             (run_id, task_id),
         )
         return float(row["c"] or 0.0) if row else 0.0
+
+    def spend(self, run_id: str) -> dict[str, Spend]:
+        """task -> what its agents reported over ALL its attempts (failed ones too);
+        a task whose agents reported nothing is absent. One query for the whole run."""
+        rows = self._all(
+            "SELECT task_id, SUM(cost_usd) AS cost, SUM(tokens_in) AS t_in,"
+            " SUM(tokens_out) AS t_out FROM attempts WHERE run_id = ?"
+            " AND (cost_usd IS NOT NULL OR tokens_in IS NOT NULL OR tokens_out IS NOT NULL)"
+            " GROUP BY task_id",
+            (run_id,),
+        )
+        return {r["task_id"]: Spend(r["cost"], r["t_in"], r["t_out"]) for r in rows}
 
     # -- events -------------------------------------------------------------
 
