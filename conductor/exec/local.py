@@ -17,7 +17,6 @@ import os
 import select
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -262,6 +261,8 @@ def _stdin(data: bytes | None) -> IO[bytes] | int:
     pipe to a process that does not read would."""
     if data is None:
         return subprocess.DEVNULL
+    import tempfile  # only hooks send stdin: not at import, for start-up
+
     fh = tempfile.TemporaryFile()  # noqa: SIM115 (closed by _run once the child has it)
     fh.write(data)
     fh.seek(0)

@@ -10,7 +10,6 @@ the runner as child subreaper (:func:`become_subreaper`, :func:`reap_orphans`).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import sys
@@ -245,6 +244,8 @@ def become_subreaper() -> bool:
         return False
     global _subreaper
     try:
+        import ctypes  # only a run's driver needs it: not at import, for start-up
+
         libc = ctypes.CDLL(None, use_errno=True)
         _subreaper = int(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
     except (OSError, AttributeError):

@@ -40,12 +40,15 @@ class History(Repo):
         later conductor commit reverted (``Conductor-Revert``), newest first. Read in one
         git process; normally a task has one: its current result."""
         ref = refs.branch_ref(branch)
-        if self.rev(ref) is None:
-            return []
         trailer = "%(trailers:key={},valueonly,separator=%x20)"
         fmt = "%x1f".join(["%H", "%P", trailer.format("Conductor-Task"),
                            trailer.format("Conductor-Revert")])  # fmt: skip
-        out = self._git(["log", "--first-parent", "-z", f"--format={fmt}", ref, "--"])
+        res = self._run(["log", "--first-parent", "-z", f"--format={fmt}", ref, "--"])
+        if not res.ok:
+            if self.rev(ref) is not None:
+                raise res.error()
+            return []  # no integration branch yet: nothing merged (one process either way)
+        out = res.stdout
         merges: list[tuple[str, str]] = []
         reverted: set[str] = set()
         for record in filter(None, out.split("\0")):
@@ -58,10 +61,7 @@ class History(Repo):
 
     def live_merges(self, branch: str) -> dict[str, list[str]]:
         """task -> its live merges on ``branch``, newest first (see live_merge_log)."""
-        live: dict[str, list[str]] = {}
-        for task, sha in self.live_merge_log(branch):
-            live.setdefault(task, []).append(sha)
-        return live
+        return by_task(self.live_merge_log(branch))
 
     def ref_shas(self, prefix: str) -> dict[str, str]:
         """ref -> sha of every ref under ``prefix``."""
@@ -76,3 +76,11 @@ class History(Repo):
             return set(self.ref_shas(prefix))  # no integration branch: nothing is merged
         args = ["for-each-ref", "--format=%(refname)", f"--no-merged={head}", prefix]
         return set(self._git(args, c_locale=True).splitlines())
+
+
+def by_task(log: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """A live merge log grouped: task -> its merges, newest first."""
+    live: dict[str, list[str]] = {}
+    for task, sha in log:
+        live.setdefault(task, []).append(sha)
+    return live

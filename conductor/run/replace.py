@@ -21,12 +21,17 @@ from conductor.state.store import Store
 
 
 def take_out_earlier(
-    ws: Workspace, store: Store, wf: Workflow, run_id: str, to_run: Collection[str]
+    ws: Workspace,
+    store: Store,
+    wf: Workflow,
+    run_id: str,
+    to_run: Collection[str],
+    log: list[tuple[str, str]],
 ) -> str | None:
     """Revert the live earlier results of ``to_run`` on the integration branch in one
-    commit; return it (None when there was nothing to take out)."""
+    commit; return it (None when there was nothing to take out). ``log`` is the branch's
+    live merge log, read once for the up-to-date checks too."""
     branch = wf.integration_branch
-    log = ws.live_merge_log(branch)
     doomed = [(task, sha) for task, sha in log if task in to_run]
     if not doomed:
         return None

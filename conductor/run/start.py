@@ -20,6 +20,7 @@ from conductor.exec.local import LocalExecutor
 from conductor.exec.procs import become_subreaper, sweep
 from conductor.git import owned, refs
 from conductor.git.env import with_ceiling
+from conductor.git.history import by_task
 from conductor.git.workspace import Workspace
 from conductor.plan.planner import Plan, remaining_path_hours
 from conductor.run.preflight import check_machine
@@ -108,14 +109,17 @@ def _record(
     claim(store, wf.name, lambda: store.create_run(
         run_id, rel, wf.name, wf.integration_branch, options, rows))  # fmt: skip
     try:
-        skipped = {} if opts.force else skips(wf, plan, ws, store)
-        check_external(wf, plan, ws, store)
+        log = ws.live_merge_log(wf.integration_branch)  # one `git log` answers for all tasks
+        live = by_task(log)
+        skipped = {} if opts.force else skips(wf, plan, store, live)
+        check_external(wf, plan, store, live)
         base_commit = ws.ensure_branch(wf.integration_branch, wf.base)
         # from now on the branch is conductor's: preflight lets later runs move it
         owned.claim(ws.root, wf.integration_branch, base_commit)
         # last, the one change to the branch: earlier results of what is about to redo
         # leave it (base_commit stays the head before, so rolling this run back restores them)
-        take_out_earlier(ws, store, wf, run_id, [t for t in plan.selected if t not in skipped])
+        to_run = [t for t in plan.selected if t not in skipped]
+        take_out_earlier(ws, store, wf, run_id, to_run, log)
     except BaseException:
         store.delete_run(run_id)
         raise

@@ -41,11 +41,12 @@ def skip_reasons(wf: Workflow, plan: Plan) -> dict[str, str]:
     except UserError:
         return {}
     with Store(db) as store:
-        return skips(wf, plan, ws, store)
+        return skips(wf, plan, store, ws.live_merges(wf.integration_branch))
 
 
-def skips(wf: Workflow, plan: Plan, ws: Workspace, store: Store) -> dict[str, str]:
-    live = ws.live_merges(wf.integration_branch)  # one git process for every task
+def skips(wf: Workflow, plan: Plan, store: Store, live: Live) -> dict[str, str]:
+    """The selected tasks that are up to date and whose dependencies all are too.
+    ``live`` (from one `git log` of the integration branch) answers for every task."""
     out: dict[str, str] = {}
     for t in plan.selected:
         why = up_to_date(wf, store, t, live)
@@ -55,8 +56,7 @@ def skips(wf: Workflow, plan: Plan, ws: Workspace, store: Store) -> dict[str, st
     return out
 
 
-def check_external(wf: Workflow, plan: Plan, ws: Workspace, store: Store) -> None:
-    live = ws.live_merges(wf.integration_branch) if plan.external_deps else {}
+def check_external(wf: Workflow, plan: Plan, store: Store, live: Live) -> None:
     needed = {d for deps in plan.external_deps.values() for d in deps}
     missing = sorted(d for d in needed if up_to_date(wf, store, d, live) is None)
     if missing:
