@@ -18,7 +18,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from tests.testing.repos import git, make_repo
+from tests.testing.repos import git, live_merges, make_repo
 from tests.testing.runner import cli, db_rows, run_json, write_workflow
 
 WORKFLOW = """
@@ -30,20 +30,6 @@ tasks:
   S: {{run: "echo s >> s.txt"}}
 """
 BULLETS = ("retries", "retries with backoff", "retries with jitter")
-
-
-def live_merges(repo: Path, task: str) -> list[str]:
-    fmt = ("%H %P%x1f%(trailers:key=Conductor-Task,valueonly,separator=%x20)"
-           "%x1f%(trailers:key=Conductor-Revert,valueonly,separator=%x20)")  # fmt: skip
-    log = git(repo, "log", "-z", "--first-parent", f"--format={fmt}", "conductor/t")
-    merges, reverted = [], set()
-    for record in filter(None, log.split("\0")):
-        head, tasks, reverts = record.strip("\n").split("\x1f")
-        reverted.update(reverts.split())
-        sha, *parents = head.split()
-        if len(parents) > 1 and tasks.strip() == task:
-            merges.append(sha)
-    return [m for m in merges if m not in reverted]
 
 
 def on_branch(repo: Path, path: str) -> str | None:

@@ -28,3 +28,20 @@ def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
+
+
+def live_merges(repo: Path, task: str, branch: str = "conductor/t") -> list[str]:
+    """Merges of ``task`` on ``branch``'s first-parent line that no later commit reverted
+    (``Conductor-Revert``), newest first: read with git directly, an oracle independent of
+    conductor's own reading of the same log."""
+    fmt = ("%H %P%x1f%(trailers:key=Conductor-Task,valueonly,separator=%x20)"
+           "%x1f%(trailers:key=Conductor-Revert,valueonly,separator=%x20)")  # fmt: skip
+    log = git(repo, "log", "-z", "--first-parent", f"--format={fmt}", branch)
+    merges, reverted = [], set()
+    for record in filter(None, log.split("\0")):
+        head, tasks, reverts = record.strip("\n").split("\x1f")
+        reverted.update(reverts.split())
+        sha, *parents = head.split()
+        if len(parents) > 1 and tasks.strip() == task:
+            merges.append(sha)
+    return [m for m in merges if m not in reverted]
