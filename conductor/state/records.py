@@ -11,7 +11,18 @@ from typing import Any, TypedDict, TypeVar
 
 _N = TypeVar("_N", int, float)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# Columns added since version 1, as ALTER TABLE adds them to an older store (a store keeps
+# its history across upgrades: `conductor runs` and `resume` must work on yesterday's runs).
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: (
+        "ALTER TABLE attempts ADD COLUMN tokens_cache INTEGER",
+        "ALTER TABLE attempts ADD COLUMN turns INTEGER",
+        "ALTER TABLE attempts ADD COLUMN model TEXT",
+        "ALTER TABLE attempts ADD COLUMN outputs TEXT",
+    ),
+}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -71,6 +82,10 @@ CREATE TABLE IF NOT EXISTS attempts (
     tokens_in INTEGER,
     tokens_out INTEGER,
     session_id TEXT,
+    tokens_cache INTEGER,            -- of tokens_in, how many were read from or written to cache
+    turns INTEGER,
+    model TEXT,
+    outputs TEXT,                    -- JSON object: what the task wrote to $CONDUCTOR_OUTPUT
     PRIMARY KEY (run_id, task_id, n)
 );
 CREATE TABLE IF NOT EXISTS events (
@@ -121,6 +136,10 @@ ATTEMPT_COLUMNS = (
     "tokens_in",
     "tokens_out",
     "session_id",
+    "tokens_cache",
+    "turns",
+    "model",
+    "outputs",
 )
 
 
@@ -182,6 +201,10 @@ class AttemptRow(TypedDict):
     tokens_in: int | None
     tokens_out: int | None
     session_id: str | None
+    tokens_cache: int | None
+    turns: int | None
+    model: str | None
+    outputs: str | None  # JSON object, or None when the task wrote none
 
 
 @dataclass(frozen=True)

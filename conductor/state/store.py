@@ -20,6 +20,7 @@ from conductor.errors import StoreError
 from conductor.state.layout import Layout
 from conductor.state.records import (
     ATTEMPT_COLUMNS,
+    MIGRATIONS,
     RUN_COLUMNS,
     SCHEMA,
     SCHEMA_VERSION,
@@ -79,8 +80,17 @@ class Store:
         # In WAL mode NORMAL still survives kill -9 (only an OS crash can lose the last
         # commits, and resume re-checks git); FULL costs an fsync per transition.
         self._db.execute("PRAGMA synchronous = NORMAL")
-        if self._db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:
             self._create()
+        elif version < SCHEMA_VERSION:
+            self._migrate(version)
+        elif version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} was written by a newer conductor (store version {version})",
+                "upgrade conductor, or move the file aside to start a fresh history",
+                str(self.path), "corrupt",
+            )  # fmt: skip
 
     def _create(self) -> None:
         # WAL lets `status` read while the runner writes; the schema goes in one
@@ -88,6 +98,14 @@ class Store:
         self._db.execute("PRAGMA journal_mode = WAL")
         with self.tx():
             self._db.executescript("BEGIN;" + SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
+
+    def _migrate(self, version: int) -> None:
+        # One transaction: a runner killed mid-upgrade leaves the old version, intact.
+        with self.tx() as db:
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for sql in MIGRATIONS.get(step, ()):
+                    db.execute(sql)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def wait_when_locked(self, on_locked: OnLocked, every_s: float) -> None:
         """Keep waiting for another process's lock instead of failing: SQLite waits

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
+import pytest
+
+from conductor.errors import StoreError
 from conductor.state.events import Emitter, event_json
 from conductor.state.layout import Layout, find_state_db, of_db
 from conductor.state.liveness import RunLock, is_live, shown_state
@@ -102,3 +106,38 @@ def test_a_run_is_live_only_while_its_runner_holds_the_lock(tmp_path: Path) -> N
 def test_the_named_state_sets_agree_with_each_other() -> None:
     assert TASK_OK <= TASK_TERMINAL and not TASK_ACTIVE & TASK_TERMINAL
     assert not RUN_LIVE & RUN_ENDED
+
+
+_V1_ATTEMPTS = """
+CREATE TABLE attempts (run_id TEXT NOT NULL, task_id TEXT NOT NULL, n INTEGER NOT NULL,
+  state TEXT NOT NULL, started REAL NOT NULL, finished REAL, worktree TEXT, branch TEXT,
+  pre_commit TEXT, post_commit TEXT, exit_code INTEGER, pid INTEGER, pid_start REAL,
+  log_path TEXT, error TEXT, checks TEXT, files_changed INTEGER, insertions INTEGER,
+  deletions INTEGER, cost_usd REAL, tokens_in INTEGER, tokens_out INTEGER, session_id TEXT,
+  PRIMARY KEY (run_id, task_id, n));
+INSERT INTO attempts (run_id, task_id, n, state, started, cost_usd)
+  VALUES ('r1', 'A', 1, 'succeeded', 1.0, 0.25);
+PRAGMA user_version = 1;
+"""
+
+
+def test_a_store_from_the_previous_version_is_upgraded_keeping_its_history(
+    tmp_path: Path,
+) -> None:
+    db = Layout.of_repo(tmp_path).db
+    db.parent.mkdir(parents=True)
+    with sqlite3.connect(db) as old:
+        old.executescript(_V1_ATTEMPTS)
+    with open_store(db.parent) as store:
+        store.update_attempt("r1", "A", 1, turns=3, model="m", tokens_cache=7, outputs="{}")
+        (row,) = store.attempts("r1", "A")
+    assert row["cost_usd"] == 0.25 and row["turns"] == 3 and row["model"] == "m"
+
+
+def test_a_store_written_by_a_newer_conductor_is_refused_clearly(tmp_path: Path) -> None:
+    db = Layout.of_repo(tmp_path).db
+    db.parent.mkdir(parents=True)
+    with sqlite3.connect(db) as new:
+        new.execute("PRAGMA user_version = 99")
+    with pytest.raises(StoreError, match="newer conductor"):
+        open_store(db.parent)
