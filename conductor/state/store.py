@@ -102,6 +102,8 @@ class Store:
     def _migrate(self, version: int) -> None:
         # One transaction: a runner killed mid-upgrade leaves the old version, intact.
         with self.tx() as db:
+            # another process may have upgraded it between our read and our write lock
+            version = db.execute("PRAGMA user_version").fetchone()[0]
             for step in range(version + 1, SCHEMA_VERSION + 1):
                 for sql in MIGRATIONS.get(step, ()):
                     db.execute(sql)
