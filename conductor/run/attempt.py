@@ -122,10 +122,7 @@ class Attempt:
             what = "; ".join(self.misuse)
             raise Rejected(f"the agent reached outside its attempt: it {what}", self._tail())
         if report.rate_limited:
-            self._close("paused", report.error or "rate or usage limit")
-            return Outcome(self.tid, self.n, False, report.error or "rate or usage limit",
-                           paused=True, resume_at=report.reset_at, result_commit=post,
-                           extras={"session_id": self.session_id})  # fmt: skip
+            return self._paused(post, report)
         if result.reason != "exited" or result.exit_code != 0:
             raise Rejected(result.error or f"agent exited {result.exit_code}", self._tail())
         if report.ok is False:
@@ -138,6 +135,13 @@ class Attempt:
             raise
         crash_point("checked")
         return self._merge(post, report.cost_usd)
+
+    def _paused(self, post: str, report: agents.AgentReport) -> Outcome:
+        # the limit message is the agent's own text (it may quote a key): stored and shown
+        error = self.ctx.secrets.redact(report.error or "rate or usage limit")
+        self._close("paused", error)
+        return Outcome(self.tid, self.n, False, error, paused=True, resume_at=report.reset_at,
+                       result_commit=post, extras={"session_id": self.session_id})  # fmt: skip
 
     def _interrupted(self, post: str) -> Outcome:
         self._close("interrupted", "interrupted")

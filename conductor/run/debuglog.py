@@ -54,23 +54,59 @@ class _QuietHandler(logging.handlers.RotatingFileHandler):
             super().close()
 
 
+_FORMAT = logging.Formatter(FORMAT)
+
+
+class _Masking(logging.Filter):
+    """Masks the run's secrets in every record the debug log writes: its message with the
+    arguments filled in, its traceback and its stack. A handler's filter sees the records
+    of child loggers too (`conductor.run.hooks`), which a logger's filter would not."""
+
+    def __init__(self, redact: Callable[[str], str]) -> None:
+        super().__init__()
+        self.redact = redact
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        redact = self.redact
+        try:
+            message = record.getMessage()
+        except Exception:  # bad arguments: the formatter fails too, and nothing is written
+            return True
+        record.msg, record.args = redact(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _FORMAT.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
 def setup_runner_log(
     state_dir: Path,
     git_version: str | Callable[[], str] | None = None,
     argv: Sequence[str] | None = None,
+    redact: Callable[[str], str] = str,
 ) -> logging.Logger:
     """Attach a rotating file handler to the ``conductor`` logger (once per file) and write
     the environment facts. ``git_version`` is the `git --version` output, or a function
-    returning it: this module never starts git itself."""
+    returning it: this module never starts git itself. ``redact`` (the run's
+    `Secrets.redact`) masks every record before it reaches the file."""
     state_dir.mkdir(parents=True, exist_ok=True)
     path = (state_dir / FILE_NAME).resolve()
     logger = logging.getLogger(LOGGER)
     logger.setLevel(logging.DEBUG)
     logger.propagate = False  # debug chatter must not reach the user's terminal
-    if not any(_writes_to(h, path) for h in logger.handlers):
+    handler = next((h for h in logger.handlers if _writes_to(h, path)), None)
+    if handler is None:
         handler = _QuietHandler(path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8")
-        handler.setFormatter(logging.Formatter(FORMAT))
+        handler.setFormatter(_FORMAT)
         logger.addHandler(handler)
+    masking = next((f for f in handler.filters if isinstance(f, _Masking)), None)
+    if masking is None:
+        handler.addFilter(_Masking(redact))
+    else:  # the same file for a later run of this process: that run's secrets
+        masking.redact = redact
     version = _call(git_version) if callable(git_version) else git_version
     for fact in environment_facts(version, sys.argv if argv is None else argv):
         logger.info(fact)

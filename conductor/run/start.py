@@ -6,6 +6,7 @@ written first so that one run per workflow is claimed atomically, is taken out a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -32,8 +33,9 @@ from conductor.spec.model import Workflow
 from conductor.spec.secrets import Secrets, resolve
 from conductor.state.endings import exit_code
 from conductor.state.layout import Layout
-from conductor.state.liveness import RunLock, claim
+from conductor.state.liveness import RunLock, claim, lock_held
 from conductor.state.records import RunRow
+from conductor.state.states import RUN_LIVE
 from conductor.state.store import Store, open_store
 
 if TYPE_CHECKING:
@@ -150,7 +152,11 @@ def drive(
     ``wf``/``plan`` the run's own workflow file and selection are read again (and its
     configured settings with them); ``executor`` replaces the local one (tests).
     """
-    lock = RunLock(ws.state_dir, run_id).acquire()
+    try:
+        lock = RunLock(ws.state_dir, run_id).acquire()
+    except StoreError:
+        _no_runner(ws, store, run_id)
+        raise
     become_subreaper()  # orphans of its commands come to this runner, not to init
     try:
         row = store.run(run_id)
@@ -168,6 +174,15 @@ def drive(
         raise
     finally:
         lock.release()
+
+
+def _no_runner(ws: Workspace, store: Store, run_id: str) -> None:
+    """The runner could not take its lock (a read-only or full `.conductor`): the run is
+    interrupted now, not after the start grace, so `run` again is not refused as live."""
+    row = store.run(run_id)
+    if row is not None and row["state"] in RUN_LIVE and not lock_held(ws.state_dir, run_id):
+        with contextlib.suppress(StoreError):  # the store's own fault is said elsewhere
+            store.update_run(run_id, state="interrupted")
 
 
 def replan(
@@ -255,7 +270,7 @@ def _observers(ctx: RunContext, plan: Plan) -> _Observers:
 
     hooks = HookSink(ctx.wf, warn, selected=plan.selected, cwd=root)
     hooks.redact = ctx.secrets.redact
-    logger = setup_runner_log(ctx.ws.state_dir, ctx.ws.git_version)
+    logger = setup_runner_log(ctx.ws.state_dir, ctx.ws.git_version, redact=ctx.secrets.redact)
     log = LogWriter(ctx.store, ctx.run_id, ctx.wf, ctx.ws)
     ctx.emit.sinks.extend([hooks, event_logger(logger), log])
     return _Observers(hooks, log)

@@ -7,6 +7,7 @@ never reach logs, events or exports. `$${VAR}` is an escape for a literal `${VAR
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -61,6 +62,9 @@ class Secrets:
         for value in self.values.values():
             found.add(value)
             found.update(line.strip("\r") for line in value.split("\n"))
+            # agents print JSON lines (stream-json): there a quote, backslash, newline or
+            # non-ASCII character of the value is escaped, and the line is masked as printed
+            found.update(json.dumps(value, ensure_ascii=a)[1:-1] for a in (True, False))
         return sorted((f for f in found if len(f) >= _MASK_FLOOR), key=len, reverse=True)
 
     def spans(self, text: str) -> list[tuple[int, int]]:

@@ -7,6 +7,7 @@ recording a run and its background runner taking the lock.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import time
@@ -18,6 +19,7 @@ from conductor.errors import UserError
 from conductor.state.layout import Layout
 from conductor.state.records import RunRow
 from conductor.state.states import RUN_LIVE, TASK_ACTIVE
+from conductor.state.storefaults import translate
 
 if TYPE_CHECKING:
     from conductor.state.store import Store
@@ -113,8 +115,11 @@ class RunLock:
         self._fh: IO[str] | None = None
 
     def acquire(self) -> RunLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = self.path.open("a+")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fh = self.path.open("a+")
+        except OSError as exc:  # a read-only or full `.conductor`: one message, no traceback
+            raise translate(Path(exc.filename or self.path), exc) from None
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -125,10 +130,11 @@ class RunLock:
                 f"run {self.run_id} is already being driven by {holder}",
                 hint=f"watch it with `conductor watch {self.run_id}`",
             ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()}")
-        fh.flush()
+        # who holds it, for the refusal above; the flock alone is the truth, so a full
+        # disk that takes no text does not stop the run (the store will say it is full)
+        with contextlib.suppress(OSError):
+            fh.truncate(0)
+            os.write(fh.fileno(), f"pid {os.getpid()}".encode())
         self._fh = fh
         return self
 
