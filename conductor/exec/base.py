@@ -77,6 +77,8 @@ class ProcessResult:
     duration_s: float
     pid: int | None
     error: str = ""  # e.g. "executable not found: claude", "timed out after 2h"
+    # why the command's log stopped being written (a full disk): the command itself ran on
+    log_fault: OSError | None = None
 
     @property
     def ok(self) -> bool:

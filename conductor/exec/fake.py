@@ -64,9 +64,9 @@ class FakeExecutor:
             sink.note(header(request.argv, request.cwd))
             result = self._answer(request, sink)
             sink.note(footer(result))
-            return result
         finally:
             sink.close()
+        return sink.told(result)
 
     def _answer(self, request: Request, sink: Sink) -> ProcessResult:
         t0 = time.monotonic()

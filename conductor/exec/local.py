@@ -251,9 +251,9 @@ class LocalExecutor:
             grace = self.grace_s if request.limits.grace_s is None else request.limits.grace_s
             result = _run(request, sink, grace)
             sink.note(footer(result))
-            return result
         finally:
             sink.close()
+        return sink.told(result)  # a log the disk stopped taking: the caller decides
 
 
 def _stdin(data: bytes | None) -> IO[bytes] | int:

@@ -6,9 +6,12 @@ same whether its agent ran as a subprocess or in a tmux pane.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import shlex
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import IO
 
@@ -20,6 +23,7 @@ _MAX_LINE = 65536  # a longer unterminated line is logged in pieces, so memory s
 # How much of a cut line is held back when the redact function does not say how long its
 # longest secret is (`Secrets.longest`): enough for any key or token seen in practice.
 _HOLD_DEFAULT = 8192
+log = logging.getLogger("conductor")
 
 
 def _utf8_cut(buf: bytes, limit: int) -> int:
@@ -69,6 +73,11 @@ class Sink:
     the cut would otherwise reach the log as two unmasked halves. The joined text is
     masked as a whole and written out except for a held-back tail as long as the longest
     secret, which waits for the next piece (so memory stays bounded by one piece + hold).
+
+    A log that cannot be written (a full disk) is given up on, not raised: the lines still
+    reach ``on_line``, the caller keeps draining the command's pipe so the command is not
+    blocked, and the store's own fault on that disk ends the run (resumable). The loss is
+    noted once in conductor.log and, if space came back, at the end of the log itself.
     """
 
     def __init__(
@@ -83,6 +92,8 @@ class Sink:
         self._secrets = owner if isinstance(owner, Secrets) else None
         self._hold = self._secrets.longest if self._secrets is not None else _HOLD_DEFAULT
         self._fh: IO[str] | None = None
+        self._path = log_path
+        self.fault: OSError | None = None  # why the log stopped being written
         if log_path is not None:
             log_path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = open(log_path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115
@@ -94,8 +105,8 @@ class Sink:
             else:
                 self._out(self._mask(self._carry + line))
                 self._carry = ""
-        if self._fh is not None and lines:
-            self._fh.flush()  # flushed per chunk so `conductor logs -f` sees lines promptly
+        if lines:
+            self._flush()  # per chunk, so `conductor logs -f` sees lines promptly
 
     def _piece(self, piece: str) -> None:
         buf = self._carry + piece
@@ -119,10 +130,34 @@ class Sink:
         return self._redact(text) if self._redact is not None else text
 
     def _out(self, text: str) -> None:
-        if self._fh is not None:
-            self._fh.write(text + "\n")
+        self._write(text)
         if self._on_line is not None:
             self._on_line(text)
+
+    def _write(self, text: str) -> None:
+        if self._fh is not None:
+            try:
+                self._fh.write(text + "\n")
+            except OSError as exc:
+                self._give_up(exc)
+
+    def _flush(self) -> None:
+        if self._fh is not None:
+            try:
+                self._fh.flush()
+            except OSError as exc:
+                self._give_up(exc)
+
+    def _give_up(self, exc: OSError) -> None:
+        fh, self._fh, self.fault = self._fh, None, exc
+        if fh is not None:
+            with contextlib.suppress(OSError):  # closing flushes what the disk refused
+                fh.close()
+        log.warning("%s", self._lost())
+
+    def _lost(self) -> str:
+        why = self.fault.strerror if self.fault and self.fault.strerror else str(self.fault)
+        return f"# conductor: cannot write {self._path} ({why}): output after this is not logged"
 
     def _drain(self) -> None:
         if self._carry:
@@ -132,14 +167,23 @@ class Sink:
     def note(self, text: str) -> None:
         """A conductor line (header/footer): redacted, logged, not passed to on_line."""
         self._drain()  # the end of a cut line comes before conductor's own line
-        if self._fh is not None:
-            self._fh.write(self._mask(text) + "\n")
-            self._fh.flush()
+        self._write(self._mask(text))
+        self._flush()
+
+    def told(self, result: ProcessResult) -> ProcessResult:
+        """``result``, carrying why the log stopped being written if it did."""
+        return result if self.fault is None else replace(result, log_fault=self.fault)
 
     def close(self) -> None:
         self._drain()
         if self._fh is not None:
-            self._fh.close()
+            try:
+                self._fh.close()
+            except OSError as exc:
+                self._give_up(exc)
+        if self.fault is not None and self._path is not None:
+            with contextlib.suppress(OSError), open(self._path, "a", encoding="utf-8") as fh:
+                fh.write(self._lost() + "\n")  # the gap explained, if there is room now
 
 
 def header(argv: Sequence[str], cwd: Path) -> str:

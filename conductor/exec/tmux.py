@@ -268,9 +268,9 @@ class TmuxExecutor:
             )
             result = self._run(request, Pane(self.socket, name), sink)
             sink.note(footer(result))
-            return result
         finally:
             sink.close()
+        return sink.told(result)
 
     def _run(self, req: Request, pane: Pane, sink: Sink) -> ProcessResult:
         if req.stopped_before_start():

@@ -21,6 +21,7 @@ from conductor.git.guard import Pinned, Snapshot, repair, tampering
 from conductor.run import validators
 from conductor.run.faults import crash_point
 from conductor.run.outcome import Outcome, Prior, trailers
+from conductor.state.storefaults import translate
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -189,7 +190,10 @@ class Attempt:
             redact=ctx.secrets.redact,
             mark=self.mark,
         )
-        return (executor or ctx.executor).run(request)
+        result = (executor or ctx.executor).run(request)
+        if result.log_fault is not None:  # the disk took no more of its log: stop as on a
+            raise translate(self.log_path, result.log_fault)  # full store, work committed
+        return result
 
     def _agent_executor(self, prompt: Path) -> Executor | None:
         """A tmux pane for `executor: tmux` profiles (one per attempt: the prompt is

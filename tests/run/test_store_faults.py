@@ -163,3 +163,58 @@ def test_a_full_disk_under_the_debug_log_prints_no_traceback(
         close_runner_log(small_disk)
         logging.getLogger("conductor").handlers.clear()
     assert "Traceback" not in capfd.readouterr().err
+
+
+
+@pytest.fixture
+def small_runs_disk(repo: Path) -> Iterator[Path]:
+    """`.conductor/runs` (the agents' logs) alone on a 2 MB tmpfs: `state.db` keeps working,
+    so only the log can tell the run that the disk is full."""
+    runs = repo / ".conductor" / "runs"
+    runs.mkdir(parents=True)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(runs)],
+                          capture_output=True, text=True)  # fmt: skip
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {proc.stderr.strip()}")
+    try:
+        yield runs
+    finally:
+        subprocess.run(["umount", "-l", str(runs)], check=False)
+
+
+FILLS = """
+version: 1
+name: faults
+defaults: {{retries: 0}}
+tasks:
+  A:
+    # fills the disk under the logs once, then prints ~1.5 MB its log cannot take
+    run: |
+      echo work > work.txt
+      if [ ! -e {marker} ]; then
+        touch {marker}
+        dd if=/dev/zero of="$CONDUCTOR_STATE_DIR/runs/ballast" bs=64k 2>/dev/null
+        for i in $(seq 1 40000); do echo "line $i of output after the disk filled"; done
+      fi
+"""
+
+
+def test_an_agent_log_on_a_full_disk_ends_the_run_resumably(
+    repo: Path, small_runs_disk: Path
+) -> None:
+    write_workflow(repo, FILLS.format(marker=repo.parent / "filled"))
+    proc = _start(repo, NO_DISK_ALERT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, (out, err)
+    assert "Traceback" not in out + err
+    assert "No space left on device" in err and "conductor resume" in err
+    run = latest_run(repo)
+    assert f"runs/{run}/logs/A-1.log" in err
+    assert git(repo, "show", f"conductor/faults.attempts/{run}/A/1:work.txt") == "work"
+    (small_runs_disk / "ballast").unlink()
+    resumed = cli(repo, "resume", run, "--quiet", env=NO_DISK_ALERT)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert git(repo, "show", "conductor/faults:work.txt") == "work"
+    # the gap in A's first log is explained on the disk that still had room
+    note = f"cannot write {small_runs_disk / run / 'logs' / 'A-1.log'}"
+    assert note in (repo / ".conductor" / "conductor.log").read_text()
