@@ -88,9 +88,11 @@ def _context_sections(task: Task, ctx: InstructionContext) -> list[str]:
         ]
         out += [
             "## Work done before you",
-            "These tasks finished first; their work is already in your worktree:",
+            "These tasks finished first; the work of those that succeeded is already in "
+            "your worktree:",
             _bullets(lines),
         ]
+    out += _values_section(ctx.values)
     if ctx.previous_failure:
         out += [
             "## The previous attempt failed",
@@ -99,6 +101,23 @@ def _context_sections(task: Task, ctx: InstructionContext) -> list[str]:
         ]
     if ctx.conflict:
         out += ["## Merge conflict", ctx.conflict]
+    return out
+
+
+MAX_VALUE_SHOWN = 2000  # characters of one upstream value in the instructions
+
+
+def _values_section(values: dict[str, dict[str, str]]) -> list[str]:
+    """What upstream tasks wrote to $CONDUCTOR_OUTPUT, each value fenced (it is their text)."""
+    items = [(tid, key, value) for tid, kv in values.items() for key, value in kv.items()]
+    if not items:
+        return []
+    out = ["## Values from earlier tasks",
+           "They wrote these to $CONDUCTOR_OUTPUT (`{{ tasks.<id>.outputs.<key> }}`):"]  # fmt: skip
+    for tid, key, value in items:
+        cut = value[:MAX_VALUE_SHOWN]
+        more = f" ({len(value) - len(cut):,} more characters not shown)" if cut != value else ""
+        out += [f"`tasks.{tid}.outputs.{key}`{more}:", _fence(cut)]
     return out
 
 

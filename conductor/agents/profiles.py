@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,8 @@ class InstructionContext:
     upstream: list[tuple[str, str, str]]  # (task id, title, summary of what it changed)
     previous_failure: str | None = None
     conflict: str | None = None
+    # task id -> the values it wrote to $CONDUCTOR_OUTPUT, for tasks this one depends on
+    values: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def instructions(wf: Workflow, task: Task, ctx: InstructionContext) -> str:
@@ -163,6 +165,7 @@ def build_launch(
     secrets: Secrets,
     base_env: Mapping[str, str],
     resume_session: str | None = None,
+    output_file: Path | None = None,
 ) -> Launch:
     """Everything the executor needs to start the task's agent."""
     profile = profile_for(wf, task)
@@ -182,6 +185,8 @@ def build_launch(
         "CONDUCTOR_PORT": str(port),
         "CONDUCTOR_INSTRUCTIONS": values["prompt_file"],
     }
+    if output_file is not None:  # where the task writes values for later tasks
+        conductor_vars["CONDUCTOR_OUTPUT"] = str(output_file)
     env = _environment(profile, task, secrets, base_env, conductor_vars)
     return Launch(argv=argv, env=env, cwd=worktree, parser=make_parser(profile.kind, worktree))
 

@@ -16,6 +16,7 @@ from conductor.ops.common import run_row
 from conductor.state.liveness import may_be_live
 from conductor.state.records import RunRow
 from conductor.state.store import Store
+from conductor.state.values import outputs_of
 
 EXPORT_VERSION = 1
 
@@ -25,7 +26,8 @@ def export_record(store: Store, run_id: str, state_dir: Path) -> dict[str, Any]:
     row = run_row(store, run_id)
     run: dict[str, Any] = {**row, "options": json.loads(row["options"] or "{}"),
                            "live": may_be_live(state_dir, row)}  # fmt: skip
-    attempts = [{**a, "checks": json.loads(a["checks"]) if a["checks"] else None}
+    attempts = [{**a, "checks": json.loads(a["checks"]) if a["checks"] else None,
+                 "outputs": outputs_of(a) or None}
                 for a in store.attempts(run_id)]  # fmt: skip
     return {
         "format": "conductor-run",

@@ -25,6 +25,7 @@ from conductor.report.logsections import (
 )
 from conductor.report.mdtext import cell
 from conductor.report.rundata import ICON, RunData, load
+from conductor.report.values import outputs_section
 from conductor.spec.model import Workflow
 from conductor.state.layout import Layout
 from conductor.state.store import Store
@@ -51,6 +52,7 @@ def render(
         _flowchart(d, wf),
         _timeline(d, wf),
         task_tables(d, wf),
+        outputs_section(d),
         failures(d),
         alerts(d),
     ]

@@ -16,6 +16,7 @@ from conductor.state.layout import find_state_db
 from conductor.state.liveness import shown_state, shown_task_state
 from conductor.state.records import RunRow, Spend, TaskRow
 from conductor.state.store import Store
+from conductor.state.values import task_outputs
 
 
 def elapsed(row: Mapping[str, Any]) -> float | None:
@@ -66,7 +67,9 @@ def _counts(tasks: list[TaskRow]) -> dict[str, int]:
     return count_states(t["state"] for t in tasks)
 
 
-def task_doc(t: TaskRow, spend: Spend | None = None) -> dict[str, Any]:
+def task_doc(
+    t: TaskRow, spend: Spend | None = None, outputs: dict[str, str] | None = None
+) -> dict[str, Any]:
     return {
         "id": t["task_id"],
         "state": t["state"],
@@ -78,6 +81,7 @@ def task_doc(t: TaskRow, spend: Spend | None = None) -> dict[str, Any]:
         "step": t["step"],
         "error": t["error"],
         "merge_commit": t["merge_commit"],
+        "outputs": outputs or {},  # what it wrote to $CONDUCTOR_OUTPUT (masked)
         **_spend_doc(spend or Spend()),
     }
 
@@ -86,8 +90,10 @@ def status_doc(store: Store, run: RunRow) -> dict[str, Any]:
     """``{"run": {...}, "tasks": [{...}]}`` for one run."""
     tasks = _as_shown(shown_state(store.path.parent, run), store.tasks(run["id"]))
     spend = store.spend(run["id"])
+    outs = task_outputs(store.attempts(run["id"]))
     return {"run": run_doc(store, run, tasks, spend),
-            "tasks": [task_doc(t, spend.get(t["task_id"])) for t in tasks]}  # fmt: skip
+            "tasks": [task_doc(t, spend.get(t["task_id"]), outs.get(t["task_id"]))
+                      for t in tasks]}  # fmt: skip
 
 
 def last_states(workflow_dir: Path, name: str) -> dict[str, str]:

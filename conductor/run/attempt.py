@@ -21,6 +21,8 @@ from conductor.git.guard import Pinned, Snapshot, repair, tampering
 from conductor.run import validators
 from conductor.run.faults import crash_point
 from conductor.run.outcome import Outcome, Prior, trailers
+from conductor.run.outputs import collect, fresh_file, upstream_values
+from conductor.run.placeholders import fill
 from conductor.state.storefaults import translate
 
 if TYPE_CHECKING:
@@ -109,6 +111,7 @@ class Attempt:
         )
 
     def _work(self) -> Outcome:
+        self.task = fill(self.ctx, self.task)  # what upstream tasks produced, and env
         self.before = self.ctx.ws.snapshot()
         self._setup()
         missing = validators.check_inputs(self.task, self.worktree)
@@ -117,6 +120,7 @@ class Attempt:
         result, report = self._agent()
         post = self._commit(result)
         crash_point("commit")
+        bad_outputs = collect(self.ctx, self.task, self.n)  # kept, even of a failed attempt
         if result.reason == "cancelled" or self.cancel.is_set():
             return self._interrupted(post)
         if self.misuse:
@@ -128,6 +132,8 @@ class Attempt:
             raise Rejected(result.error or f"agent exited {result.exit_code}", self._tail())
         if report.ok is False:
             raise Rejected(f"agent reported an error: {report.error or 'unknown'}", self._tail())
+        if bad_outputs is not None:
+            raise Rejected(bad_outputs)
         try:
             self._check(post)
         except Rejected:
@@ -221,6 +227,7 @@ class Attempt:
             attempt=self.n,
             worktree=self.worktree,
             upstream=ctx.upstream(task),
+            values=upstream_values(ctx, task),
             previous_failure=self.prior.failure,
             conflict=self.prior.conflict,
         )
@@ -236,6 +243,7 @@ class Attempt:
             secrets=ctx.secrets,
             base_env=ctx.base_env,
             resume_session=self.prior.session_id,
+            output_file=fresh_file(ctx, task.id, self.n),
         )
         result = self._exec(
             launch.argv,

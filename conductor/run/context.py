@@ -157,8 +157,16 @@ class RunContext:
 
     def upstream(self, task: Task) -> list[tuple[str, str, str]]:
         """One line per dependency: what it changed, for the instructions file."""
+        from conductor.run.outputs import produced
+
         out = []
         for dep in task.deps:
+            title = self.wf.tasks[dep].title if dep in self.wf.tasks else ""
+            seen = produced(self, dep)
+            if not seen.succeeded:  # it runs anyway, by its trigger rule
+                out.append((dep, title, f"{seen.state} in this run: its work is not in your "
+                            "worktree"))  # fmt: skip
+                continue
             row = self.store.last_success(self.wf.name, dep)
             summary = "not run by conductor"
             if row is not None:

@@ -14,9 +14,11 @@ from conductor.git.workspace import Workspace
 from conductor.plan.planner import Plan
 from conductor.spec.model import Workflow
 from conductor.state.layout import find_state_db
+from conductor.state.records import TaskRow
 from conductor.state.store import Store
 
 Live = Mapping[str, Sequence[str]]  # task -> its live merges, newest first
+UP_TO_DATE = "up to date"  # how the reason of a task skipped for being up to date begins
 
 
 def up_to_date(wf: Workflow, store: Store, task_id: str, live: Live) -> str | None:
@@ -28,7 +30,13 @@ def up_to_date(wf: Workflow, store: Store, task_id: str, live: Live) -> str | No
         return None
     if row["merge_commit"] not in live.get(task_id, ()):
         return None  # rolled back, or replaced by a later run's result
-    return f"up to date (succeeded in run {row['run_id']})"
+    return f"{UP_TO_DATE} (succeeded in run {row['run_id']})"
+
+
+def was_up_to_date(row: TaskRow) -> bool:
+    """A task row skipped because its work was done in an earlier run (its result is on
+    the branch), as opposed to one skipped by its `when:` or its trigger rule."""
+    return row["state"] == "skipped" and (row["error"] or "").startswith(UP_TO_DATE)
 
 
 def skip_reasons(wf: Workflow, plan: Plan) -> dict[str, str]:

@@ -171,6 +171,7 @@ class _TaskBuilder:
             run=spec.get("run"),
             inputs=tuple(spec.get("inputs", ())),
             outputs=tuple(spec.get("outputs", ())),
+            output_keys=tuple(spec.get("output_keys", ())),
             depends_on=explicit,
             deps=deps,
             validate=_validators(self.source, ("tasks", tid, "validate"), spec.get("validate", [])),

@@ -13,6 +13,7 @@ from conductor.errors import Diagnostic, SpecError, UserError
 from conductor.spec.build import _build
 from conductor.spec.checks import _Checker
 from conductor.spec.model import Workflow
+from conductor.spec.refs import reference_problems
 from conductor.spec.violations import MAX_PROBLEMS, schema_problems
 from conductor.spec.yamlsrc import Source, gc_paused, load_source
 
@@ -27,7 +28,12 @@ def load_workflow(path: Path) -> Workflow:
         problems = _all_problems(source, path)
         if problems:
             raise SpecError(problems)
-        return _build(source, path)
+        wf = _build(source, path)
+        # what tasks read of each other needs the expanded graph: checked on the model
+        problems = reference_problems(source, wf, path)[:MAX_PROBLEMS]
+        if problems:
+            raise SpecError(problems)
+        return wf
 
 
 def spec_problems(path: Path) -> list[Diagnostic]:

@@ -128,6 +128,9 @@ class Task:
     run: str | None = None
     inputs: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
+    # the keys it writes to $CONDUCTOR_OUTPUT, when declared (then each must be written,
+    # and only these may be referenced); empty: undeclared, any key may be referenced
+    output_keys: tuple[str, ...] = ()
     depends_on: tuple[str, ...] = ()  # as written in the file
     deps: tuple[str, ...] = ()  # expanded: explicit + every task of depended-on groups
     validate: tuple[Validator, ...] = ()

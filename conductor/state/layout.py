@@ -9,6 +9,7 @@
   runs/<run>/EXECUTION_LOG.md       the execution log, unless the workflow names another
   runs/<run>/logs/<task>-<n>.log    what an attempt printed
   runs/<run>/prompts/<task>-<n>.md  the instructions an attempt was given
+  runs/<run>/outputs/<task>-<n>     its $CONDUCTOR_OUTPUT (read, masked into the store, removed)
   worktrees/<run>/<task>-<n>        an attempt's worktree
   worktrees/<run>/gate-<group>      a group gate's throwaway checkout
 ```
@@ -68,6 +69,9 @@ class Layout:
 
     def prompt_file(self, run_id: str, task_id: str, n: int) -> Path:
         return self.run_dir(run_id) / "prompts" / f"{task_id}-{n}.md"
+
+    def output_file(self, run_id: str, task_id: str, n: int) -> Path:
+        return self.run_dir(run_id) / "outputs" / f"{task_id}-{n}"
 
     def worktrees_dir(self, run_id: str) -> Path:
         return self.worktrees_home / run_id

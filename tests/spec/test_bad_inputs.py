@@ -68,6 +68,12 @@ CASES: dict[str, tuple[int | None, int | None, str, str | None]] = {
     "no_tasks": (3, 8, "tasks: must not be empty", None),
     "output_absolute": (6, 30, "tasks.T1.outputs[1]: `/tmp/out.txt` is an absolute", "worktree"),
     "output_inside_git": (6, 15, "outputs[0]: `.git/config` is inside `.git`", "git's own"),
+    "output_key_undeclared": (8, 15, "fix reads output `cuont` of task scan, which does not",
+                              "did you mean `count`?"),
+    "output_ref_not_upstream": (5, 21, "task fix reads output `count` of task scan, which is "
+                                "not upstream of fix", "add `scan` to `depends_on` of fix"),
+    "output_ref_unknown_task": (4, 22, "fix reads output `count` of unknown task `scna`",
+                                "did you mean `scan`?"),
     "prompt_and_run": (6, 5, "`prompt` and `run` cannot be used together", None),
     "prompt_file_absolute": (5, 18, "prompt file `/etc/hostname` is an absolute path", "directory"),
     "prompt_is_boolean": (4, 16, "tasks.T1.prompt: expected a string, got a boolean", "quote"),

@@ -1,0 +1,104 @@
+"""Outputs between tasks: each attempt's `$CONDUCTOR_OUTPUT` file read into the store, and
+what a starting task may know of the tasks before it (their state and their outputs).
+
+The file lives next to the attempt's log, outside its worktree, so it is never committed.
+It is created empty before the agent starts and removed once read: what it held may be a
+secret, and only the masked copy in the attempt's ``outputs`` column is kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from conductor.run.outfile import OutputFileError, read_output_file
+from conductor.run.uptodate import was_up_to_date
+from conductor.state.values import outputs_of
+
+if TYPE_CHECKING:
+    from conductor.run.context import RunContext
+    from conductor.spec.model import Task
+    from conductor.state.records import AttemptRow
+
+OUTPUT_ENV = "CONDUCTOR_OUTPUT"  # the variable that names the file, as GITHUB_OUTPUT does
+
+
+def fresh_file(ctx: RunContext, task_id: str, n: int) -> Path:
+    """The attempt's output file, empty (a retry never sees an earlier attempt's values)."""
+    path = ctx.layout.output_file(ctx.run_id, task_id, n)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")
+    return path
+
+
+def collect(ctx: RunContext, task: Task, n: int) -> str | None:
+    """Read the attempt's output file into its ``outputs`` column (masked); what is wrong
+    with it, or None. A declared key (``output_keys``) the task did not write is wrong."""
+    path = ctx.layout.output_file(ctx.run_id, task.id, n)
+    try:
+        values = read_output_file(path)
+    except OutputFileError as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"$CONDUCTOR_OUTPUT could not be read: {exc.strerror or exc}"
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+    redact = ctx.secrets.redact
+    masked = {key: redact(value) for key, value in values.items()}
+    if masked:
+        ctx.store.update_attempt(ctx.run_id, task.id, n, outputs=json.dumps(masked))
+    missing = [key for key in task.output_keys if key not in values]
+    if missing:
+        names = ", ".join(f"`{key}`" for key in missing)
+        return f"declared output {names} not written to $CONDUCTOR_OUTPUT (see `output_keys`)"
+    return None
+
+
+@dataclass(frozen=True)
+class Produced:
+    """What one task is, seen from a task starting after it in this run."""
+
+    task_id: str
+    # succeeded (in this run, or up to date from an earlier one), failed, skipped (by its
+    # `when:` or its trigger rule), blocked, cancelled; pending etc. while it has not settled
+    state: str
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state == "succeeded"
+
+
+def produced(ctx: RunContext, task_id: str) -> Produced:
+    """The task's state in this run and the outputs dependents get from it: those of the
+    attempt that produced its merged work, which for a task that was up to date is an
+    attempt of an earlier run; of a failed task, its last attempt's."""
+    store = ctx.store
+    row = store.task(ctx.run_id, task_id)
+    if row is None or was_up_to_date(row):  # not selected (so up to date), or skipped as such
+        done = store.last_success(ctx.wf.name, task_id)
+        if done is None:
+            return Produced(task_id, "succeeded")
+        return Produced(task_id, "succeeded", _last(store.attempts(done["run_id"], task_id)))
+    state = str(row["state"])
+    if state == "succeeded":
+        return Produced(task_id, state, _last(store.attempts(ctx.run_id, task_id)))
+    if state == "failed":
+        return Produced(task_id, state, _last(store.attempts(ctx.run_id, task_id), ok=False))
+    return Produced(task_id, state)
+
+
+def _last(attempts: list[AttemptRow], ok: bool = True) -> dict[str, str]:
+    """The outputs of the newest succeeded attempt (of the newest at all, when not ``ok``)."""
+    chosen = [a for a in attempts if a["state"] == "succeeded" or not ok]
+    return outputs_of(chosen[-1]) if chosen else {}
+
+
+def upstream_values(ctx: RunContext, task: Task) -> dict[str, dict[str, str]]:
+    """What the task's dependencies wrote, for its instructions (those that wrote any)."""
+    found = {dep: produced(ctx, dep).outputs for dep in task.deps}
+    return {dep: values for dep, values in found.items() if values}
