@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from conductor.errors import UserError
 from conductor.git import refs
+from conductor.spec.matrix import fill
 from conductor.spec.model import Task, Workflow
 
 if TYPE_CHECKING:
@@ -27,11 +28,13 @@ def _fence(text: str, info: str = "text") -> str:
 
 
 def read_prompt_file(wf: Workflow, task: Task) -> str:
+    """The prompt file's text, its `{{ matrix.<key> }}` filled in for a fan-out task."""
     path = wf.source_dir / str(task.prompt_file)
     try:
-        return path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: cannot read prompt_file of task {task.id}: {exc}") from exc
+    return fill(text, task.matrix) if task.matrix else text
 
 
 def _task_text(wf: Workflow, task: Task) -> str:

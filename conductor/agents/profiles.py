@@ -52,6 +52,7 @@ _SCHEDULING_FIELDS = frozenset(
         "estimate_s",
         "timeout_s",
         "idle_timeout_s",
+        "max_parallel",  # how many expansions run at once, not what each makes
         "retries",
         "budget_usd",
         "on_conflict",

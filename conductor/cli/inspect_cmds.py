@@ -58,6 +58,21 @@ def validate(workflow: str = WORKFLOW) -> None:
     typer.echo(f"{workflow}: ok ({len(wf.tasks)} task(s){groups})")
 
 
+def grouped(wf: Workflow, ids: list[str] | tuple[str, ...]) -> list[tuple[str, str | None]]:
+    """(label, task id) rows: a fan-out task's expansions indented under a heading row
+    (task id None) that names it, e.g. ``T5  (matrix: 3 tasks, at most 2 at once)``."""
+    from conductor.spec.fanout import by_template, note
+
+    rows: list[tuple[str, str | None]] = []
+    for template, tids in by_template(wf, ids):
+        if template is None:
+            rows.append((tids[0], tids[0]))
+        else:
+            rows.append((f"{template}  ({note(wf, template, tids)})", None))
+            rows += [(f"  {t}", t) for t in tids]
+    return rows
+
+
 def render_plan(plan: Plan, skips: dict[str, str] | None = None) -> str:
     wf = plan.workflow
     path = " -> ".join(plan.critical_path)
@@ -68,15 +83,18 @@ def render_plan(plan: Plan, skips: dict[str, str] | None = None) -> str:
         f"makespan at concurrency {plan.concurrency}: waves {hours(plan.makespan_waves_hours)},"
         f" eager {hours(plan.makespan_eager_hours)}",
     ]
-    width = max((len(t) for t in plan.selected), default=2)
+    width = max((len(t) + 2 * bool(wf.tasks[t].template) for t in plan.selected), default=2)
     for i, wave in enumerate(plan.waves, 1):
         out.append(f"\nWave {i} ({len(wave)} task(s))")
-        for tid in wave:
+        for label, tid in grouped(wf, wave):
+            if tid is None:  # a fan-out task's heading, its expansions beneath
+                out.append(f"  {label}")
+                continue
             t = wf.tasks[tid]
             est = hours(t.estimate_s / 3600) if t.estimate_s else "–"
             note = f"  [{skips[tid]}]" if skips and tid in skips else ""
             out.append(
-                f"  {tid:<{width}}  {t.title[:40]:<40}  {(t.role or '')[:22]:<22}  "
+                f"  {label:<{width}}  {t.title[:40]:<40}  {(t.role or '')[:22]:<22}  "
                 f"{t.agent:<10} {est:>6}{note}"
             )
     for tid, deps in plan.external_deps.items():
@@ -113,6 +131,7 @@ def plan_cmd(
 def list_cmd(workflow: str = WORKFLOW, as_json: bool = JSON_OPT) -> None:
     """List the tasks with group, agent, dependencies and last known state."""
     from conductor.report.status import last_states
+    from conductor.spec.fanout import collapse
 
     wf = load(workflow)
     states = last_states(wf.path.parent, wf.name)
@@ -124,17 +143,23 @@ def list_cmd(workflow: str = WORKFLOW, as_json: bool = JSON_OPT) -> None:
             "agent": t.agent,
             "depends_on": list(t.deps),
             "state": states.get(t.id, "never run"),
+            **({"template": t.template, "matrix": t.matrix} if t.template else {}),
         }
         for t in wf.tasks.values()
     ]
     if as_json:
         typer.echo(json.dumps({"workflow": wf.name, "tasks": rows}, indent=2))
         return
-    width = max(len(r["id"]) for r in rows)
-    for r in rows:
-        deps = ",".join(r["depends_on"]) or "-"
+    by_id = {r["id"]: r for r in rows}
+    width = max(len(r["id"]) + 2 * bool(r.get("template")) for r in rows)
+    for label, tid in grouped(wf, list(by_id)):
+        if tid is None:
+            typer.echo(label)
+            continue
+        r = by_id[tid]
+        deps = ",".join(collapse(wf, r["depends_on"])) or "-"
         typer.echo(
-            f"{r['id']:<{width}}  {r['group'] or '-':<10} {r['agent']:<10} "
+            f"{label:<{width}}  {r['group'] or '-':<10} {r['agent']:<10} "
             f"{r['state']:<10} {r['title'][:40]:<40} deps: {deps}"
         )
 

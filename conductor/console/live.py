@@ -21,6 +21,7 @@ from rich.text import Text
 
 from conductor.console.palette import Palette, fmt_secs, make_console
 from conductor.console.runmodel import ACTIVE, TERMINAL, RunModel, TaskModel
+from conductor.spec.fanout import suffix
 from conductor.state.endings import LABELS
 from conductor.state.records import EventRow
 
@@ -167,12 +168,25 @@ class LiveView:
         for name in ("state", "task", "agent", "try", "time", "progress", "detail"):
             table.add_column(name, no_wrap=True, overflow="ellipsis", max_width=widths.get(name))
         rows, hidden = self._rows()
-        for t in rows:
-            cells = (p.state(t.state), t.id, t.agent, str(t.attempt or ""), self._time(t, now))
+        for t in _under_templates(rows):
+            if isinstance(t, str):  # a fan-out task's heading, its expansions beneath
+                table.add_row("", Text(t, style=p.style("bold")), *[""] * 4, self._fanout(t))
+                continue
+            # Text, not str: rich would read `[m=a]` as markup
+            shown = Text(f"  {suffix(t.id, t.template)}" if t.template else t.id)
+            cells = (p.state(t.state), shown, t.agent, str(t.attempt or ""), self._time(t, now))
             table.add_row(*cells, self._step(t), self._detail(t))
         if hidden:
             table.add_row("", Text(f"… {hidden} more", style=p.style("dim")))
         return table
+
+    def _fanout(self, template: str) -> Text:
+        """How far all expansions of ``template`` are: ``2/6 done · 2 running``."""
+        mine = [t for t in self.model.tasks.values() if t.template == template]
+        done = sum(1 for t in mine if t.state in TERMINAL)
+        running = sum(1 for t in mine if t.state in ACTIVE)
+        text = f"{done}/{len(mine)} done" + (f" · {running} running" if running else "")
+        return Text(text, style=self.palette.style("dim"))
 
     def _time(self, t: TaskModel, now: float) -> str:
         if t.started is None:
@@ -208,6 +222,24 @@ class LiveView:
         if m.log_path:
             out.append(Text(f"execution log: {m.log_path}"))
         return out
+
+
+def _under_templates(rows: list[TaskModel]) -> list[TaskModel | str]:
+    """``rows`` with the expansions of one fan-out task together, under its id."""
+    out: list[TaskModel | str] = []
+    placed: dict[str, int] = {}  # template -> index after its last row so far
+    for t in rows:
+        if t.template is None:
+            out.append(t)
+        elif t.template in placed:
+            at = placed[t.template]
+            out.insert(at, t)
+            placed = {m: i + (i >= at) for m, i in placed.items()}
+            placed[t.template] = at + 1
+        else:
+            out += [t.template, t]
+            placed[t.template] = len(out)
+    return out
 
 
 # -- choosing the display -------------------------------------------------------------

@@ -43,6 +43,7 @@ class TaskModel:
     error: str = ""
     warning: str = ""
     order: int = 0  # when it last finished, to list the most recent first
+    template: str | None = None  # the fan-out task it was expanded from
 
 
 def _num(value: Any) -> float | None:
@@ -60,7 +61,8 @@ class RunModel:
         self.concurrency = wf.concurrency
         specs = [wf.tasks[t] for t in selected if t in wf.tasks]
         self.tasks = {
-            t.id: TaskModel(t.id, t.group, waves.get(t.id, 0), t.agent, t.timeout_s, t.estimate_s)
+            t.id: TaskModel(t.id, t.group, waves.get(t.id, 0), t.agent, t.timeout_s, t.estimate_s,
+                            template=t.template)
             for t in specs
         }
         self.wave_count = max(waves.values(), default=-1) + 1

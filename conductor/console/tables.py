@@ -37,7 +37,7 @@ def render_status_table(
         detail = safe(t.get("error") or "")  # agent-provided: shown escaped
         table.add_row(
             p.state(str(t["state"])),
-            t["id"],
+            Text(str(t["id"])),  # not markup: a fan-out task's id holds `[module=auth]`
             t.get("group") or "",
             t.get("agent") or "",
             str(t.get("attempts") or ""),

@@ -23,7 +23,8 @@ def last_merged_task(repo: Repo, branch: str, since: str, paths: Sequence[str]) 
     """
     if not since or not paths:
         return None
-    fmt = "--format=%x1e%(trailers:key=Conductor-Task,valueonly,separator=%x2c)"
+    # not `,` between ids: a fan-out task's id holds commas (`T5[module=auth,py=3.12]`)
+    fmt = "--format=%x1e%(trailers:key=Conductor-Task,valueonly,separator=%x1d)"
     args = ["log", "--first-parent", "--merges", fmt,
             f"{since}..{refs.branch_ref(branch)}", "--", *paths]  # fmt: skip
     # paths as they are: a conflicting file named `*.md` is not a glob
@@ -31,7 +32,7 @@ def last_merged_task(repo: Repo, branch: str, since: str, paths: Sequence[str]) 
     if not res.ok:  # a name for a summary line is not worth failing an attempt over
         return None
     for record in res.stdout.split("\x1e"):
-        task = record.strip().split(",")[0]
+        task = record.strip().split("\x1d")[0].strip()
         if task:
             return task
     return None

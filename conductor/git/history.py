@@ -40,9 +40,10 @@ class History(Repo):
         later conductor commit reverted (``Conductor-Revert``), newest first. Read in one
         git process; normally a task has one: its current result."""
         ref = refs.branch_ref(branch)
-        trailer = "%(trailers:key={},valueonly,separator=%x20)"
-        fmt = "%x1f".join(["%H", "%P", trailer.format("Conductor-Task"),
-                           trailer.format("Conductor-Revert")])  # fmt: skip
+        trailer = "%(trailers:key={},valueonly,separator={})"
+        # a fan-out task's id may hold spaces (`T5[module=a b]`): ids are split on \x1e
+        fmt = "%x1f".join(["%H", "%P", trailer.format("Conductor-Task", "%x1e"),
+                           trailer.format("Conductor-Revert", "%x20")])  # fmt: skip
         res = self._run(["log", "--first-parent", "-z", f"--format={fmt}", ref, "--"])
         if not res.ok:
             if self.rev(ref) is not None:
@@ -56,7 +57,7 @@ class History(Repo):
             sha, parents, task, reverts = fields + [""] * (4 - len(fields))
             reverted.update(reverts.split())
             if len(parents.split()) > 1 and task.strip():
-                merges.append((task.split()[0], sha))
+                merges.append((task.split("\x1e")[0].strip(), sha))
         return [(task, sha) for task, sha in merges if sha not in reverted]
 
     def live_merges(self, branch: str) -> dict[str, list[str]]:

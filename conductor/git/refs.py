@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from conductor.spec.names import task_component
+
 HEADS = "refs/heads/"
 NAMESPACE = "refs/conductor/"  # conductor's own refs: nothing else writes here
 ROLLBACK_NS = f"{NAMESPACE}rollback/"
@@ -48,8 +50,10 @@ class AttemptBranch:
 
 
 def attempt_branch(integration_branch: str, run_id: str, task_id: str, attempt: int) -> str:
-    """Branch of one attempt, e.g. ``conductor/phase-1.attempts/20260101-120000-ab12/T1/2``."""
-    return f"{integration_branch}{ATTEMPTS_MARK}{run_id}/{task_id}/{attempt}"
+    """Branch of one attempt, e.g. ``conductor/phase-1.attempts/20260101-120000-ab12/T1/2``.
+
+    A fan-out task's id is made branch-safe: ``T5[module=auth]`` is ``T5-module-auth``."""
+    return f"{integration_branch}{ATTEMPTS_MARK}{run_id}/{task_component(task_id)}/{attempt}"
 
 
 def attempts_prefix(integration_branch: str) -> str:
@@ -73,8 +77,8 @@ def run_prefix(run_id: str) -> str:
 
 
 def attempt_refs(run_id: str, task_id: str, attempt: int) -> str:
-    """Prefix of the refs of one attempt under ``refs/conductor/``."""
-    return f"{run_prefix(run_id)}{task_id}/{attempt}/"
+    """Prefix of the refs of one attempt under ``refs/conductor/`` (branch-safe task name)."""
+    return f"{run_prefix(run_id)}{task_component(task_id)}/{attempt}/"
 
 
 def pre_ref(run_id: str, task_id: str, attempt: int) -> str:

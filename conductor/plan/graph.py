@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from conductor.errors import UserError
+from conductor.spec.fanout import expansions
 from conductor.spec.model import Task, Workflow
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ def find_cycle(wf: Workflow) -> list[str] | None:
 
 def rerun_from(wf: Workflow, roots: Sequence[str], tasks: Sequence[str]) -> list[str]:
     """`run --from T`: T, everything downstream of it, and the tasks selected by name."""
-    unknown = [t for t in roots if t not in wf.tasks]
+    unknown = [t for t in roots if t not in wf.tasks and t not in expansions(wf)]
     if unknown:
         raise UserError(f"--from: unknown task `{unknown[0]}`", _hint(unknown[0], wf.tasks))
     return sorted(downstream(wf, roots) | set(tasks))
@@ -101,12 +102,12 @@ def rerun_from(wf: Workflow, roots: Sequence[str], tasks: Sequence[str]) -> list
 
 def downstream(wf: Workflow, task_ids: Iterable[str]) -> set[str]:
     """The given tasks plus everything that depends on them, transitively."""
-    return _closure(_children(_dep_map(wf)), [_known_task(wf, t) for t in task_ids])
+    return _closure(_children(_dep_map(wf)), _named(wf, task_ids))
 
 
 def upstream(wf: Workflow, task_ids: Iterable[str]) -> set[str]:
     """The given tasks plus everything they depend on, transitively."""
-    return _closure(_dep_map(wf), [_known_task(wf, t) for t in task_ids])
+    return _closure(_dep_map(wf), _named(wf, task_ids))
 
 
 def _closure(edges: Mapping[str, Sequence[str]], start: list[str]) -> set[str]:
@@ -138,6 +139,15 @@ def _known_task(wf: Workflow, tid: str) -> str:
     return tid
 
 
+def _named(wf: Workflow, names: Iterable[str]) -> list[str]:
+    """The tasks named on the command line; a fan-out task's id names all its expansions."""
+    fanned = expansions(wf)
+    out: list[str] = []
+    for name in names:
+        out += fanned[name] if name in fanned else [_known_task(wf, name)]
+    return out
+
+
 def _all_groups(wf: Workflow) -> list[str]:
     names = dict.fromkeys(wf.groups)
     names.update(dict.fromkeys(t.group for t in wf.tasks.values() if t.group))
@@ -160,7 +170,7 @@ def select(
         if g not in known_groups:
             raise UserError(f"unknown group {g!r}", _hint(g, known_groups))
         chosen.update(wf.group_tasks(g))
-    chosen.update(_known_task(wf, t) for t in tasks)
+    chosen.update(_named(wf, tasks))
     return upstream(wf, chosen) if with_deps else chosen
 
 

@@ -142,6 +142,7 @@ def _task_json(plan: Plan, task: Task) -> dict[str, object]:
         "estimate_hours": None if task.estimate_s is None else _round(task.estimate_s / 3600),
         "deps": list(task_deps(wf, task)),
         "wave": plan.wave_of(task.id),
+        **({"template": task.template, "matrix": task.matrix} if task.template else {}),
     }
 
 

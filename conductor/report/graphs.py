@@ -2,7 +2,9 @@
 
 Only the edges a human wrote are drawn: explicit task ``depends_on`` plus one edge per
 group dependency between the group boxes. The expanded graph (every task of a group
-depending on every task of the previous one) is quadratic and unreadable.
+depending on every task of the previous one) is quadratic and unreadable. For the same
+reason a fan-out task is a box of its expansions, and an edge written to or from it is
+drawn once, to or from that box.
 
 Pure string building, no networkx: ``conductor graph`` should start fast.
 """
@@ -12,7 +14,9 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from conductor.spec.fanout import by_template, note
 from conductor.spec.model import Workflow
 
 # Styling per task state; states missing here (pending, ready, unknown) keep the default.
@@ -77,7 +81,7 @@ class _Ids:
 
     def _fresh(self, kind: str, name: str) -> str:
         base = _UNSAFE.sub("_", name) or "_"
-        prefix = "t_" if kind == "task" else "g_"
+        prefix = {"task": "t_", "fanout": "m_"}.get(kind, "g_")
         if base.lower() in MERMAID_RESERVED or not base[0].isalpha():
             base = prefix + base
         candidate, n = base, 1
@@ -93,8 +97,10 @@ def _allocate(wf: Workflow) -> _Ids:
     ids = _Ids(set(), {})
     # Tasks first, so that they keep their own ids where possible; the whole workflow
     # is allocated whatever the selection, so an id never depends on what is drawn.
-    for tid in wf.tasks:
+    for tid, task in wf.tasks.items():
         ids.get("task", tid)
+        if task.template is not None:
+            ids.get("fanout", task.template)
     for gid in _groups_in_order(wf):
         ids.get("group", gid)
     return ids
@@ -141,19 +147,29 @@ def _shown(wf: Workflow, selected: Collection[str] | None) -> dict[str, list[str
     return out
 
 
-def _edges(wf: Workflow, shown: Mapping[str, list[str]]) -> Iterator[tuple[str, str, str]]:
-    """("task" | "group", from, to) for every drawn edge, tasks first, in file order."""
+Node = tuple[str, str]  # ("task" | "fanout" | "group", id)
+
+
+def _edges(wf: Workflow, shown: Mapping[str, list[str]]) -> Iterator[tuple[Node, Node]]:
+    """(from, to) of every drawn edge, tasks first, in file order; an edge of a fan-out
+    task's expansions is drawn once, from or to its box."""
     visible = {t for ts in shown.values() for t in ts}
-    for tid in wf.tasks:
-        if tid in visible:
-            for dep in wf.tasks[tid].depends_on:
-                if dep in visible:
-                    yield "task", dep, tid
+    boxes = {wf.tasks[t].template for t in visible} - {None}
+    seen: set[tuple[Node, Node]] = set()
+    for tid, task in wf.tasks.items():
+        if tid not in visible:
+            continue
+        to = ("fanout", task.template) if task.template else ("task", tid)
+        for dep in task.depends_on:
+            start = ("fanout", dep) if dep in boxes else ("task", dep)
+            if (start[0] == "fanout" or dep in visible) and (start, to) not in seen:
+                seen.add((start, to))
+                yield start, to
     for gid, group in wf.groups.items():
         if shown.get(gid):
             for dep in group.depends_on:
                 if shown.get(dep):
-                    yield "group", dep, gid
+                    yield ("group", dep), ("group", gid)
 
 
 def to_mermaid(
@@ -174,16 +190,31 @@ def to_mermaid(
             title = _label(gid, group.description if group else "")
             lines.append(f'    subgraph {ids.get("group", gid)} ["{mermaid_text(title)}"]')
             indent = "        "
-        for tid in tids:
-            text = mermaid_text(_label(tid, wf.tasks[tid].title))
-            lines.append(f'{indent}{ids.get("task", tid)}["{text}"]')
+        lines += _mermaid_nodes(wf, ids, tids, indent)
         if gid:
             lines.append("    end")
-    for kind, src, dst in _edges(wf, shown):
-        lines.append(f"    {ids.get(kind, src)} --> {ids.get(kind, dst)}")
+    for src, dst in _edges(wf, shown):
+        lines.append(f"    {ids.get(*src)} --> {ids.get(*dst)}")
     if states:
         lines.extend(_mermaid_classes(states, ids, shown))
     return "\n".join(lines) + "\n"
+
+
+def _mermaid_nodes(wf: Workflow, ids: _Ids, tids: list[str], indent: str) -> list[str]:
+    """The nodes of ``tids``, a fan-out task's expansions in a subgraph of their own."""
+    lines = []
+    for template, members in by_template(wf, tids):
+        inner = indent
+        if template is not None:
+            title = mermaid_text(f"{template} ({note(wf, template, members)})")
+            lines.append(f'{indent}subgraph {ids.get("fanout", template)} ["{title}"]')
+            inner = indent + "    "
+        for tid in members:
+            text = mermaid_text(_label(tid, wf.tasks[tid].title))
+            lines.append(f'{inner}{ids.get("task", tid)}["{text}"]')
+        if template is not None:
+            lines.append(f"{indent}end")
+    return lines
 
 
 def _mermaid_classes(
@@ -220,7 +251,8 @@ def to_dot(
     states: Mapping[str, str] | None = None,
     selected: Collection[str] | None = None,
 ) -> str:
-    """Graphviz text: ``subgraph cluster_<group>`` per group, group edges between clusters."""
+    """Graphviz text: ``subgraph cluster_<group>`` per group, group edges between clusters;
+    a fan-out task's expansions in a cluster of their own inside it."""
     shown = _shown(wf, selected)
     lines = [
         f"digraph {dot_quote(wf.name)} {{",
@@ -230,6 +262,8 @@ def to_dot(
         '    node [shape=box, style="rounded,filled", fillcolor="#ffffff", fontname="Helvetica"];',
     ]
     clusters = _clusters(shown)
+    boxes = {m: ts for tids in shown.values() for m, ts in by_template(wf, tids) if m}
+    fan_clusters = _clusters({f"m_{m}": [] for m in boxes}, taken=set(clusters.values()))
     for gid, tids in shown.items():
         if not tids:
             continue
@@ -242,36 +276,67 @@ def to_dot(
             )
             lines.append('        style="rounded"; color="#868e96";')
             indent = "        "
-        for tid in tids:
-            attrs = _dot_state_attrs((states or {}).get(tid))
-            label = dot_quote(_label(tid, wf.tasks[tid].title))
-            lines.append(f"{indent}{dot_quote(tid)} [label={label}{attrs}];")
+        lines += _dot_nodes(wf, tids, states or {}, indent, fan_clusters)
         if gid:
             lines.append("    }")
-    for kind, src, dst in _edges(wf, shown):
-        if kind == "task":
-            lines.append(f"    {dot_quote(src)} -> {dot_quote(dst)};")
-        else:
-            # DOT has no cluster-to-cluster edge: draw between one task of each and
-            # clip the ends at the cluster borders (needs compound=true).
-            a, b = shown[src][-1], shown[dst][0]
-            clip = f"ltail={dot_quote(clusters[src])}, lhead={dot_quote(clusters[dst])}"
-            lines.append(f"    {dot_quote(a)} -> {dot_quote(b)} [{clip}, style=bold];")
+    ends = {"group": (shown, clusters), "fanout": (boxes, fan_clusters)}
+    for src, dst in _edges(wf, shown):
+        lines.append(_dot_edge(src, dst, ends))
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
-def _clusters(shown: Mapping[str, list[str]]) -> dict[str, str]:
+def _dot_nodes(
+    wf: Workflow, tids: list[str], states: Mapping[str, str], indent: str,
+    fan_clusters: Mapping[str, str],
+) -> list[str]:  # fmt: skip
+    lines = []
+    for template, members in by_template(wf, tids):
+        inner = indent
+        if template is not None:
+            label = dot_quote(f"{template} ({note(wf, template, members)})")
+            lines.append(f"{indent}subgraph {dot_quote(fan_clusters[f'm_{template}'])} {{")
+            lines.append(f'{indent}    label={label}; style="dashed"; color="#868e96";')
+            inner = indent + "    "
+        for tid in members:
+            attrs = _dot_state_attrs(states.get(tid))
+            label = dot_quote(_label(tid, wf.tasks[tid].title))
+            lines.append(f"{inner}{dot_quote(tid)} [label={label}{attrs}];")
+        if template is not None:
+            lines.append(f"{indent}}}")
+    return lines
+
+
+def _dot_edge(src: Node, dst: Node, ends: Mapping[str, Any]) -> str:
+    """DOT has no edge between clusters: draw it between one task of each and clip its
+    ends at the cluster borders (needs compound=true)."""
+    parts, clips = [], []
+    for (kind, name), side, clip in ((src, -1, "ltail"), (dst, 0, "lhead")):
+        if kind == "task":
+            parts.append(name)
+            continue
+        members, names = ends[kind]
+        key = f"m_{name}" if kind == "fanout" else name
+        parts.append(members[name][side])
+        clips.append(f"{clip}={dot_quote(names[key])}")
+    bold = ", style=bold" if src[0] == "group" else ""
+    attrs = f" [{', '.join(clips)}{bold}]" if clips else ""
+    return f"    {dot_quote(parts[0])} -> {dot_quote(parts[1])}{attrs};"
+
+
+def _clusters(shown: Mapping[str, list[str]], taken: set[str] | None = None) -> dict[str, str]:
     """group -> ``cluster_<group>`` (Graphviz draws a box only for names with that prefix);
-    a suffix keeps names unique when two group ids sanitize alike."""
+    a suffix keeps names unique when two group ids sanitize alike (or meet ``taken``)."""
     out: dict[str, str] = {}
+    used = set(taken or ())
     for gid in shown:
         base = name = f"cluster_{_UNSAFE.sub('_', gid)}"
         n = 1
-        while name in out.values():
+        while name in used:
             n += 1
             name = f"{base}_{n}"
         out[gid] = name
+        used.add(name)
     return out
 
 

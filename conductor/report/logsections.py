@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from conductor.report.fanlog import rows_under_templates
 from conductor.report.mdtext import (
     cell,
     clean,
@@ -203,7 +204,9 @@ def task_tables(d: RunData, wf: Workflow) -> str:
     out = ["## Tasks", ""]
     for key, rows in sections.items():
         out += [titles[key], "", head]
-        out += [_task_row(d, wf, t, wave.get(t["task_id"]), cost) for t in rows]
+        out += rows_under_templates(  # a fan-out task's expansions under its id
+            wf, rows, lambda t: _task_row(d, wf, t, wave.get(t["task_id"]), cost), len(cols)
+        )
         out.append("")
     return "\n".join(out)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from conductor.spec.checks import BUILTIN_AGENTS, _agent_of, _presets
 from conductor.spec.durations import parse_duration
+from conductor.spec.matrix import expand_tasks
 from conductor.spec.model import (
     DEFAULT_CONCURRENCY,
     DEFAULT_KEEP,
@@ -49,7 +50,9 @@ def _build(source: Source, path: Path) -> Workflow:
     return Workflow(
         path=path.resolve(),
         name=data["name"],
-        tasks={tid: builder.build(tid, t) for tid, t in data["tasks"].items()},
+        tasks=expand_tasks(
+            data["tasks"], {tid: builder.build(tid, t) for tid, t in data["tasks"].items()}
+        ),
         version=int(data["version"]),
         description=data.get("description", ""),
         base=data.get("base", "HEAD"),

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from conductor.errors import Diagnostic
+from conductor.spec.matrixchecks import FanoutChecker
 from conductor.spec.names import component_problem, env_ref_problem, ref_problem
 from conductor.spec.paths import path_problems
 from conductor.spec.suggest import did_you_mean
@@ -80,6 +81,10 @@ class _Checker:
         agent = _dict(data.get("defaults")).get("agent")
         self.default_agent = agent if isinstance(agent, str) else None
         self.out: list[Diagnostic] = []
+        self.fanout = FanoutChecker(source, self.tasks, self.base_dir)
+        # a dependency may name one expansion of a fan-out task: `T5[module=auth]`
+        self.owner = {c.id: t for t, cs in self.fanout.combos.items() for c in cs}
+        self.known = {**self.tasks, **self.owner} if self.owner else self.tasks
 
     def run(self) -> list[Diagnostic]:
         self.check_names()
@@ -89,7 +94,8 @@ class _Checker:
         for tid, task in self.tasks.items():
             self.check_task(tid, _dict(task))
         self.out.extend(path_problems(self.src))
-        self.out.extend(_cycle_problems(self.src, self.tasks, self.groups))
+        self.out.extend(self.fanout.run())
+        self.out.extend(_cycle_problems(self.src, self.tasks, self.groups, self.owner))
         return self.out
 
     def at(self, path: JsonPath, message: str, hint: str | None = None, key: bool = False) -> None:
@@ -170,9 +176,9 @@ class _Checker:
         self.ref((*base, "agent"), task.get("agent"), self.presets, "agent")
         for i, dep in _strs(task.get("depends_on")):
             path = (*base, "depends_on", i)
-            if dep == tid:
+            if tid in (dep, self.owner.get(dep)):
                 self.at(path, f"task `{tid}` depends on itself")
-            self.ref(path, dep, self.tasks, "task")
+            self.ref(path, dep, self.known, "task")
         self.check_body(tid, task)
         self.check_env((*base, "env"), task.get("env"))
         self.check_validators((*base, "validate"), task.get("validate"))
@@ -257,7 +263,9 @@ class _Graph:
         return found
 
 
-def _cycle_problems(src: Source, tasks: dict[str, Any], groups: dict[str, Any]) -> list[Diagnostic]:
+def _cycle_problems(
+    src: Source, tasks: dict[str, Any], groups: dict[str, Any], owner: dict[str, str]
+) -> list[Diagnostic]:
     group_order = {name: i for i, name in enumerate(groups)}
     group_graph = _Graph()
     for name, group in groups.items():
@@ -273,6 +281,7 @@ def _cycle_problems(src: Source, tasks: dict[str, Any], groups: dict[str, Any]) 
     for tid, raw in tasks.items():
         task = _dict(raw)
         for i, dep in _strs(task.get("depends_on")):
+            dep = owner.get(dep, dep)  # one expansion: its fan-out task's node
             if dep in tasks and dep != tid:
                 graph.add(tid, dep, ("tasks", tid, "depends_on", i))
         gid = task.get("group")

@@ -145,6 +145,11 @@ class Task:
     on_conflict: OnConflict = "retry"
     budget_usd: float | None = None
     loc: Loc | None = None
+    # Fan-out (`matrix:` / `for_each:`): an expansion such as `T5[module=auth]` keeps the
+    # id of the task it was expanded from and its values; None and {} for a plain task.
+    template: str | None = None
+    matrix: dict[str, str] = field(default_factory=dict)
+    max_parallel: int | None = None  # expansions of `template` running at once
 
 
 @dataclass(frozen=True)

@@ -171,7 +171,10 @@ _ID_KINDS = {"tasks": "task id", "groups": "group id", "agents": "agent name", "
 
 def _bad_name(path: JsonPath, name: str, source: Source) -> Diagnostic:
     kind = _ID_KINDS.get(str(path[-1]) if path else "", "key")
-    if kind == "name":
+    if path[:1] == ("tasks",) and path[2:3] == ("matrix",):  # its keys, or those of an entry
+        kind = "matrix key"
+        rule = "letters, digits, `_` and `-`, starting with a letter or `_` ({{ matrix.<key> }})"
+    elif kind == "name":
         rule = "environment variable names are letters, digits and _, not starting with a digit"
     else:
         rule = "use letters, digits, `.`, `_` and `-`, starting with a letter or digit"

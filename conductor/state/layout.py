@@ -13,12 +13,17 @@
   worktrees/<run>/<task>-<n>        an attempt's worktree
   worktrees/<run>/gate-<group>      a group gate's throwaway checkout
 ```
+
+``<task>`` is the task id made safe for a file name: ``T5[module=auth]`` is
+``T5-module-auth`` (``names.task_component``, the same name its branches use).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+from conductor.spec.names import task_component
 
 STATE_DIR_NAME = ".conductor"
 DB_NAME = "state.db"
@@ -65,10 +70,10 @@ class Layout:
         return self.run_dir(run_id) / "EXECUTION_LOG.md"
 
     def attempt_log(self, run_id: str, task_id: str, n: int) -> Path:
-        return self.run_dir(run_id) / "logs" / f"{task_id}-{n}.log"
+        return self.run_dir(run_id) / "logs" / f"{task_component(task_id)}-{n}.log"
 
     def prompt_file(self, run_id: str, task_id: str, n: int) -> Path:
-        return self.run_dir(run_id) / "prompts" / f"{task_id}-{n}.md"
+        return self.run_dir(run_id) / "prompts" / f"{task_component(task_id)}-{n}.md"
 
     def output_file(self, run_id: str, task_id: str, n: int) -> Path:
         return self.run_dir(run_id) / "outputs" / f"{task_id}-{n}"
@@ -77,7 +82,7 @@ class Layout:
         return self.worktrees_home / run_id
 
     def attempt_worktree(self, run_id: str, task_id: str, n: int) -> Path:
-        return self.worktrees_dir(run_id) / f"{task_id}-{n}"
+        return self.worktrees_dir(run_id) / f"{task_component(task_id)}-{n}"
 
     def gate_worktree(self, run_id: str, group: str) -> Path:
         return self.worktrees_dir(run_id) / f"{GATE_PREFIX}{group}"

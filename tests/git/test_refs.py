@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conductor.git import refs
+from conductor.spec.names import ref_problem, task_component
 
 TASK_IDS = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,20}\Z")
 INTEGRATIONS = st.from_regex(r"\A(conductor/)?[a-z0-9][a-z0-9._-]{0,15}(/[a-z0-9]{1,5})?\Z")
@@ -27,7 +28,17 @@ def test_attempt_branch_is_named_beside_the_integration_branch_not_under_it() ->
 @given(INTEGRATIONS, RUN_IDS, TASK_IDS, st.integers(min_value=1, max_value=10_000))
 def test_attempt_branch_round_trips(integration: str, run: str, task: str, n: int) -> None:
     parsed = refs.parse_attempt_branch(refs.attempt_branch(integration, run, task, n))
-    assert parsed == refs.AttemptBranch(integration, run, task, n)
+    # the task's branch-safe name: itself for every id spec accepts (not `0.`, say)
+    assert parsed == refs.AttemptBranch(integration, run, task_component(task), n)
+
+
+def test_a_fan_out_task_gets_a_branch_safe_name_in_branches_and_refs() -> None:
+    branch = refs.attempt_branch("conductor/x", RUN, "T5[module=auth,py=3.12]", 1)
+    assert branch == f"conductor/x.attempts/{RUN}/T5-module-auth-py-3.12/1"
+    assert ref_problem(branch) is None
+    assert refs.pre_ref(RUN, "T5[m=a b]", 2).startswith(f"refs/conductor/{RUN}/T5-m-a-b-")
+    parsed = refs.parse_attempt_branch(branch)
+    assert parsed is not None and parsed.task_id == "T5-module-auth-py-3.12"
 
 
 def test_two_runs_never_share_an_attempt_branch() -> None:
