@@ -38,6 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from conductor.agents import inflight
+
 
 @dataclass
 class AgentReport:
@@ -92,6 +94,7 @@ class OutputParser:
         self.report = AgentReport()
         self.root = f"{root}/" if root is not None else None
         self._last_step: str | None = None
+        self._calls: set[str] = set()  # ids of tool calls started, their result not seen
 
     def feed(self, line: str) -> str | None:
         """One output line; returns a progress step when the line shows a new one."""
@@ -100,6 +103,11 @@ class OutputParser:
             return None
         self._last_step = step
         return step
+
+    def in_flight(self) -> bool:
+        """A tool call was started and its result has not come: the agent is silent
+        because it waits on its own work (a test suite), busy rather than idle."""
+        return bool(self._calls)
 
     def result(self) -> AgentReport:
         """The report so far (final once the process has exited)."""
@@ -133,6 +141,8 @@ class OutputParser:
 class _JsonLinesParser(OutputParser):
     """JSON-lines output; anything that is not a JSON object is ignored."""
 
+    format = ""  # whose tool-call events `inflight.track` follows
+
     def _line(self, line: str) -> str | None:
         text = line.strip()
         if not text.startswith("{"):
@@ -143,7 +153,10 @@ class _JsonLinesParser(OutputParser):
             event = json.loads(text)
         except ValueError:
             return None
-        return self._event(event) if isinstance(event, dict) else None
+        if not isinstance(event, dict):
+            return None
+        inflight.track(self.format, event, self._calls)
+        return self._event(event)
 
     def _event(self, ev: dict[str, Any]) -> str | None:
         raise NotImplementedError
@@ -165,6 +178,8 @@ def _run_cost(ev: dict[str, Any]) -> Any:
 
 
 class ClaudeParser(_JsonLinesParser):
+    format = "claude"
+
     def _event(self, ev: dict[str, Any]) -> str | None:
         kind, r = ev.get("type"), self.report
         if isinstance(ev.get("session_id"), str):
@@ -214,6 +229,7 @@ class ClaudeParser(_JsonLinesParser):
 
 class CodexParser(_JsonLinesParser):
     session_totals = True
+    format = "codex"
 
     def __init__(self, root: Path | None = None) -> None:
         super().__init__(root)
@@ -271,6 +287,8 @@ class CodexParser(_JsonLinesParser):
 
 
 class GeminiParser(_JsonLinesParser):
+    format = "gemini"
+
     def _event(self, ev: dict[str, Any]) -> str | None:
         kind, r = ev.get("type"), self.report
         if kind == "init" and isinstance(ev.get("session_id"), str):
@@ -327,6 +345,9 @@ class SniffingParser(OutputParser):
 
     def result(self) -> AgentReport:
         return self._inner.result() if self._inner is not None else self.report
+
+    def in_flight(self) -> bool:
+        return self._inner is not None and self._inner.in_flight()
 
 
 _PARSERS: dict[str, Callable[[Path | None], OutputParser]] = {

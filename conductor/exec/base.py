@@ -43,6 +43,8 @@ class Request:
     (from :func:`conductor.exec.procs.new_mark`) is put in the command's environment as
     ``CONDUCTOR_PROCESS_MARK``; when the command ends, however it ends, the executor stops
     every process still carrying it, including those that left the process group.
+    ``busy`` says the command is working though silent (an agent's tool call in flight):
+    asked, with the CPU its processes use, before ``idle_s`` stops it (see exec/busy.py).
     """
 
     argv: Sequence[str]
@@ -58,6 +60,7 @@ class Request:
     on_tick: Callable[[float, float], None] | None = None  # (elapsed, idle) about once a second
     redact: Callable[[str], str] | None = None
     mark: str | None = None
+    busy: Callable[[], bool] | None = None  # True: silent but working, not idle
 
     def full_env(self) -> dict[str, str]:
         """``env`` plus the marker, as the command sees it."""

@@ -31,6 +31,7 @@ from conductor.exec.base import (
     Reason,
     Request,
 )
+from conductor.exec.busy import IdleClock
 from conductor.exec.output import Lines, Sink, footer, header, human
 from conductor.exec.procs import (
     disown,
@@ -89,6 +90,7 @@ class _Watch:
         self.drain_until: float | None = None  # leader gone, pipe still open: wait until
         self.group_done = False  # leftovers of the group already dealt with
         self.last_output = t0
+        self.idle = IdleClock(req, proc.pid, sink.note, t0)  # busy is not idle
         self.next_tick = t0 + _TICK_S
 
     def loop(self) -> None:
@@ -119,6 +121,7 @@ class _Watch:
             data = b""
         if data:
             self.last_output = time.monotonic()
+            self.idle.heard(self.last_output)
             self.sink.emit(self.lines.feed(data))
         else:
             self._close_pipe()
@@ -169,7 +172,7 @@ class _Watch:
             return "cancelled", "cancelled"
         if lim.timeout_s is not None and now - self.t0 >= lim.timeout_s:
             return "timeout", f"timed out after {human(lim.timeout_s)}"
-        if lim.idle_s is not None and now - self.last_output >= lim.idle_s:
+        if lim.idle_s is not None and self.idle.expired(now):
             return "idle", f"no output for {human(lim.idle_s)}"
         return None
 
@@ -180,8 +183,8 @@ class _Watch:
             if self.reason is None:
                 if lim.limits.timeout_s is not None:
                     due.append(self.t0 + lim.limits.timeout_s - now)
-                if lim.limits.idle_s is not None:
-                    due.append(self.last_output + lim.limits.idle_s - now)
+                if (idle_due := self.idle.due()) is not None:
+                    due.append(idle_due - now)
                 if lim.cancel is not None:
                     due.append(_EVENT_POLL_S)
             elif self.kill_at is not None and not self.killed:

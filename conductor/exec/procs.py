@@ -225,6 +225,32 @@ def sweep(prefix: str, grace_s: float, kill_now: threading.Event | None = None) 
     return found
 
 
+def cpu_times(pgid: int, mark: str | None) -> dict[tuple[int, int], float]:
+    """CPU seconds used so far (user + system, with what each has reaped of its own
+    children) by every live process of group ``pgid`` or carrying marker ``mark``, keyed
+    by (pid, start tick) so that a reused pid counts as a new process. One /proc scan,
+    like :func:`marked`; {} where there is no /proc."""
+    if not _has_proc():
+        return {}
+    me, tick, found = os.getpid(), os.sysconf("SC_CLK_TCK"), {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == me:
+            continue
+        pid = int(name)
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                raw = fh.read()
+            fields = raw[raw.rfind(b")") + 2 :].split()
+            state, group, start = fields[0], int(fields[2]), int(fields[19])
+            used = sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+        except (OSError, IndexError, ValueError):
+            continue
+        if state in (b"Z", b"X") or (group != pgid and (not mark or _mark_of(pid) != mark)):
+            continue
+        found[(pid, start)] = used / tick
+    return found
+
+
 def _await(busy: Callable[[], bool], timeout_s: float, kill_now: threading.Event | None) -> None:
     deadline, delay = time.monotonic() + timeout_s, 0.005
     while busy():

@@ -47,6 +47,7 @@ from conductor.exec.base import (
     Reason,
     Request,
 )
+from conductor.exec.busy import IdleClock
 from conductor.exec.output import Sink, footer, human
 from conductor.exec.panes import (
     EXIT_LINE,
@@ -105,9 +106,10 @@ _Outcome = tuple[Reason, int | None, str]  # reason, exit code, error
 class _Drive:
     """Polls one pane: readiness, typing the prompt, completion, limits."""
 
-    def __init__(self, ex: TmuxExecutor, pane: Pane, log: _PaneLog, lim: Request) -> None:
+    def __init__(self, ex: TmuxExecutor, pane: Pane, log: _PaneLog, lim: Request, pid: int) -> None:
         self.ex, self.pane, self.log, self.lim = ex, pane, log, lim
         self.t0 = time.monotonic()
+        self.idle = IdleClock(lim, pid, log.sink.note, self.t0)  # the pane's pid leads its group
         self.phase = "ready" if ex.prompt_text else "working"
         self.base = -1  # the line the prompt was typed on; completion shows below it
         self.enter_at = 0.0
@@ -125,6 +127,7 @@ class _Drive:
             self.log.update(snap.lines)
             if snap.digest != self.digest:
                 self.digest, self.changed = snap.digest, now
+                self.idle.heard(now)
             outcome = self._finished(snap, now) or self._limit(now)
             if outcome is not None:
                 return outcome
@@ -163,7 +166,7 @@ class _Drive:
             return "cancelled", None, "cancelled"
         if lim.timeout_s is not None and now - self.t0 >= lim.timeout_s:
             return "timeout", None, f"timed out after {human(lim.timeout_s)}"
-        if lim.idle_s is not None and now - self.changed >= lim.idle_s:
+        if lim.idle_s is not None and self.idle.expired(now):
             return "idle", None, f"no output for {human(lim.idle_s)}"
         return None
 
@@ -176,6 +179,7 @@ class _Drive:
         elif self.phase == "sent" and now >= self.enter_at:
             self.pane.press_enter()
             self.phase, self.changed = "working", now
+            self.idle.heard(now)
 
     def _ready(self, snap: Snap, now: float) -> bool:
         if self.ex.pattern is not None:
@@ -293,7 +297,7 @@ class TmuxExecutor:
         try:
             if req.on_start is not None:
                 req.on_start(pid, process_start_time(pid) or time.time())
-            outcome = _Drive(self, pane, log, req).loop()
+            outcome = _Drive(self, pane, log, req, pid).loop()
         finally:
             hard = outcome is None or (req.kill_now is not None and req.kill_now.is_set())
             try:

@@ -195,6 +195,7 @@ class Attempt:
             on_tick=ctx.ticker(self.task),
             redact=ctx.secrets.redact,
             mark=self.mark,
+            busy=parser.in_flight if parser is not None else None,  # a tool call: not idle
         )
         result = (executor or ctx.executor).run(request)
         if result.log_fault is not None:  # the disk took no more of its log: stop as on a
