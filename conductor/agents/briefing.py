@@ -136,7 +136,8 @@ def _protocol(wf: Workflow, task: Task, ctx: InstructionContext) -> list[str]:
                 "when you exit.",
                 "Do not switch branches, rebase, or push.",
                 "Report progress with `conductor progress PERCENT MESSAGE`, "
-                'e.g. `conductor progress 50 "tests pass"`.',
+                'e.g. `conductor progress 50 "tests pass"`; where `conductor` is not on '
+                'PATH (a login shell, a sandbox), `"$CONDUCTOR_BIN" progress 50 "tests pass"`.',
                 "When the task is done, exit. Exiting is how you say you are finished.",
             ]
         ),

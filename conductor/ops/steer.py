@@ -11,11 +11,12 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from conductor.errors import UserError
+from conductor.errors import InfraError, UserError
 from conductor.state.events import Emitter
 from conductor.state.layout import Layout
 from conductor.state.liveness import is_live
 from conductor.state.records import RunRow
+from conductor.state.spool import SPOOL_VAR, write_report
 from conductor.state.states import RUN_ENDED, TASK_TERMINAL
 from conductor.state.store import Store
 
@@ -75,16 +76,44 @@ PROGRESS_VARS = ("CONDUCTOR_STATE_DIR", "CONDUCTOR_RUN_ID", "CONDUCTOR_TASK_ID")
 
 
 def report_progress(environ: Mapping[str, str], percent: float, message: str | None) -> None:
-    """`conductor progress` from inside a task: the environment says which run and task."""
+    """`conductor progress` from inside a task: the environment says which run and task.
+
+    Inside an attempt the report goes to its spool (``CONDUCTOR_PROGRESS_DIR``, in its
+    worktree), which the runner takes, masks and records: no write access to the state
+    directory (read-only in Codex's sandbox) and no wait on the store's lock. Elsewhere
+    (a validator, a hand-made environment) it writes the store. Every failure is one
+    message and a non-zero exit, never a traceback."""
     if not 0 <= percent <= 100:
         raise UserError(f"progress must be between 0 and 100, not {percent:g}")
-    missing = [k for k in PROGRESS_VARS if not environ.get(k)]
+    spool = environ.get(SPOOL_VAR)
+    needed = PROGRESS_VARS[1:] if spool else PROGRESS_VARS
+    missing = [k for k in needed if not environ.get(k)]
     if missing:
         raise UserError("not inside a conductor task (" + ", ".join(missing) + " not set)",
                         hint="conductor sets these for every task it runs")  # fmt: skip
     run_id, task_id = environ["CONDUCTOR_RUN_ID"], environ["CONDUCTOR_TASK_ID"]
-    with Store(Layout(Path(environ["CONDUCTOR_STATE_DIR"])).db) as store:
-        if store.task(run_id, task_id) is None:
-            raise UserError(f"run {run_id} has no task `{task_id}`")
-        store.update_task(run_id, task_id, progress=percent, step=message)
-        Emitter(store, run_id)("task_progress", task_id, percent=percent, message=message)
+    if spool:
+        try:
+            write_report(Path(spool), percent, message)
+            return
+        except OSError as exc:
+            if not environ.get("CONDUCTOR_STATE_DIR"):
+                raise InfraError(f"cannot leave the progress report in {spool}: "
+                                 f"{exc.strerror or exc}") from None  # fmt: skip
+    _store_progress(Path(environ["CONDUCTOR_STATE_DIR"]), run_id, task_id, percent, message)
+
+
+def _store_progress(state_dir: Path, run_id: str, task_id: str, percent: float,
+                    message: str | None) -> None:  # fmt: skip
+    db = Layout(state_dir).db
+    if not db.is_file():  # never create a store where CONDUCTOR_STATE_DIR points
+        hint = "run `conductor progress` from inside a task conductor runs"
+        raise UserError(f"no conductor state in {state_dir} (CONDUCTOR_STATE_DIR)", hint=hint)
+    try:
+        with Store(db) as store:
+            if store.task(run_id, task_id) is None:
+                raise UserError(f"run {run_id} has no task `{task_id}`")
+            store.update_task(run_id, task_id, progress=percent, step=message)
+            Emitter(store, run_id)("task_progress", task_id, percent=percent, message=message)
+    except OSError as exc:  # the store translates SQLite's errors; anything else of the OS
+        raise InfraError(f"cannot record progress in {db}: {exc.strerror or exc}") from None

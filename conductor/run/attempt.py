@@ -23,6 +23,7 @@ from conductor.run.faults import crash_point
 from conductor.run.outcome import Outcome, Prior, trailers
 from conductor.run.outputs import collect, fresh_file, upstream_values
 from conductor.run.placeholders import fill
+from conductor.run.progress import ProgressSpool
 from conductor.state.storefaults import translate
 
 if TYPE_CHECKING:
@@ -182,22 +183,24 @@ class Attempt:
             elif parser is not None and not line.startswith("{"):  # not stream JSON
                 ctx.output_line(self.tid, line)
 
+        spool = ProgressSpool(ctx, self.tid, self.worktree)  # `conductor progress` in a sandbox
         request = Request(
             argv,
             cwd=self.worktree,
-            env=env or ctx.task_env(self.task, self.n, self.worktree),
+            env={**(env or ctx.task_env(self.task, self.n, self.worktree)), **spool.env()},
             log_path=self.log_path,
             limits=limits,
             cancel=self.cancel,
             kill_now=ctx.kill_now,
             on_start=on_start,
             on_line=on_line,
-            on_tick=ctx.ticker(self.task),
+            on_tick=spool.ticking(ctx.ticker(self.task)),
             redact=ctx.secrets.redact,
             mark=self.mark,
             busy=parser.in_flight if parser is not None else None,  # a tool call: not idle
         )
         result = (executor or ctx.executor).run(request)
+        spool.take(final=True)
         if result.log_fault is not None:  # the disk took no more of its log: stop as on a
             raise translate(self.log_path, result.log_fault)  # full store, work committed
         return result

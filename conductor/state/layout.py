@@ -4,6 +4,7 @@
 <repo>/.conductor/
   state.db                          the store (SQLite, WAL)
   conductor.log                     the runner's rotating debug log
+  bin/conductor                     runs this conductor, where no console script does
   runs/<run>/runner.lock            held by the process driving the run
   runs/<run>/runner.log             a detached runner's stdout and stderr
   runs/<run>/EXECUTION_LOG.md       the execution log, unless the workflow names another
@@ -52,6 +53,10 @@ class Layout:
     @property
     def debug_log(self) -> Path:
         return self.state_dir / DEBUG_LOG_NAME
+
+    @property
+    def conductor_wrapper(self) -> Path:
+        return self.state_dir / "bin" / "conductor"
 
     @property
     def worktrees_home(self) -> Path:
