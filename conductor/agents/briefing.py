@@ -124,7 +124,16 @@ def _values_section(values: dict[str, dict[str, str]]) -> list[str]:
     return out
 
 
-def _protocol(wf: Workflow, task: Task, ctx: InstructionContext) -> list[str]:
+COMMITS_YOURSELF = ("You may commit; anything you leave uncommitted is committed for you "
+                    "when you exit.")  # fmt: skip
+# an agent whose sandbox cannot write to git (presets.can_commit) would only fail trying
+COMMITTED_FOR_YOU = ("Do not run `git commit` or `git add`: your sandbox cannot write to git, "
+                     "and conductor commits your changes when you finish.")  # fmt: skip
+
+
+def _protocol(
+    wf: Workflow, task: Task, ctx: InstructionContext, agent_commits: bool = True
+) -> list[str]:
     branch = refs.attempt_branch(wf.integration_branch, ctx.run_id, task.id, ctx.attempt)
     return [
         "## How to work",
@@ -132,8 +141,7 @@ def _protocol(wf: Workflow, task: Task, ctx: InstructionContext) -> list[str]:
             [
                 f"Work in the current directory ({ctx.worktree}), "
                 f"a git worktree on branch `{branch}`.",
-                "You may commit; anything you leave uncommitted is committed for you "
-                "when you exit.",
+                COMMITS_YOURSELF if agent_commits else COMMITTED_FOR_YOU,
                 "Do not switch branches, rebase, or push.",
                 "Report progress with `conductor progress PERCENT MESSAGE`, "
                 'e.g. `conductor progress 50 "tests pass"`; where `conductor` is not on '

@@ -27,6 +27,7 @@ Headless flags, as verified against each CLI's own source or docs:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from conductor.errors import InfraError, UserError
@@ -70,8 +71,46 @@ def _claude(p: AgentProfile, prompt: str, resume: str | None) -> list[str]:
     return argv + list(p.args)
 
 
+_CODEX_BYPASS = ("--dangerously-bypass-approvals-and-sandbox", "--yolo")
+
+
+def _codex_sandbox(args: Sequence[str]) -> str | None:
+    """The sandbox mode a codex profile's own ``args`` choose (`-s MODE`, `--sandbox=MODE`,
+    `-c sandbox_mode=MODE`; the bypass flag is no sandbox at all), None if they choose none."""
+    mode = None
+    for i, arg in enumerate(args):
+        nxt = args[i + 1] if i + 1 < len(args) else ""
+        if arg in _CODEX_BYPASS:
+            return "danger-full-access"
+        if arg in ("-s", "--sandbox"):
+            mode = nxt
+        elif arg.startswith("--sandbox="):
+            mode = arg.split("=", 1)[1]
+        elif arg in ("-c", "--config") and nxt.startswith("sandbox_mode=") and mode is None:
+            mode = nxt.split("=", 1)[1].strip("\"'")
+    return mode
+
+
+def can_commit(profile: AgentProfile) -> bool:
+    """Can the agent's own tools write to git in its worktree? A worktree's git directory
+    lies outside it, and a sandbox that confines writes to the working directory (Codex's
+    workspace-write, with `.git` read-only too; Gemini CLI's `--sandbox`) keeps `git commit`
+    from working: conductor commits for such agents, and their instructions say so."""
+    if profile.kind == "codex":
+        return (_codex_sandbox(profile.args) or "workspace-write") == "danger-full-access"
+    if profile.kind == "gemini":
+        on = ("-s", "--sandbox", "--sandbox=true")
+        flag = any(a in on for a in profile.args)
+        env = profile.env.get("GEMINI_SANDBOX", "").lower() not in ("", "false", "0")
+        return not (flag or env)
+    return True
+
+
 def _codex(p: AgentProfile, prompt: str, resume: str | None) -> list[str]:
-    argv = ["codex", "exec", "--json", "-s", "workspace-write", "--skip-git-repo-check"]
+    argv = ["codex", "exec", "--json"]
+    # workspace-write unless the profile's args choose a sandbox (clap refuses two -s)
+    argv += ["-s", "workspace-write"] if _codex_sandbox(p.args) is None else []
+    argv += ["--skip-git-repo-check"]
     argv += ["-m", p.model] if p.model else []
     argv += list(p.args)  # before `resume`: non-global options are not accepted after it
     argv += ["resume", resume] if resume else []

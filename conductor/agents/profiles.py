@@ -25,7 +25,7 @@ from conductor.agents.briefing import (
     _task_text,
 )
 from conductor.agents.parsers import AgentReport, OutputParser, make_parser
-from conductor.agents.presets import _EXECUTABLES, _argv
+from conductor.agents.presets import _EXECUTABLES, _argv, can_commit
 from conductor.errors import UserError
 from conductor.git.env import clean_env
 from conductor.spec.model import AgentProfile, Task, Workflow
@@ -90,8 +90,17 @@ def instructions(wf: Workflow, task: Task, ctx: InstructionContext) -> str:
             "These paths must exist when you finish:",
             _bullets([_code(p) for p in task.outputs]),
         ]
-    parts += _checks_section(wf, task) + _context_sections(task, ctx) + _protocol(wf, task, ctx)
+    parts += _checks_section(wf, task) + _context_sections(task, ctx)
+    parts += _protocol(wf, task, ctx, _agent_commits(wf, task))
     return "\n\n".join(parts) + "\n"
+
+
+def _agent_commits(wf: Workflow, task: Task) -> bool:
+    """Can the task's agent commit from inside its own sandbox (see presets.can_commit)?"""
+    try:
+        return can_commit(profile_for(wf, task))
+    except UserError:  # an unknown profile: build_launch reports it
+        return True
 
 
 # ------------------------------------------------------------------------------------ launch
