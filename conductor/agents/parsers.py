@@ -9,7 +9,8 @@ truncated JSON) are ignored, never fatal. Output formats as verified against the
   {rate_limit_info: {status: "allowed"|"rejected", resetsAt: epoch}}, and a final
   `result` {subtype: "success"|"error_max_turns"|"error_during_execution"|..., is_error,
   result, errors, total_cost_usd, usage{input_tokens, output_tokens,
-  cache_creation_input_tokens, cache_read_input_tokens}, num_turns, session_id}. A usage
+  cache_creation_input_tokens, cache_read_input_tokens}, num_turns, session_id}; the
+  init message names the `model`. A usage
   limit arrives as result text "Claude AI usage limit reached|<epoch>" (issues
   anthropics/claude-code#2490, #11429).
 * codex `exec --json` (openai/codex codex-rs/exec/src/exec_events.rs and
@@ -18,14 +19,19 @@ truncated JSON) are ignored, never fatal. Output formats as verified against the
   command_execution{command, exit_code, status} | file_change{changes[{path, kind}]} |
   mcp_tool_call{server, tool} | web_search{query} | todo_list | error{message}}},
   turn.completed{usage{input_tokens, cached_input_tokens, output_tokens}} (recent versions
-  report the thread total there), turn.failed{error{message}}, error{message}. No cost.
+  report the thread total there), turn.failed{error{message}}, error{message}. No cost,
+  and no model in the events (one that carries a top-level `model` is read).
   Usage limits: "You've hit your usage limit. ... try again in 2 days 3 hours 4 minutes."
   (issues openai/codex#3124, #3899).
 * gemini `--output-format stream-json` (google-gemini/gemini-cli
   packages/core/src/output/types.ts): init{session_id, model}, message, tool_use{tool_name,
   tool_id, parameters}, tool_result, error{severity, message}, result{status:
-  "success"|"error", error{type, message}, stats{input_tokens, output_tokens, ...}}.
-* aider and shell/custom commands print plain text: no structured result (ok=None).
+  "success"|"error", error{type, message}, stats{input_tokens (the prompt, cached part
+  included), output_tokens, cached, input, tool_calls, models{...}}} (convertToStreamStats).
+  No cost, no turn count.
+* aider prints plain text: its model, tokens and cost lines are read (``aider_output``);
+  no structured result (ok=None).
+* shell and custom commands print plain text: no structured result (ok=None).
 """
 
 from __future__ import annotations
@@ -47,9 +53,11 @@ class AgentReport:
     error: str | None = None
     session_id: str | None = None
     cost_usd: float | None = None
-    tokens_in: int | None = None
+    tokens_in: int | None = None  # all input, cached included
     tokens_out: int | None = None
+    tokens_cache: int | None = None  # of tokens_in, read from or written to a cache
     turns: int | None = None
+    model: str | None = None
     rate_limited: bool = False
     reset_at: float | None = None  # epoch seconds when the limit resets, if stated
 
@@ -184,8 +192,13 @@ class ClaudeParser(_JsonLinesParser):
         kind, r = ev.get("type"), self.report
         if isinstance(ev.get("session_id"), str):
             r.session_id = ev["session_id"]
+        if kind == "system" and isinstance(ev.get("model"), str):  # the init message
+            r.model = ev["model"]
         if kind == "assistant":
-            content = (ev.get("message") or {}).get("content")
+            message = ev.get("message") or {}
+            if r.model is None and isinstance(message.get("model"), str):
+                r.model = message["model"]
+            content = message.get("content")
             steps = [
                 self._tool_step(str(b.get("name")), b.get("input"))
                 for b in content or []
@@ -209,10 +222,9 @@ class ClaudeParser(_JsonLinesParser):
         r.cost_usd = float(cost) if isinstance(cost, (int, float)) else r.cost_usd
         usage = ev.get("usage") or {}
         if isinstance(usage, dict) and usage:
-            r.tokens_in = sum(
-                _num(usage.get(k))
-                for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
-            )
+            cached = ("cache_creation_input_tokens", "cache_read_input_tokens")
+            r.tokens_cache = sum(_num(usage.get(k)) for k in cached)
+            r.tokens_in = _num(usage.get("input_tokens")) + r.tokens_cache
             r.tokens_out = _num(usage.get("output_tokens"))
         r.turns = ev["num_turns"] if isinstance(ev.get("num_turns"), int) else r.turns
         if not r.ok:
@@ -237,6 +249,8 @@ class CodexParser(_JsonLinesParser):
 
     def _event(self, ev: dict[str, Any]) -> str | None:
         kind, r = ev.get("type"), self.report
+        if isinstance(ev.get("model"), str):  # not in today's events; read if one says it
+            r.model = ev["model"]
         if kind == "thread.started" and isinstance(ev.get("thread_id"), str):
             r.session_id = ev["thread_id"]
         elif kind in ("item.started", "item.updated", "item.completed"):
@@ -247,10 +261,12 @@ class CodexParser(_JsonLinesParser):
             r.turns = (r.turns or 0) + 1
             usage = ev.get("usage") or {}
             # Recent codex reports the thread's running total here; one exec = one turn.
+            # input_tokens counts the cached ones too (OpenAI's usage), as tokens_in does.
             r.tokens_in, r.tokens_out = (
                 _num(usage.get("input_tokens")),
                 _num(usage.get("output_tokens")),
             )
+            r.tokens_cache = _num(usage.get("cached_input_tokens"))
         elif kind in ("turn.failed", "error"):
             err = ev.get("error") if kind == "turn.failed" else ev
             message = str((err or {}).get("message") or kind)
@@ -291,8 +307,10 @@ class GeminiParser(_JsonLinesParser):
 
     def _event(self, ev: dict[str, Any]) -> str | None:
         kind, r = ev.get("type"), self.report
-        if kind == "init" and isinstance(ev.get("session_id"), str):
-            r.session_id = ev["session_id"]
+        if kind == "init":
+            if isinstance(ev.get("session_id"), str):
+                r.session_id = ev["session_id"]
+            r.model = ev["model"] if isinstance(ev.get("model"), str) else r.model
         elif kind == "tool_use":
             return self._tool_step(str(ev.get("tool_name")), ev.get("parameters"))
         elif kind == "error" and isinstance(ev.get("message"), str):
@@ -301,20 +319,15 @@ class GeminiParser(_JsonLinesParser):
             r.ok = ev.get("status") == "success"
             stats = ev.get("stats") or {}
             if isinstance(stats, dict) and stats:
-                r.tokens_in = _num(stats.get("input_tokens"))
+                r.tokens_in = _num(stats.get("input_tokens"))  # the prompt, cached included
                 r.tokens_out = _num(stats.get("output_tokens"))
+                r.tokens_cache = _num(stats.get("cached"))
+                models = stats.get("models")
+                if r.model is None and isinstance(models, dict) and models:
+                    r.model = ", ".join(sorted(str(m) for m in models))
             if not r.ok:
                 r.error = str((ev.get("error") or {}).get("message") or "error")
                 _note_limit(r, r.error)
-        return None
-
-
-class AiderParser(OutputParser):
-    """Aider prints plain text; only its provider errors are worth recognising."""
-
-    def _line(self, line: str) -> str | None:
-        if "RateLimitError" in line:
-            _note_limit(self.report, line)
         return None
 
 
@@ -350,11 +363,17 @@ class SniffingParser(OutputParser):
         return self._inner is not None and self._inner.in_flight()
 
 
+def _aider_parser(root: Path | None) -> OutputParser:
+    from conductor.agents.aider_output import AiderParser  # it builds on OutputParser
+
+    return AiderParser(root)
+
+
 _PARSERS: dict[str, Callable[[Path | None], OutputParser]] = {
     "claude-code": ClaudeParser,
     "codex": CodexParser,
     "gemini": GeminiParser,
-    "aider": AiderParser,
+    "aider": _aider_parser,
     "command": SniffingParser,
     "shell": OutputParser,
 }

@@ -21,6 +21,8 @@ from rich.text import Text
 
 from conductor.console.palette import Palette, fmt_secs, make_console
 from conductor.console.runmodel import ACTIVE, TERMINAL, RunModel, TaskModel
+from conductor.report.rundata import fmt_usd
+from conductor.report.spend import fmt_tokens
 from conductor.spec.fanout import suffix
 from conductor.state.endings import LABELS
 from conductor.state.records import EventRow
@@ -137,7 +139,17 @@ class LiveView:
         if not m.final:
             eta = m.eta(now)
             text.append(" · ETA " + (f"~{fmt_secs(eta)}" if eta is not None else "–"))
+        text.append(self._spent())
         return text
+
+    def _spent(self) -> str:
+        """The run's running total of what its agents reported ('' until one did)."""
+        s = self.model.spend
+        parts = [fmt_usd(s.cost_usd) if s.cost_usd is not None else ""]
+        if s.tokens_in is not None or s.tokens_out is not None:
+            parts.append(f"{fmt_tokens(s.tokens_in or 0)} in / {fmt_tokens(s.tokens_out or 0)}"
+                         " out tokens")  # fmt: skip
+        return "".join(f" · {p}" for p in parts if p)
 
     def _counts(self) -> Text:
         counts, p = self.model.counts(), self.palette

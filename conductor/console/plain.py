@@ -18,6 +18,13 @@ def _clock(ts: float | None) -> str:
     return time.strftime("%H:%M:%S", time.localtime(ts or 0))
 
 
+def _usage(d: dict[str, Any]) -> str:
+    from conductor.report.spend import spend_text
+    from conductor.state.records import Spend
+
+    return f"agent reported {spend_text(Spend.of(d))}"
+
+
 def describe(row: EventRow) -> str:
     """One human line for an event."""
     d: dict[str, Any] = row["data"]
@@ -39,6 +46,7 @@ def describe(row: EventRow) -> str:
         "task_blocked": lambda: f"blocked by {d.get('cause')}",
         "task_cancelled": lambda: "cancelled",
         "task_output": lambda: f"| {d.get('line')}",
+        "task_usage": lambda: _usage(d),
         "task_paused": lambda: (
             f"paused ({d.get('error')}): "
             + (

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from conductor.console.safe import safe
 from conductor.state.endings import settled_from_docs
-from conductor.state.records import EventRow
+from conductor.state.records import EventRow, Spend
 from conductor.state.states import TASK_IN_PROGRESS, TASK_SETTLED
 
 if TYPE_CHECKING:
@@ -74,6 +74,7 @@ class RunModel:
         self.log_path = ""
         self.alert = ""
         self.settled: list[str] = []  # conflicts retries settled, as the run ended
+        self.spend = Spend()  # the run's running total: every attempt's task_usage
         self._seq = 0
 
     def apply(self, row: EventRow) -> None:
@@ -116,6 +117,8 @@ class RunModel:
             t.state = "merging"
         elif kind == "task_warning":
             t.warning = str(d.get("warning", ""))
+        elif kind == "task_usage":
+            self.spend += Spend.of(d)
         elif kind == "task_retrying":
             t.state, t.error = "retrying", str(d.get("error") or "")
         else:

@@ -13,8 +13,9 @@ from typing import Any
 
 from conductor.errors import ConductorError
 from conductor.ops.common import run_row
+from conductor.report.spend import groups_doc, spend_doc, total
 from conductor.state.liveness import may_be_live
-from conductor.state.records import RunRow
+from conductor.state.records import RunRow, Spend
 from conductor.state.store import Store
 from conductor.state.values import outputs_of
 
@@ -22,18 +23,24 @@ EXPORT_VERSION = 1
 
 
 def export_record(store: Store, run_id: str, state_dir: Path) -> dict[str, Any]:
-    """The full record of a run as one JSON-ready document (keys documented in the CLI)."""
+    """The full record of a run as one JSON-ready document (keys documented in the CLI).
+    Attempts carry what their agent reported; tasks, groups and the run carry the sums over
+    every attempt (failed ones too), as `status --json` shows them."""
     row = run_row(store, run_id)
+    spend = store.spend(run_id)
     run: dict[str, Any] = {**row, "options": json.loads(row["options"] or "{}"),
-                           "live": may_be_live(state_dir, row)}  # fmt: skip
+                           "live": may_be_live(state_dir, row),
+                           **spend_doc(total(spend))}  # fmt: skip
     attempts = [{**a, "checks": json.loads(a["checks"]) if a["checks"] else None,
                  "outputs": outputs_of(a) or None}
                 for a in store.attempts(run_id)]  # fmt: skip
+    tasks = store.tasks(run_id)
     return {
         "format": "conductor-run",
         "version": EXPORT_VERSION,
         "run": run,
-        "tasks": store.tasks(run_id),
+        "tasks": [{**t, **spend_doc(spend.get(t["task_id"], Spend()))} for t in tasks],
+        "groups": groups_doc(tasks, spend),
         "attempts": attempts,
         "events": store.events(run_id),
     }

@@ -26,9 +26,10 @@ from conductor.report.mdtext import (
     when,
 )
 from conductor.report.rundata import ICON, RunData, fmt_duration, fmt_usd
+from conductor.report.spend import per_group, per_task, spend_text, tokens_text, total
 from conductor.spec.model import Workflow
 from conductor.state.endings import count_states, counts_text, settled_conflicts
-from conductor.state.records import AttemptRow, TaskRow
+from conductor.state.records import AttemptRow, Spend, TaskRow
 
 LOG_TAIL_LINES = 30
 CHECK_TAIL_LINES = 40
@@ -54,15 +55,19 @@ def _outcome(d: RunData) -> str:
 
 
 def _cost_rows(d: RunData) -> list[tuple[str, str]]:
-    costs = [a["cost_usd"] for a in d.attempts if a["cost_usd"] is not None]
-    t_in = sum(a["tokens_in"] or 0 for a in d.attempts)
-    t_out = sum(a["tokens_out"] or 0 for a in d.attempts)
+    """The run's totals over every attempt, failed ones too."""
+    s = total(per_task(d.attempts))
     rows = []
-    if costs:
-        of = f"{len(costs)} of {len(d.attempts)} attempts reported one"
-        rows.append(("Cost", f"{fmt_usd(sum(costs))} ({of})"))
-    if t_in or t_out:
-        rows.append(("Tokens", f"{t_in:,} in · {t_out:,} out"))
+    if s.cost_usd is not None:
+        n = sum(1 for a in d.attempts if a["cost_usd"] is not None)
+        of = f"{n} of {len(d.attempts)} attempts reported one"
+        rows.append(("Cost", f"{fmt_usd(s.cost_usd)} ({of})"))
+    if s.tokens_in or s.tokens_out:
+        rows.append(("Tokens", tokens_text(s)))
+    if s.turns is not None:
+        rows.append(("Turns", f"{s.turns:,}"))
+    if s.models:
+        rows.append(("Models", cell(", ".join(s.models), 200)))
     return rows
 
 
@@ -146,7 +151,15 @@ def _diffstat(att: AttemptRow | None) -> str:
     return f"+{att['insertions'] or 0} −{att['deletions'] or 0} ({n} file{'s' * (n != 1)})"
 
 
-def _task_row(d: RunData, wf: Workflow, t: TaskRow, wave: int | None, cost: bool) -> str:
+def _spend_cells(s: Spend) -> list[str]:
+    """Cost, tokens and turns of one task, over all its attempts."""
+    return [fmt_usd(s.cost_usd) if s.cost_usd is not None else "–", tokens_text(s) or "–",
+            f"{s.turns:,}" if s.turns is not None else "–"]  # fmt: skip
+
+
+def _task_row(
+    d: RunData, wf: Workflow, t: TaskRow, wave: int | None, spend: dict[str, Spend] | None
+) -> str:
     spec = wf.tasks.get(t["task_id"])
     atts = d.by_task.get(t["task_id"], [])
     last = atts[-1] if atts else None
@@ -162,9 +175,8 @@ def _task_row(d: RunData, wf: Workflow, t: TaskRow, wave: int | None, cost: bool
         _diffstat(last),
         short(t["result_commit"] or (last["post_commit"] if last else None)),
     ]
-    if cost:
-        spent = [a["cost_usd"] for a in atts if a["cost_usd"] is not None]
-        cells.append(fmt_usd(sum(spent)) if spent else "–")
+    if spend is not None:
+        cells += _spend_cells(spend.get(t["task_id"], Spend()))
     cells.append(cell(t["error"], 100) if t["error"] else "")
     return row(cells)
 
@@ -186,11 +198,17 @@ def _section_title(wf: Workflow, gid: str | None, rows: list[TaskRow], d: RunDat
     return f"### {gid}{desc} ({summary}{gate})"
 
 
+def _total_line(what: str, s: Spend) -> list[str]:
+    text = spend_text(s)
+    return [f"**{what}:** {cell(text)}", ""] if text else []
+
+
 def task_tables(d: RunData, wf: Workflow) -> str:
     wave = waves(wf, (t["task_id"] for t in d.tasks))
-    cost = any(a["cost_usd"] is not None for a in d.attempts)
+    by_task = per_task(d.attempts)
+    spend = by_task if by_task else None  # the spend columns only once some agent reported
     cols = ["Task", "Title", "Role", "Agent", "State", "Wave", "Attempts", "Duration"]
-    cols += ["Diff", "Result", *(["Cost"] if cost else []), "Error"]
+    cols += ["Diff", "Result", *(["Cost", "Tokens", "Turns"] if spend else []), "Error"]
     head = row(cols) + "\n" + row("---" for _ in cols)
     sections: dict[str | None, list[TaskRow]] = {}
     if wf.groups or any(t["group_id"] for t in d.tasks):
@@ -201,13 +219,17 @@ def task_tables(d: RunData, wf: Workflow) -> str:
         for t in sorted(d.tasks, key=lambda t: wave.get(t["task_id"], 0)):
             sections.setdefault(str(wave.get(t["task_id"], "?")), []).append(t)
         titles = {w: f"### Wave {w}" for w in sections}
+    groups = per_group(d.tasks, by_task)
     out = ["## Tasks", ""]
     for key, rows in sections.items():
         out += [titles[key], "", head]
         out += rows_under_templates(  # a fan-out task's expansions under its id
-            wf, rows, lambda t: _task_row(d, wf, t, wave.get(t["task_id"]), cost), len(cols)
+            wf, rows, lambda t: _task_row(d, wf, t, wave.get(t["task_id"]), spend), len(cols)
         )
         out.append("")
+        if key in groups:  # a group's sum (wave tables have none: a wave is no unit of cost)
+            out += _total_line(f"{key} total", groups[key])
+    out += _total_line("Run total", total(by_task))
     return "\n".join(out)
 
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
+from conductor.report.spend import groups_doc, spend_doc, total
 from conductor.state.endings import count_states
 from conductor.state.layout import find_state_db
 from conductor.state.liveness import shown_state, shown_task_state
@@ -35,7 +36,7 @@ def run_doc(
     """The `run` object of the status document (also what `runs --json` lists)."""
     shown = shown_state(store.path.parent, run)
     tasks = _as_shown(shown, store.tasks(run["id"]) if tasks is None else tasks)
-    total = sum((store.spend(run["id"]) if spend is None else spend).values(), Spend())
+    spent = total(store.spend(run["id"]) if spend is None else spend)
     return {
         "id": run["id"],
         "state": shown,
@@ -47,13 +48,8 @@ def run_doc(
         "integration_branch": run["integration_branch"],
         "base_commit": run["base_commit"],
         "counts": _counts(tasks),
-        **_spend_doc(total),
+        **spend_doc(spent),  # the run's totals: every attempt of every task
     }
-
-
-def _spend_doc(s: Spend) -> dict[str, Any]:
-    """Cost and tokens the agents reported, summed over every attempt (failed ones too)."""
-    return {"cost_usd": s.cost_usd, "tokens_in": s.tokens_in, "tokens_out": s.tokens_out}
 
 
 def _as_shown(run_shown: str, tasks: list[TaskRow]) -> list[TaskRow]:
@@ -82,18 +78,19 @@ def task_doc(
         "error": t["error"],
         "merge_commit": t["merge_commit"],
         "outputs": outputs or {},  # what it wrote to $CONDUCTOR_OUTPUT (masked)
-        **_spend_doc(spend or Spend()),
+        **spend_doc(spend or Spend()),  # summed over all its attempts, failed ones too
     }
 
 
 def status_doc(store: Store, run: RunRow) -> dict[str, Any]:
-    """``{"run": {...}, "tasks": [{...}]}`` for one run."""
+    """``{"run": {...}, "tasks": [{...}], "groups": [{...}]}`` for one run."""
     tasks = _as_shown(shown_state(store.path.parent, run), store.tasks(run["id"]))
     spend = store.spend(run["id"])
     outs = task_outputs(store.attempts(run["id"]))
     return {"run": run_doc(store, run, tasks, spend),
             "tasks": [task_doc(t, spend.get(t["task_id"]), outs.get(t["task_id"]))
-                      for t in tasks]}  # fmt: skip
+                      for t in tasks],
+            "groups": groups_doc(tasks, spend)}  # fmt: skip
 
 
 def last_states(workflow_dir: Path, name: str) -> dict[str, str]:

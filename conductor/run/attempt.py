@@ -18,7 +18,7 @@ from conductor.exec.procs import new_mark
 from conductor.git import refs
 from conductor.git.blame import last_merged_task
 from conductor.git.guard import Pinned, Snapshot, repair, tampering
-from conductor.run import validators
+from conductor.run import usage, validators
 from conductor.run.faults import crash_point
 from conductor.run.outcome import Outcome, Prior, trailers
 from conductor.run.outputs import collect, fresh_file, upstream_values
@@ -258,31 +258,14 @@ class Attempt:
         )
         report = launch.parser.result()
         if launch.parser.session_totals:
-            self._own_share(report)
-        self.update(
-            exit_code=result.exit_code,
-            cost_usd=report.cost_usd,
-            tokens_in=report.tokens_in,
-            tokens_out=report.tokens_out,
-            session_id=report.session_id,
-        )
+            usage.own_share(report, self.prior.session_id, self.n,
+                            ctx.store.attempts(ctx.run_id, self.tid))  # fmt: skip
+        spent = usage.usage_fields(report, ctx.secrets.redact)
+        self.update(exit_code=result.exit_code, session_id=report.session_id, **spent)
         self.session_id = report.session_id
+        if any(v is not None for v in spent.values()):  # the live view's running total
+            ctx.emit("task_usage", self.tid, attempt=self.n, **spent)
         return result, report
-
-    def _own_share(self, report: agents.AgentReport) -> None:
-        """Tokens of this attempt alone when it resumed a session that reports totals."""
-        if report.session_id is None or report.session_id != self.prior.session_id:
-            return
-        earlier = [
-            a
-            for a in self.ctx.store.attempts(self.ctx.run_id, self.tid)
-            if a["n"] < self.n and a["session_id"] == report.session_id
-        ]
-        if report.tokens_in is not None:
-            report.tokens_in = max(0, report.tokens_in - sum(a["tokens_in"] or 0 for a in earlier))
-        if report.tokens_out is not None:
-            spent = sum(a["tokens_out"] or 0 for a in earlier)
-            report.tokens_out = max(0, report.tokens_out - spent)
 
     def _guard(self) -> None:
         """Undo what the agent did to git outside its own attempt branch, and remember it:

@@ -6,6 +6,7 @@ nothing at run time, while mypy checks every field a reader names.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypedDict, TypeVar
 
@@ -209,15 +210,34 @@ class AttemptRow(TypedDict):
 
 @dataclass(frozen=True)
 class Spend:
-    """What agents reported spending (None where none of them said)."""
+    """What agents reported spending (None where none of them said), and which models."""
 
     cost_usd: float | None = None
-    tokens_in: int | None = None
+    tokens_in: int | None = None  # all input, cached included
     tokens_out: int | None = None
+    tokens_cache: int | None = None  # of tokens_in, read from or written to a cache
+    turns: int | None = None
+    models: tuple[str, ...] = ()  # in the order first seen, each once
+
+    @classmethod
+    def of(cls, a: Mapping[str, Any]) -> Spend:
+        """One attempt's: its row, or a mapping with (some of) its spend columns."""
+        return cls(a.get("cost_usd"), a.get("tokens_in"), a.get("tokens_out"),
+                   a.get("tokens_cache"), a.get("turns"),
+                   (str(a["model"]),) if a.get("model") else ())  # fmt: skip
 
     def __add__(self, other: Spend) -> Spend:
+        models = self.models + tuple(m for m in other.models if m not in self.models)
         return Spend(_plus(self.cost_usd, other.cost_usd), _plus(self.tokens_in, other.tokens_in),
-                     _plus(self.tokens_out, other.tokens_out))  # fmt: skip
+                     _plus(self.tokens_out, other.tokens_out),
+                     _plus(self.tokens_cache, other.tokens_cache),
+                     _plus(self.turns, other.turns), models)  # fmt: skip
+
+    @property
+    def reported(self) -> bool:
+        """Whether any agent reported anything at all."""
+        counts = (self.cost_usd, self.tokens_in, self.tokens_out, self.tokens_cache, self.turns)
+        return bool(self.models) or any(v is not None for v in counts)
 
 
 def _plus(a: _N | None, b: _N | None) -> _N | None:

@@ -62,6 +62,7 @@ EventKind = Literal[
     "task_started",
     "task_progress",
     "task_output",
+    "task_usage",  # what an attempt's agent reported spending (cost, tokens, turns, model)
     "task_warning",
     "task_completed",
     "task_failed",

@@ -322,13 +322,16 @@ class Store:
         """task -> what its agents reported over ALL its attempts (failed ones too);
         a task whose agents reported nothing is absent. One query for the whole run."""
         rows = self._all(
-            "SELECT task_id, SUM(cost_usd) AS cost, SUM(tokens_in) AS t_in,"
-            " SUM(tokens_out) AS t_out FROM attempts WHERE run_id = ?"
-            " AND (cost_usd IS NOT NULL OR tokens_in IS NOT NULL OR tokens_out IS NOT NULL)"
-            " GROUP BY task_id",
+            "SELECT task_id, cost_usd, tokens_in, tokens_out, tokens_cache, turns, model"
+            " FROM attempts WHERE run_id = ? ORDER BY task_id, n",  # models in attempt order
             (run_id,),
         )
-        return {r["task_id"]: Spend(r["cost"], r["t_in"], r["t_out"]) for r in rows}
+        out: dict[str, Spend] = {}
+        for r in rows:
+            one = Spend.of(r)
+            if one.reported:
+                out[r["task_id"]] = out.get(r["task_id"], Spend()) + one
+        return out
 
     # -- events -------------------------------------------------------------
 

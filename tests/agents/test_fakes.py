@@ -83,6 +83,9 @@ def test_fake_gemini_and_aider(repo: Path) -> None:
     code, report, _, err = run(launch(workflow(repo.parent, aider), aider, repo))
     assert code == 0, err
     assert report.ok is None and (repo / "h.txt").exists()
+    # its printed model, tokens and cost are read (the fake prints aider's lines)
+    assert (report.model, report.tokens_in, report.tokens_out) == ("gpt-4o", 1200, 345)
+    assert report.cost_usd == pytest.approx(0.0012) and report.turns == 1
     # the aider flags keep its commits, .gitignore edits and history out of the worktree
     assert git(repo, "log", "--format=%s") == "initial"
     assert not (repo / ".gitignore").exists() and not list(repo.glob(".aider*"))

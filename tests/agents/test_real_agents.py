@@ -129,6 +129,7 @@ def test_claude_writes_through_its_tools_and_the_work_is_merged(
     row = attempt_rows(repo)[0]
     assert (row["tokens_in"], row["tokens_out"]) == (1000 + 1200 + 1500, 30 + 40 + 50)
     assert row["cost_usd"] is not None and 0 < row["cost_usd"] < 1  # tokens x model price
+    assert row["model"] and row["turns"] == 3  # the init's model, the result's num_turns
     assert UUID.match(row["session_id"])
     assert turns[0].headers.get("X-Claude-Code-Session-Id") == row["session_id"]
     assert "Write hello.txt" in progress_steps(events)
@@ -195,6 +196,7 @@ def test_codex_writes_through_its_tools_and_the_work_is_merged(
     row = attempt_rows(repo)[0]
     assert (row["tokens_in"], row["tokens_out"]) == (1000 + 1200 + 1500, 30 + 40 + 50)
     assert row["cost_usd"] is None  # codex reports no cost
+    assert (row["turns"], row["tokens_cache"]) == (1, 0)  # one exec, one turn
     assert UUID.match(row["session_id"]) and row["session_id"] in turns[0].text
     assert "Edit hello.txt" in progress_steps(events)
     assert took < 30

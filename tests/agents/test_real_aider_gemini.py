@@ -176,8 +176,13 @@ def test_aider_edits_through_its_edit_format_and_the_work_is_merged(
     (turn,) = server.turns()
     assert "answer to everything into answer.txt" in prompt_of(turn.body)
     assert turn.body["model"] == "scripted"  # the profile's model reached the server
-    attempts = db_rows(repo, "SELECT state FROM attempts WHERE task_id = 'T1'")
+    attempts = db_rows(repo, "SELECT * FROM attempts WHERE task_id = 'T1'")
     assert [a["state"] for a in attempts] == ["succeeded"]
+    # aider's printed usage line: tokens as the server counted them, the priced cost, model
+    (att,) = attempts
+    assert (att["tokens_in"], att["tokens_out"], att["turns"]) == (1000, 10, 1)
+    assert att["cost_usd"] == pytest.approx(1000 * 1e-6 + 10 * 2e-6, abs=1e-4)
+    assert att["model"] == MODEL
 
 
 @needs_aider
@@ -238,6 +243,7 @@ def test_gemini_writes_through_its_tools_and_the_work_is_merged(
     (row,) = db_rows(repo, "SELECT * FROM attempts WHERE task_id = 'T1'")
     assert row["state"] == "succeeded"
     assert (row["tokens_in"], row["tokens_out"]) == (1000 + 1200, 30 + 5)
+    assert (row["model"], row["tokens_cache"]) == ("gemini-2.5-flash", 0)  # init's model
     assert row["session_id"] and UUID.match(row["session_id"])
 
 
