@@ -55,6 +55,8 @@ _SCHEDULING_FIELDS = frozenset(
         "max_parallel",  # how many expansions run at once, not what each makes
         "retries",
         "budget_usd",
+        "when",  # whether it runs, not what it makes
+        "trigger",
         "on_conflict",
     ]
 )

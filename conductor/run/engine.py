@@ -15,6 +15,7 @@ import time
 from conductor.errors import ConductorError
 from conductor.run import resources
 from conductor.run.attempt import Attempt
+from conductor.run.conditions import Conditions
 from conductor.run.context import RunContext
 from conductor.run.faults import crash_point
 from conductor.run.gates import GateOutcome, run_gate
@@ -40,6 +41,7 @@ class Runner:
         self._queued: set[str] = set()
         self.budget_reason = ""
         self._beat = 0.0
+        self.conditions = Conditions(ctx, sched)  # trigger rules and `when:`
 
     # -- control from other threads / signal handlers -------------------------
 
@@ -77,6 +79,7 @@ class Runner:
         return bool(self._workers) or not self.done.empty()
 
     def _dispatch(self) -> None:
+        self.conditions.settle(self._fail)  # skipped and blocked first: they free the way
         now = time.time()
         batch = self.sched.next_batch(now)
         for task_id in batch:

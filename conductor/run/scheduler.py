@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from conductor.plan.graph import group_members, task_deps
+from conductor.run.triggers import BAD, OK, Verdict, rule_verdict, skip_reason
 from conductor.spec.model import PRIORITY_RANK, Workflow
 from conductor.state.states import TASK_ACTIVE, TASK_TERMINAL, TASK_WAITING
 
@@ -47,6 +48,8 @@ class Scheduler:
         for g, group in self.workflow.groups.items():
             if group.validate and any(self.workflow.tasks[t].group == g for t in chosen):
                 self.gates.setdefault(g, "pending")
+        self._members = {g: [t for t in self.selected if self.workflow.tasks[t].group == g]
+                         for g in self.gates}  # fmt: skip
 
     # -- queries ------------------------------------------------------------
 
@@ -72,9 +75,55 @@ class Scheduler:
         return min(unfinished, default=0)
 
     def _deps_met(self, task_id: str) -> bool:
-        if any(self.state[d] != "succeeded" for d in self._deps[task_id]):
-            return False
-        return all(self.gates[g] == "passed" for g in self.gates_needed(task_id))
+        return self.verdict(task_id) == "run"
+
+    def verdict(self, task_id: str) -> Verdict:
+        """What the task's trigger rule says, given its dependencies and gates (triggers.py)."""
+        return rule_verdict(self.workflow.tasks[task_id].trigger, self._inputs(task_id))
+
+    def _inputs(self, task_id: str) -> list[str]:
+        """The states of what the task waits for: its dependencies, then its gates."""
+        gates = [self._gate_state(g) for g in self.gates_needed(task_id)]
+        return [*(self.state[d] for d in self._deps[task_id]), *gates]
+
+    def _gate_state(self, group: str) -> str:
+        """A gate as a dependency: passed succeeded, failed failed, and one that will never
+        run (a member of its group settled without succeeding) blocked."""
+        st = self.gates[group]
+        if st in ("passed", "failed"):
+            return "succeeded" if st == "passed" else "failed"
+        members = [self.state[t] for t in self._members[group]]
+        if all(s in TASK_TERMINAL for s in members) and not all(s in OK for s in members):
+            return "blocked"
+        return "pending"
+
+    def settle(self) -> list[tuple[str, str, str]]:
+        """Waiting tasks their trigger rule will never run, now skipped or blocked, as
+        (task, state, why); in rounds, since one task settled may settle the next."""
+        out: list[tuple[str, str, str]] = []
+        changed = True
+        while changed:
+            changed = False
+            for t in self.selected:
+                if self.state[t] != "pending":
+                    continue
+                v = self.verdict(t)
+                if v in ("skip", "block"):
+                    rule = self.workflow.tasks[t].trigger
+                    why = skip_reason(rule) if v == "skip" else self._bad_input(t)
+                    self.state[t] = "skipped" if v == "skip" else "blocked"
+                    out.append((t, self.state[t], why))
+                    changed = True
+        return out
+
+    def _bad_input(self, task_id: str) -> str:
+        """The first dependency (or gate) that did not succeed: what blocks the task."""
+        deps = self._deps[task_id]
+        bad = next((d for d in deps if self.state[d] in BAD), None)
+        if bad is not None:
+            return bad
+        return next((f"gate {g}" for g in self.gates_needed(task_id)
+                     if self._gate_state(g) in BAD), "a dependency")  # fmt: skip
 
     def ready(self, now: float) -> list[str]:
         """Tasks whose dependencies and gates are satisfied, best first."""
@@ -155,7 +204,8 @@ class Scheduler:
         stack = [d for r in roots for d in self._dependents.get(r, [])]
         while stack:
             t = stack.pop()
-            if self.state[t] in TASK_WAITING:
+            # a task whose trigger rule runs it anyway (all_done, one_failed) is not blocked
+            if self.state[t] in TASK_WAITING and self.verdict(t) == "block":
                 self.state[t] = "blocked"
                 blocked.append(t)
                 stack.extend(self._dependents[t])
@@ -166,7 +216,7 @@ class Scheduler:
         out = []
         for g, st in self.gates.items():
             members = [t for t in self.selected if self.workflow.tasks[t].group == g]
-            if st == "pending" and all(self.state[t] == "succeeded" for t in members):
+            if st == "pending" and all(self.state[t] in OK for t in members):
                 out.append(g)
         return out
 
@@ -174,7 +224,7 @@ class Scheduler:
         self.gates[group] = "failed"
         waiting = [t for t in self.selected if group in self.gates_needed(t)]
         for t in waiting:
-            if self.state[t] == "pending":
+            if self.state[t] == "pending" and self.verdict(t) == "block":
                 self.state[t] = "blocked"
         return sorted(
             {*(t for t in waiting if self.state[t] == "blocked"), *self.block_downstream(waiting)},

@@ -132,8 +132,15 @@ def _group(source: Source, gid: str, spec: dict[str, Any]) -> Group:
         description=spec.get("description", ""),
         depends_on=tuple(spec.get("depends_on", ())),
         validate=_validators(source, ("groups", gid, "validate"), spec.get("validate", [])),
+        when=spec.get("when"),
         loc=_loc(source, ("groups", gid)),
     )
+
+
+def _conditions(spec: dict[str, Any], data: dict[str, Any]) -> tuple[str, ...]:
+    """The `when:` conditions a task must meet: its group's, then its own."""
+    group = data.get("groups", {}).get(spec.get("group", ""), {})
+    return tuple(w for w in (group.get("when"), spec.get("when")) if w is not None)
 
 
 def _group_dep_tasks(tasks: dict[str, Any], groups: dict[str, Group]) -> dict[str, list[str]]:
@@ -175,6 +182,8 @@ class _TaskBuilder:
             inputs=tuple(spec.get("inputs", ())),
             outputs=tuple(spec.get("outputs", ())),
             output_keys=tuple(spec.get("output_keys", ())),
+            when=_conditions(spec, self.source.data),
+            trigger=spec.get("trigger", "all_success"),
             depends_on=explicit,
             deps=deps,
             validate=_validators(self.source, ("tasks", tid, "validate"), spec.get("validate", [])),

@@ -14,6 +14,9 @@ Priority = Literal["high", "normal", "low"]
 Strategy = Literal["waves", "eager"]
 KeepPolicy = Literal["always", "on_failure", "never"]
 OnConflict = Literal["retry", "fail"]
+# When a task runs given how its dependencies ended (after Airflow's trigger rules).
+Trigger = Literal["all_success", "all_done", "one_failed", "one_success"]
+TRIGGERS: tuple[str, ...] = ("all_success", "all_done", "one_failed", "one_success")
 
 PRIORITY_RANK: dict[str, int] = {"high": 0, "normal": 1, "low": 2}
 
@@ -113,6 +116,7 @@ class Group:
     description: str = ""
     depends_on: tuple[str, ...] = ()
     validate: tuple[Validator, ...] = ()
+    when: str | None = None  # a condition each of its tasks must meet (see Task.when)
     loc: Loc | None = None
 
 
@@ -133,6 +137,10 @@ class Task:
     output_keys: tuple[str, ...] = ()
     depends_on: tuple[str, ...] = ()  # as written in the file
     deps: tuple[str, ...] = ()  # expanded: explicit + every task of depended-on groups
+    # `when:` conditions, all of which must hold when it becomes ready: its group's, then
+    # its own (the text as written; spec/expr.py parses it)
+    when: tuple[str, ...] = ()
+    trigger: Trigger = "all_success"
     validate: tuple[Validator, ...] = ()
     touches: tuple[str, ...] = ()  # glob patterns; empty = unrestricted
     priority: Priority = "normal"

@@ -1,5 +1,6 @@
 """Checks of what tasks say about each other, on the built workflow: `{{ tasks.<id>.… }}`
-placeholders (in title, prompt, the prompt file's text, run and env values).
+placeholders (in title, prompt, the prompt file's text, run and env values), and through
+whenrefs.py `when:` conditions and `trigger:` rules.
 
 A task may only read tasks upstream of it (it depends on them, directly or through other
 tasks and groups): only they have settled when it starts. A key another task declares it
@@ -29,13 +30,14 @@ class RefChecker:
         self.src, self.wf, self.path = source, wf, path
         self.out: dict[Diagnostic, None] = {}  # an ordered set: expansions repeat problems
         self._text: str | None = None
-        self._upstream: dict[str, set[str]] = {}
-        self.templates = {t for t in map(_template, wf.tasks.values()) if t}
+        self._upstream: dict[tuple[str, str], bool] = {}
+        self.templates = {t.template for t in wf.tasks.values() if t.template}
 
     def run(self) -> list[Diagnostic]:
         for task in self.wf.tasks.values():
             self.check_task(task)
-        return list(self.out)
+        # in file order: the workflow's own problems first, then those in prompt files
+        return sorted(self.out, key=lambda d: (d.path != self.src.path, d.line or 0, d.col or 0))
 
     # -- where -------------------------------------------------------------------------
 
@@ -68,17 +70,21 @@ class RefChecker:
 
     # -- tasks ---------------------------------------------------------------------------
 
-    def upstream(self, tid: str) -> set[str]:
-        """Every task ``tid`` depends on, directly or not."""
-        found = self._upstream.get(tid)
+    def is_upstream(self, other: str, tid: str) -> bool:
+        """Whether ``tid`` depends on ``other``, directly or not. A search that stops when
+        it finds it: references name near ancestors, and a chain of 1,000 tasks must not
+        cost a closure per task."""
+        key = (other, tid)
+        found = self._upstream.get(key)
         if found is None:
-            found, todo = set(), list(self.wf.tasks[tid].deps)
-            while todo:
+            seen: set[str] = set()
+            todo = list(self.wf.tasks[tid].deps)
+            while todo and other not in seen:
                 dep = todo.pop()
-                if dep not in found and dep in self.wf.tasks:
-                    found.add(dep)
+                if dep not in seen and dep in self.wf.tasks:
+                    seen.add(dep)
                     todo.extend(self.wf.tasks[dep].deps)
-            self._upstream[tid] = found
+            found = self._upstream[key] = other in seen
         return found
 
     def task_ref_problem(self, task: Task, ref: Ref) -> Problem | None:
@@ -86,14 +92,14 @@ class RefChecker:
         other = self.wf.tasks.get(ref.name)
         if other is None:
             if ref.name in self.templates:
-                some = next(t.id for t in self.wf.tasks.values() if _template(t) == ref.name)
+                some = next(t.id for t in self.wf.tasks.values() if t.template == ref.name)
                 return (f"`{ref.name}` is a matrix task: name one of its expansions",
                         f"e.g. `tasks.{some}`")  # fmt: skip
             message = f"task {task.id} reads {_what(ref)} of unknown task `{ref.name}`"
             return message, did_you_mean(ref.name, self.wf.tasks)
         if other.id == task.id:
             return f"task {task.id} cannot read its own {_what(ref)}", None
-        if other.id not in self.upstream(task.id):
+        if not self.is_upstream(other.id, task.id):
             return (f"task {task.id} reads {_what(ref)} of task {other.id}, which is not "
                     f"upstream of {task.id}",
                     f"add `{other.id}` to `depends_on` of {task.id} (or of a task it depends "
@@ -107,7 +113,7 @@ class RefChecker:
         return None
 
     def check_task(self, task: Task) -> None:
-        base: JsonPath = ("tasks", _template(task) or task.id)
+        base: JsonPath = ("tasks", task.template or task.id)
         fields = [("title", task.title), ("prompt", task.prompt), ("run", task.run)]
         for key, text in fields:
             if text and "{{" in text:
@@ -117,6 +123,11 @@ class RefChecker:
                 self.check_text(task, (*base, "env", name), value)
         if task.prompt_file:
             self.check_prompt_file(task, (*base, "prompt_file"))
+        if task.when or task.trigger != "all_success":
+            from conductor.spec.whenrefs import check_conditions, check_trigger
+
+            check_conditions(self, task)
+            check_trigger(self, task)
 
     def check_text(self, task: Task, path: JsonPath, text: str) -> None:
         for ph, problem in self._placeholder_problems(task, text):
@@ -143,7 +154,7 @@ class RefChecker:
             try:
                 ref = next(iter(placeholders(m.group(0))), None)
             except TemplateError as exc:
-                if _template(task) is None and not m.group(1).startswith("matrix."):
+                if task.template is None and not m.group(1).startswith("matrix."):
                     out.append((m.span(), (str(exc), None)))
                 continue
             if ref is not None and ref.ref.root == "tasks":
@@ -151,11 +162,6 @@ class RefChecker:
                 if problem is not None:
                     out.append((m.span(), problem))
         return out
-
-
-def _template(task: Task) -> str | None:
-    """The fan-out task an expansion came from (None for a plain task)."""
-    return getattr(task, "template", None)
 
 
 def _what(ref: Ref) -> str:

@@ -33,6 +33,7 @@ CASES: dict[str, tuple[int | None, int | None, str, str | None]] = {
     "bad_priority": (6, 15, "tasks.T1.priority: 'urgent' is not one of high, normal, low", None),
     "bad_regex": (7, 42, "contains.pattern: invalid regular expression", None),
     "bad_strategy": (3, 11, "strategy: 'wave' is not one of waves, eager", "`waves`"),
+    "bad_trigger": (5, 54, "trigger: 'always' is not one of all_success, all_done", None),
     "bad_task_id": (4, 3, "tasks: invalid task id `T 1`", "letters, digits"),
     "bad_version": (1, 10, "version: must be 1, got 2", None),
     "billion_laughs": (1, 1, "YAML aliases expand to too many nodes", None),
@@ -101,6 +102,8 @@ CASES: dict[str, tuple[int | None, int | None, str, str | None]] = {
     "symlink_escapes": (4, 13, "symlink[0]: `../node_modules` leads outside", "root"),
     "tab_indent": (5, 1, "YAML syntax error", "tabs"),
     "top_level_list": (1, 1, "the top level must be a mapping", None),
+    "trigger_without_deps": (4, 35, "`one_failed` waits for a failure among the task's",
+                             "add `depends_on`"),
     "unknown_agent": (4, 26, "tasks.T1.agent: unknown agent `claud`", "did you mean `claude`?"),
     "unknown_default_agent": (3, 19, "unknown agent `codx`", "did you mean `codex`?"),
     "unknown_dependency": (5, 33, "unknown task `setup-db`", "did you mean `setup_db`?"),
@@ -114,6 +117,14 @@ CASES: dict[str, tuple[int | None, int | None, str, str | None]] = {
     "validator_timeout_without_run": (8, 9, "validate[0]: `timeout` needs `run`", None),
     "validator_two_kinds": (8, 9, "`run` and `exists` cannot be used together", None),
     "validator_unknown_kind": (7, 9, "unknown key `exsts`", "did you mean `exists`?"),
+    "when_code": (5, 49, "tasks.fix.when: invalid condition: unexpected `__import__`",
+                  "conditions have no functions"),
+    "when_not_upstream": (8, 7, "task report reads the state of task scan, which is not "
+                          "upstream of report", "add `scan` to `depends_on` of report"),
+    "when_syntax_error": (7, 37, "tasks.fix.when: invalid condition: unexpected character '='",
+                          "`==`"),
+    "when_unknown_task": (5, 49, "task fix reads the state of unknown task `scna`",
+                          "did you mean `scan`?"),
     "yaml_syntax_error": (6, 4, "YAML syntax error: did not find expected key", "line 4"),
 }
 

@@ -122,3 +122,26 @@ def test_offsets_map_to_the_file(
     start: tuple[int, int], value: str, needle: str, expected: tuple[int, int]
 ) -> None:
     assert offset_position(FILE, start, value, value.index(needle)) == expected
+
+
+def test_a_condition_names_only_its_own_matrix_keys(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        """
+        version: 1
+        name: t
+        tasks:
+          A:
+            for_each: [x, y]
+            when: "matrix.itme != 'x'"
+            run: "true"
+          B: {run: "true", depends_on: [A], when: "matrix.item == 'x'"}
+        """,
+    )
+    shown = [(p.line, p.col, p.message, p.hint) for p in found]
+    assert shown == [
+        (6, 12, "tasks.A.when: `matrix.itme`: the matrix of A has no key `itme`",
+         "did you mean `item`?"),
+        (8, 44, "tasks.B.when: `matrix.item`: task B has no `matrix:` or `for_each:`",
+         "a condition may name matrix keys only in a fan-out task"),
+    ]  # fmt: skip
