@@ -131,23 +131,6 @@ COMMITTED_FOR_YOU = ("Do not run `git commit` or `git add`: your sandbox cannot 
                      "and conductor commits your changes when you finish.")  # fmt: skip
 
 
-MAX_VALUE_SHOWN = 2000  # characters of one upstream value in the instructions
-
-
-def _values_section(values: dict[str, dict[str, str]]) -> list[str]:
-    """What upstream tasks wrote to $CONDUCTOR_OUTPUT, each value fenced (it is their text)."""
-    items = [(tid, key, value) for tid, kv in values.items() for key, value in kv.items()]
-    if not items:
-        return []
-    out = ["## Values from earlier tasks",
-           "They wrote these to $CONDUCTOR_OUTPUT (`{{ tasks.<id>.outputs.<key> }}`):"]  # fmt: skip
-    for tid, key, value in items:
-        cut = value[:MAX_VALUE_SHOWN]
-        more = f" ({len(value) - len(cut):,} more characters not shown)" if cut != value else ""
-        out += [f"`tasks.{tid}.outputs.{key}`{more}:", _fence(cut)]
-    return out
-
-
 def _protocol(
     wf: Workflow, task: Task, ctx: InstructionContext, agent_commits: bool = True
 ) -> list[str]:
