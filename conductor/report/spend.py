@@ -41,8 +41,13 @@ def per_group(tasks: Iterable[TaskRow], spend: Mapping[str, Spend]) -> dict[str,
     """group -> its tasks' spend summed, groups in the order of their first task."""
     out: dict[str, Spend] = {}
     for t in tasks:
-        if t["group_id"] is not None:
-            out[t["group_id"]] = out.get(t["group_id"], Spend()) + spend.get(t["task_id"], Spend())
+        gid, s = t["group_id"], spend.get(t["task_id"])
+        if gid is None:
+            continue
+        if gid not in out:  # every group is listed, spent or not
+            out[gid] = s or Spend()
+        elif s is not None:
+            out[gid] += s
     return out
 
 

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -320,18 +321,23 @@ class Store:
 
     def spend(self, run_id: str) -> dict[str, Spend]:
         """task -> what its agents reported over ALL its attempts (failed ones too);
-        a task whose agents reported nothing is absent. One query for the whole run."""
-        rows = self._all(
-            "SELECT task_id, cost_usd, tokens_in, tokens_out, tokens_cache, turns, model"
-            " FROM attempts WHERE run_id = ? ORDER BY task_id, n",  # models in attempt order
+        a task whose agents reported nothing is absent. Two GROUP BY queries for the run."""
+        sums = self._all(
+            "SELECT task_id, SUM(cost_usd) AS cost_usd, SUM(tokens_in) AS tokens_in,"
+            " SUM(tokens_out) AS tokens_out, SUM(tokens_cache) AS tokens_cache,"
+            " SUM(turns) AS turns FROM attempts WHERE run_id = ? GROUP BY task_id",
             (run_id,),
         )
-        out: dict[str, Spend] = {}
-        for r in rows:
-            one = Spend.of(r)
-            if one.reported:
-                out[r["task_id"]] = out.get(r["task_id"], Spend()) + one
-        return out
+        models: dict[str, tuple[str, ...]] = {}
+        for r in self._all(  # each model once, in the order the attempts first used it
+            "SELECT task_id, model FROM attempts WHERE run_id = ? AND model IS NOT NULL"
+            " GROUP BY task_id, model ORDER BY task_id, MIN(n)",
+            (run_id,),
+        ):
+            models[r["task_id"]] = (*models.get(r["task_id"], ()), r["model"])
+        out = {r["task_id"]: replace(Spend.of(r), models=models.get(r["task_id"], ()))
+               for r in sums}  # fmt: skip
+        return {t: s for t, s in out.items() if s.reported}
 
     # -- events -------------------------------------------------------------
 
