@@ -166,7 +166,8 @@ class LiveView:
         """Active tasks first, then every failure, then the latest successes."""
         ts = self.model.tasks.values()
         active = sorted((t for t in ts if t.state in ACTIVE), key=lambda t: t.started or 0.0)
-        failed = sorted((t for t in ts if t.state == "failed"), key=lambda t: t.order)
+        failed = sorted((t for t in ts if t.state == "failed" or _decided(t)),
+                        key=lambda t: t.order)  # fmt: skip
         done = sorted((t for t in ts if t.state == "succeeded"), key=lambda t: -t.order)
         recent = done if self.verbose else done[:RECENT]
         rows = [*active, *failed, *recent]
@@ -214,6 +215,8 @@ class LiveView:
 
     def _detail(self, t: TaskModel) -> Text:
         p = self.palette
+        if t.state in ("skipped", "blocked") and t.error:  # why it will not run
+            return Text(t.error, style=p.style("dim"))
         if t.state in ("failed", "retrying") and t.error:
             first = t.error.strip().splitlines()[0] if t.error.strip() else t.error
             style = "red" if t.state == "failed" else "yellow"
@@ -234,6 +237,12 @@ class LiveView:
         if m.log_path:
             out.append(Text(f"execution log: {m.log_path}"))
         return out
+
+
+def _decided(t: TaskModel) -> bool:
+    """Skipped by its `when:` or trigger rule, or blocked: shown with why (a task skipped
+    as up to date did its work in an earlier run and is only counted)."""
+    return t.state in ("skipped", "blocked") and not t.error.startswith("up to date")
 
 
 def _under_templates(rows: list[TaskModel]) -> list[TaskModel | str]:

@@ -92,8 +92,10 @@ class Scheduler:
         st = self.gates[group]
         if st in ("passed", "failed"):
             return "succeeded" if st == "passed" else "failed"
-        members = [self.state[t] for t in self._members[group]]
-        if all(s in TASK_TERMINAL for s in members) and not all(s in OK for s in members):
+        members = self._members[group]  # stops at the first member still to settle
+        if all(self.state[t] in TASK_TERMINAL for t in members) and not all(
+            self.state[t] in OK for t in members
+        ):
             return "blocked"
         return "pending"
 

@@ -12,7 +12,7 @@ import pytest
 from conductor.exec.base import Request
 from conductor.exec.fake import Handler, Reply
 from conductor.run.start import RunOptions
-from conductor.spec.model import Group, Task
+from conductor.spec.model import Group, Task, Validator
 from tests.testing.engine import run_workflow, start, task, task_of, workflow
 from tests.testing.repos import git
 from tests.testing.runner import cli, task_states, write_workflow
@@ -251,3 +251,22 @@ def test_a_condition_on_matrix_values_skips_some_expansions(repo: Path) -> None:
     proc = cli(repo, "run", "wf.yaml")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert task_states(repo) == {"build[api]": "succeeded", "build[docs]": "skipped"}
+
+
+@pytest.mark.parametrize("broken", ["member", "gate"])
+def test_a_group_gate_counts_as_a_dependency(repo: Path, broken: str) -> None:
+    """A failed gate, or one that never runs because a member failed, blocks all_success
+    tasks of the groups after it; an all_done task runs anyway."""
+    gate = Group("A", validate=(Validator("run", run="check-gate"),))
+    after = Group("B", depends_on=("A",))
+    wf = workflow(repo, task("a1", group="A"), task("work", group="B"),
+                  task("report", group="B", trigger="all_done"), groups=[gate, after])  # fmt: skip
+
+    def handler(request: Request) -> Reply | int | None:
+        if "check-gate" in " ".join(request.argv):
+            return Reply(exit_code=1 if broken == "gate" else 0)
+        return agents(frozenset({"a1"}) if broken == "member" else frozenset())(request)
+
+    r = run_workflow(wf, handler)
+    assert r.states() == {"a1": "failed" if broken == "member" else "succeeded",
+                          "work": "blocked", "report": "succeeded"}  # fmt: skip

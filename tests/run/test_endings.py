@@ -134,7 +134,7 @@ def test_skipped_tasks_are_counted_apart_everywhere(repo: Path) -> None:
     proc = cli(repo, "run", "wf.yaml")  # not a terminal: plain lines
     assert proc.returncode == 0, proc.stdout + proc.stderr
     run_id = _last_run(repo)
-    assert "run succeeded: 1 succeeded, 2 skipped (up to date)" in proc.stdout
+    assert "run succeeded: 1 succeeded, 2 skipped" in proc.stdout
 
     code, events = _watch_events(repo, run_id)
     assert code == 0
@@ -146,8 +146,8 @@ def test_skipped_tasks_are_counted_apart_everywhere(repo: Path) -> None:
 
     log = _log(repo, run_id)
     assert "**succeeded** after" in log
-    assert ": 1 succeeded, 2 skipped (up to date)\n" in log
-    assert "| Tasks | 3: 1 succeeded · 2 skipped (up to date) |" in log
+    assert ": 1 succeeded, 2 skipped\n" in log
+    assert "| Tasks | 3: 1 succeeded · 2 skipped |" in log
 
 
 def test_run_json_counts_skipped_apart(repo: Path) -> None:
@@ -178,18 +178,18 @@ def test_the_live_view_names_skipped_apart() -> None:
               "task_id": task, "data": data})  # fmt: skip
     console.print(view.renderable())
     out = console.file.getvalue()  # type: ignore[attr-defined]
-    assert "1 succeeded" in out and "2 skipped (up to date)" in out
+    assert "1 succeeded" in out and "2 skipped" in out
     assert "C was redone on top of A after a merge conflict in x.md" in out
 
 
 def test_counts_are_told_in_one_order_with_skipped_named() -> None:
     counts = {"failed": 1, "skipped": 1, "succeeded": 3, "blocked": 2}
-    assert counts_text(counts) == "3 succeeded, 1 skipped (up to date), 1 failed, 2 blocked"
+    assert counts_text(counts) == "3 succeeded, 1 skipped, 1 failed, 2 blocked"
     run = {"id": "r", "name": "t", "state": "succeeded", "elapsed_s": 1.0,
            "counts": {"skipped": 2, "succeeded": 1}}  # fmt: skip
     console = Console(file=io.StringIO(), width=120, color_system=None)
     console.print(render_status_table({"run": run, "tasks": []}))  # `status` on a terminal
-    assert "1 succeeded  2 skipped (up to date)" in console.file.getvalue()  # type: ignore[attr-defined]
+    assert "1 succeeded  2 skipped" in console.file.getvalue()  # type: ignore[attr-defined]
 
 
 # ------------------------------------------------------------------ whose change superseded whose
