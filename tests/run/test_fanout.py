@@ -3,6 +3,7 @@ up-to-date checks that re-run only the expansions whose matrix value changed."""
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from pathlib import Path
@@ -130,3 +131,29 @@ def test_a_changed_matrix_value_reruns_only_its_expansion(repo: Path) -> None:
     # nothing changed: nothing runs
     proc = cli(repo, "plan", "wf.yaml")
     assert proc.stdout.count("up to date") == 4, proc.stdout
+
+
+@pytest.mark.slow  # a killed run and its resume
+@pytest.mark.parametrize("step", ["agent:2", "merged:2"])
+def test_a_killed_fan_out_run_resumes_and_merges_each_expansion_once(repo: Path, step: str) -> None:
+    write_workflow(repo, """
+        version: 1
+        name: t
+        concurrency: 2
+        tasks:
+          T:
+            for_each: [auth, "a b", "x,y", billing]
+            run: "echo '{{ matrix.item }}' > 'f-{{ matrix.item }}.txt'"
+    """)  # fmt: skip
+    proc = cli(repo, "run", "wf.yaml", env={"CONDUCTOR_CRASH_AT": step})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    run = db_rows(repo, "SELECT id FROM runs")[0]["id"]
+    proc = cli(repo, "resume", run)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for value in ("auth", "a b", "x,y", "billing"):
+        merges = git(repo, "log", "conductor/t", "--merges", "--format=%H", "--fixed-strings",
+                     "--grep", f"Conductor-Task: T[{value}]")  # fmt: skip
+        assert len(merges.split()) == 1, value
+        assert git(repo, "show", f"conductor/t:f-{value}.txt") == value
+    assert len(git(repo, "worktree", "list").splitlines()) == 1
+    assert git(repo, "for-each-ref", "refs/conductor") == ""

@@ -16,6 +16,8 @@ from conductor.spec.fanout import by_template, collapse, expansions
 from conductor.spec.load import load_workflow
 from conductor.spec.model import Validator, Workflow
 from conductor.spec.names import component_problem, ref_problem, task_component
+from conductor.spec.schema import _quick_check
+from conductor.spec.yamlsrc import load_source
 
 
 def load(tmp_path: Path, text: str) -> Workflow:
@@ -61,6 +63,8 @@ def test_the_github_actions_example_expands_as_github_does(tmp_path: Path) -> No
         "T[fruit=banana]": {"fruit": "banana"},
         "T[fruit=banana,animal=cat]": {"fruit": "banana", "animal": "cat"},
     }  # fmt: skip
+    quick = _quick_check()
+    assert quick is not None and quick(load_source(tmp_path / "wf.yaml").data)  # fast path
     assert list(got)[:4] == [  # the first key varies slowest, as in the product
         "T[fruit=apple,animal=cat]", "T[fruit=apple,animal=dog]",
         "T[fruit=pear,animal=cat]", "T[fruit=pear,animal=dog]",
