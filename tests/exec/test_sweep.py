@@ -138,8 +138,12 @@ for _ in range(3):
     res = LocalExecutor(grace_s=0.3).run(Request(["bash", "-c", cmd], cwd=Path({str(tmp_path)!r}),
                                                  env=dict(os.environ), mark=mark))
     assert res.ok, res
-children = [p for p in os.listdir("/proc") if p.isdigit()
-            and open(f"/proc/{{p}}/stat").read().rsplit(")", 1)[1].split()[2] == str(os.getpid())]
+def parent(pid):
+    try:  # any process on the machine may exit while we list them
+        return open(f"/proc/{{pid}}/stat").read().rsplit(")", 1)[1].split()[2]
+    except OSError:
+        return None
+children = [p for p in os.listdir("/proc") if p.isdigit() and parent(p) == str(os.getpid())]
 print(len(children))
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
