@@ -104,6 +104,13 @@ def _context_sections(task: Task, ctx: InstructionContext) -> list[str]:
         ]
     if ctx.conflict:
         out += ["## Merge conflict", ctx.conflict]
+    if ctx.feedback:
+        out += [
+            "## Reviewer feedback",
+            "A reviewer looked at the change of your previous attempt and rejected it with "
+            "this message (verbatim); address it:",
+            _fence(ctx.feedback),
+        ]
     return out
 
 

@@ -58,6 +58,7 @@ _SCHEDULING_FIELDS = frozenset(
         "when",  # whether it runs, not what it makes
         "trigger",
         "on_conflict",
+        "approve",  # a person looks before the merge: the work itself is the same
     ]
 )
 
@@ -73,6 +74,7 @@ class InstructionContext:
     upstream: list[tuple[str, str, str]]  # (task id, title, summary of what it changed)
     previous_failure: str | None = None
     conflict: str | None = None
+    feedback: str | None = None  # a reviewer's `conductor reject --message`
     # task id -> the values it wrote to $CONDUCTOR_OUTPUT, for tasks this one depends on
     values: dict[str, dict[str, str]] = field(default_factory=dict)
 

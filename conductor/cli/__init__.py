@@ -7,6 +7,7 @@ fast; each command imports what it needs when it runs.
 from __future__ import annotations
 
 from conductor.cli import (  # noqa: F401  (importing registers the commands)
+    approve_cmds,
     attach_cmd,
     inspect_cmds,
     manage_cmds,

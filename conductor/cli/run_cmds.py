@@ -55,6 +55,9 @@ def run_cmd(
         help="Let conductor take over an existing integration branch it did not create "
         "(never one that is checked out).",
     ),
+    auto_approve: bool = typer.Option(
+        False, "--auto-approve", help="Merge `approve: true` tasks without waiting (CI)."
+    ),
 ) -> None:
     """Run the workflow (or the selected part of it)."""
     if strategy not in (None, "waves", "eager"):
@@ -83,6 +86,7 @@ def run_cmd(
         force=force,
         selection={"groups": batch_group or [], "tasks": task or [], "with_deps": with_deps},
         adopt_branch=adopt_branch,
+        auto_approve=auto_approve,
     )
     prep = prepare(wf, plan, opts, os.environ)
     try:
@@ -162,12 +166,21 @@ def status_cmd(
 
         console = make_console()
         console.print(render_status_table(doc))
+        _waiting_note(doc, lambda text: console.print(text, markup=False))
         if doc["run"]["state"] == "interrupted":
             console.print(f"runner gone: `conductor resume {doc['run']['id']}`")
         for e in events:
             console.print(f"  [{e['level']}] {describe(e)}", markup=False)
         return
     _print_status(doc, events)
+
+
+def _waiting_note(doc: dict[str, Any], out: Any) -> None:
+    from conductor.cli.approve_cmds import waiting_note
+
+    note = waiting_note(doc["run"])
+    if note:
+        out(note)
 
 
 def _tty() -> bool:
@@ -188,6 +201,7 @@ def _print_status(doc: dict[str, Any], events: list[EventRow]) -> None:
     )
     typer.echo(f"run {r['id']}  {r['name']}  {r['state']}{hint}  {fmt_duration(r['elapsed_s'])}")
     typer.echo("  " + counts_text(r["counts"]))
+    _waiting_note(doc, lambda text: typer.echo("  " + text))
     width = max((len(t["id"]) for t in doc["tasks"]), default=2)
     for t in doc["tasks"]:
         # agent-provided text, one line per task: control characters shown escaped

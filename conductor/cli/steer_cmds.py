@@ -33,6 +33,9 @@ def resume_cmd(
     detach: bool = typer.Option(False, "--detach", "-d", help="Resume in the background."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per event."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only failures and the summary."),
+    auto_approve: bool = typer.Option(
+        False, "--auto-approve", help="Merge tasks awaiting approval, and later ones, at once."
+    ),
 ) -> None:
     """Finish an interrupted or cancelled run without redoing finished tasks."""
     from conductor.console.plain import make_sink
@@ -45,6 +48,10 @@ def resume_cmd(
             typer.echo(f"run {row['id']} already succeeded: nothing to resume")
             raise typer.Exit(EXIT_OK)
         ws = _workspace(store)
+        if auto_approve:
+            from conductor.ops.approve import allow_auto_approve
+
+            allow_auto_approve(store, row)
         if detach:
             relaunch(store, ws.root, row["id"])
             typer.echo(row["id"])

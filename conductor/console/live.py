@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from conductor.console.palette import Palette, fmt_secs, make_console
-from conductor.console.runmodel import ACTIVE, TERMINAL, RunModel, TaskModel
+from conductor.console.runmodel import ACTIVE, HELD_BY, TERMINAL, RunModel, TaskModel
 from conductor.report.rundata import fmt_usd
 from conductor.report.spend import fmt_tokens
 from conductor.spec.fanout import suffix
@@ -34,8 +34,9 @@ if TYPE_CHECKING:
     from conductor.spec.model import Workflow
     from conductor.state.events import Sink
 
-COUNT_ORDER = ("succeeded", "running", "validating", "merging", "retrying", "pending", "failed",
-               "blocked", "skipped", "cancelled")  # fmt: skip
+COUNT_ORDER = ("succeeded", "running", "validating", "merging", "awaiting_approval", "retrying",
+               "pending", "failed", "blocked", "skipped", "cancelled")  # fmt: skip
+HELD = frozenset(HELD_BY.values())
 RECENT = 3  # finished successes kept in the table before they collapse into the counts
 
 
@@ -166,11 +167,12 @@ class LiveView:
         """Active tasks first, then every failure, then the latest successes."""
         ts = self.model.tasks.values()
         active = sorted((t for t in ts if t.state in ACTIVE), key=lambda t: t.started or 0.0)
+        held = [t for t in ts if t.state in HELD]  # waiting for a person: always in view
         failed = sorted((t for t in ts if t.state == "failed" or _decided(t)),
                         key=lambda t: t.order)  # fmt: skip
         done = sorted((t for t in ts if t.state == "succeeded"), key=lambda t: -t.order)
         recent = done if self.verbose else done[:RECENT]
-        rows = [*active, *failed, *recent]
+        rows = [*active, *held, *failed, *recent]
         room = max(6, self.console.size.height - 8)
         return rows[:room], max(0, len(rows) - room)
 
@@ -223,6 +225,9 @@ class LiveView:
             return Text(first, style=p.style(style))
         if t.warning and t.state in ACTIVE:
             return Text(f"warning: {t.warning}", style=p.style("yellow"))
+        if t.state == "awaiting_approval":
+            how = f"conductor approve|reject {self.model.run_id} {t.id}"
+            return Text(f"awaiting approval: {how}", style=p.style("yellow"))
         return Text(t.line, style=p.style("dim"))
 
     def _footer(self) -> list[RenderableType]:

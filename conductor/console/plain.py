@@ -25,6 +25,23 @@ def _usage(d: dict[str, Any]) -> str:
     return f"agent reported {spend_text(Spend.of(d))}"
 
 
+def _held(row: EventRow) -> str:
+    d, how = row["data"], f"{row['run_id']} {row['task_id']}"
+    size = ""
+    if d.get("files") is not None:
+        size = f", {d['files']} file(s) +{d.get('insertions') or 0} -{d.get('deletions') or 0}"
+    return (f"AWAITING APPROVAL (attempt {d.get('attempt')}{size}): `conductor diff {how}`, "
+            f"then `conductor approve {how}` or `conductor reject {how} -m WHY`")  # fmt: skip
+
+
+def _decided(d: dict[str, Any], verb: str) -> str:
+    by = " (--auto-approve)" if d.get("auto") else f" by {d['by']}" if d.get("by") else ""
+    if verb == "approved":
+        return f"approved{by}"
+    message = d.get("message")
+    return f"rejected{by}: " + (f"retried with feedback: {message}" if message else "fails")
+
+
 def describe(row: EventRow) -> str:
     """One human line for an event."""
     d: dict[str, Any] = row["data"]
@@ -45,6 +62,9 @@ def describe(row: EventRow) -> str:
         "task_retrying": lambda: f"retrying in {d.get('delay_s')}s: {d.get('error')}",
         "task_blocked": lambda: f"blocked by {d.get('cause')}",
         "task_cancelled": lambda: "cancelled",
+        "task_awaiting_approval": lambda: _held(row),
+        "task_approved": lambda: _decided(d, "approved"),
+        "task_rejected": lambda: _decided(d, "rejected"),
         "task_output": lambda: f"| {d.get('line')}",
         "task_usage": lambda: _usage(d),
         "task_paused": lambda: (
@@ -86,7 +106,8 @@ def describe(row: EventRow) -> str:
 class PlainSink:
     """Timestamped lines, no colour: for pipes, CI and log files."""
 
-    QUIET_KINDS = frozenset({"task_failed", "run_finished", "log_written", "gate_failed"})
+    QUIET_KINDS = frozenset({"task_failed", "run_finished", "log_written", "gate_failed",
+                             "task_awaiting_approval"})  # fmt: skip
 
     def __init__(
         self, out: TextIO | None = None, quiet: bool = False, verbose: bool = False

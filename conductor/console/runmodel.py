@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 ACTIVE = TASK_IN_PROGRESS
 TERMINAL = TASK_SETTLED
+# Held for approval, and the decision until the runner acts on it (TASK_HELD).
+HELD_BY = {"task_awaiting_approval": "awaiting_approval", "task_approved": "approved",
+           "task_rejected": "rejected"}  # fmt: skip
 
 
 @dataclass
@@ -121,6 +124,8 @@ class RunModel:
             self.spend += Spend.of(d)
         elif kind == "task_retrying":
             t.state, t.error = "retrying", str(d.get("error") or "")
+        elif kind in HELD_BY:  # a person decides; a reject's message is shown with it
+            t.state, t.error = HELD_BY[kind], str(d.get("message") or "")
         else:
             self._task_end(t, kind, d, ts)
 

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from conductor.report.approvals import approvals_section
 from conductor.report.logsections import (
     _flowchart,
     _timeline,
@@ -49,6 +50,7 @@ def render(
     d = load(store, run_id, integration_head, now)
     parts = [
         header(d, wf),
+        approvals_section(d),
         _flowchart(d, wf),
         _timeline(d, wf),
         task_tables(d, wf),

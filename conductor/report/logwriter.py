@@ -17,7 +17,7 @@ from conductor.state.store import Store
 
 MIN_INTERVAL_S = 2.0
 TRIGGERS = frozenset({"task_completed", "task_failed", "task_blocked", "task_cancelled",
-                      "gate_passed", "gate_failed"})  # fmt: skip
+                      "gate_passed", "gate_failed", "task_awaiting_approval"})  # fmt: skip
 
 
 class LogWriter:

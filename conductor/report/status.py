@@ -48,6 +48,8 @@ def run_doc(
         "integration_branch": run["integration_branch"],
         "base_commit": run["base_commit"],
         "counts": _counts(tasks),
+        # held before their merge: the run is not over until someone decides
+        "awaiting_approval": [t["task_id"] for t in tasks if t["state"] == "awaiting_approval"],
         **spend_doc(spent),  # the run's totals: every attempt of every task
     }
 

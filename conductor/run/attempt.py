@@ -12,14 +12,14 @@ import time
 from typing import TYPE_CHECKING
 
 from conductor.agents import profiles as agents
-from conductor.errors import ConductorError, MergeConflict, Rejected, StoreError
+from conductor.errors import ConductorError, Rejected, StoreError
 from conductor.exec.base import Executor, Limits, ProcessResult, Request
 from conductor.exec.procs import new_mark
 from conductor.git import refs
-from conductor.git.blame import last_merged_task
 from conductor.git.guard import Pinned, Snapshot, repair, tampering
 from conductor.run import usage, validators
 from conductor.run.faults import crash_point
+from conductor.run.merging import hold, merge_result
 from conductor.run.outcome import Outcome, Prior, trailers
 from conductor.run.outputs import collect, fresh_file, upstream_values
 from conductor.run.placeholders import fill
@@ -234,6 +234,7 @@ class Attempt:
             values=upstream_values(ctx, task),
             previous_failure=self.prior.failure,
             conflict=self.prior.conflict,
+            feedback=self.prior.feedback,
         )
         prompt.write_text(agents.instructions(ctx.wf, task, ictx))
         launch = agents.build_launch(
@@ -331,33 +332,12 @@ class Attempt:
             )
 
     def _merge(self, post: str, cost: float | None) -> Outcome:
-        ctx = self.ctx
-        ctx.set_state(self.tid, "merging")
-        subject = f"conductor: merge {self.tid} ({self.task.title or self.task.id})"
-        tr = {"Conductor-Run": ctx.run_id, "Conductor-Task": self.tid}
-        try:
-            merge = ctx.ws.merge(ctx.wf.integration_branch, post, subject, tr)
-            crash_point("merged")  # on the branch, not yet in the store
-        except MergeConflict as exc:
-            # which task's merge it ran into: the summary says whose change the retry built on
-            over = last_merged_task(ctx.ws, ctx.wf.integration_branch, self.start_sha, exc.paths)
-            ctx.emit("conflict", self.tid, paths=exc.paths, attempt=self.n, over=over)
-            out = Outcome(
-                self.tid,
-                self.n,
-                False,
-                str(exc),
-                conflict=True,
-                output=", ".join(exc.paths),
-                result_commit=post,
-            )
-            self._close("failed", str(exc))
-            return out
-        ctx.emit("merged", self.tid, commit=merge[:12], attempt=self.n)
-        self._close("succeeded", None)
-        return Outcome(
-            self.tid, self.n, True, merge_commit=merge, result_commit=post, cost_usd=cost
-        )
+        if self.task.approve:  # a person looks first: the runner merges once approved
+            return hold(self, post, cost)
+        self.ctx.set_state(self.tid, "merging")
+        out = merge_result(self.ctx, self.task, self.n, post, self.start_sha, cost)
+        self._close("succeeded" if out.ok else "failed", None if out.ok else out.error)
+        return out
 
     def _fail(self, reason: str, output: str, retriable: bool) -> Outcome:
         # the reason may quote the agent or an executor error: stored, exported and shown

@@ -203,11 +203,11 @@ class Runner:
         except Exception as exc:  # a bug must fail the task, never hang the run
             outcome = Outcome(attempt.tid, attempt.n, False, f"internal error: {exc!r}")
         self.done.put(outcome)  # free the slot first; removing the worktree can overlap
-        self._retire(attempt, outcome.ok)
+        self._retire(attempt, outcome)
 
-    def _retire(self, attempt: Attempt, ok: bool) -> None:
-        keep = self.ctx.wf.workspace.keep
-        if keep == "always" or (keep == "on_failure" and not ok):
+    def _retire(self, attempt: Attempt, out: Outcome) -> None:
+        keep = self.ctx.wf.workspace.keep  # one held for approval is kept for its reviewer
+        if keep == "always" or out.awaiting_approval or (keep == "on_failure" and not out.ok):
             return
         try:
             self.ctx.ws.remove_worktree(attempt.worktree, force=True)

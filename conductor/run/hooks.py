@@ -51,6 +51,9 @@ STATE_OF = {
     "conflict": "conflict",
     "group_completed": "succeeded",
     "system_alert": "alert",
+    "task_awaiting_approval": "awaiting_approval",
+    "task_approved": "approved",
+    "task_rejected": "rejected",
 }
 _PLACEHOLDER = re.compile(r"\{(run|task|state|group)\}")
 

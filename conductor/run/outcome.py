@@ -25,6 +25,7 @@ class Outcome:
     cost_usd: float | None = None
     paused: bool = False  # a rate or usage limit: try again later, not a failure
     resume_at: float | None = None  # when the limit resets, if the agent said
+    awaiting_approval: bool = False  # validated and committed, held for `conductor approve`
     extras: dict[str, object] = field(default_factory=dict)
 
 
@@ -39,6 +40,7 @@ class Prior:
     # making those changes); checks still see the task's whole diff from `diff_base`
     commit: str | None = None
     diff_base: str | None = None
+    feedback: str | None = None  # why a reviewer rejected the previous attempt
 
 
 def trailers(ctx: RunContext, task: Task, n: int, status: str) -> dict[str, str]:

@@ -18,7 +18,7 @@ from conductor.exec.procs import process_alive, stop_tree, sweep
 from conductor.git.guard import repair, tampering
 from conductor.git.workspace import Workspace
 from conductor.state.records import AttemptRow, TaskRow
-from conductor.state.states import ATTEMPT_OPEN, TASK_KEPT_ON_RESUME
+from conductor.state.states import ATTEMPT_OPEN, TASK_HELD, TASK_KEPT_ON_RESUME
 from conductor.state.store import Store
 
 
@@ -53,7 +53,7 @@ def recover(ws: Workspace, store: Store, run_id: str, branch: str, keep: str) ->
         atts = attempts.get(tid, [])
         out.attempts[tid] = max((a["n"] for a in atts), default=0)
         out.failures[tid] = sum(1 for a in atts if a["state"] == "failed")
-        out.states[tid] = _settle(ws, store, run_id, branch, t, bool(atts))
+        out.states[tid] = _settle(ws, store, run_id, branch, t, atts)
     return out
 
 
@@ -69,6 +69,8 @@ def _retire_leftover(ws: Workspace, a: AttemptRow, keep: str) -> None:
     """A finished attempt whose worktree the dead runner had not removed yet."""
     worktree = Path(a["worktree"]) if a["worktree"] else None
     if worktree is None or not worktree.exists() or keep == "always":
+        return
+    if a["state"] == "awaiting_approval":  # its reviewer may look at it: the runner decides
         return
     if keep == "never" or a["state"] == "succeeded":
         with contextlib.suppress(ConductorError):
@@ -106,16 +108,23 @@ def _close_open_attempt(ws: Workspace, store: Store, run_id: str, a: AttemptRow,
                          error="runner stopped during the attempt")  # fmt: skip
 
 
-def _settle(ws: Workspace, store: Store, run_id: str, branch: str, t: TaskRow, tried: bool) -> str:
+def _settle(ws: Workspace, store: Store, run_id: str, branch: str, t: TaskRow,
+            atts: list[AttemptRow]) -> str:  # fmt: skip
     """The state a task resumes in; detects merges the store did not record."""
     state = t["state"]
     if state in TASK_KEPT_ON_RESUME:
         return str(state)
-    merge = ws.find_merge(branch, run_id, t["task_id"]) if tried else None
+    merge = ws.find_merge(branch, run_id, t["task_id"]) if atts else None
     if merge is not None:
         store.update_task(run_id, t["task_id"], state="succeeded", merge_commit=merge,
                           finished=time.time(), error=None)  # fmt: skip
         return "succeeded"
+    if atts and atts[-1]["state"] == "awaiting_approval" and state != "cancelled":
+        # validated and committed, held for approval (or just about to be): it waits
+        # again, with any decision taken meanwhile, and its agent does not run again
+        held = state if state in TASK_HELD else "awaiting_approval"
+        store.update_task(run_id, t["task_id"], state=held)
+        return held
     if state != "pending":
         store.update_task(run_id, t["task_id"], state="pending", error=None)
     return "pending"

@@ -55,6 +55,7 @@ class RunOptions:
     force: bool = False
     selection: Mapping[str, Any] = field(default_factory=dict)
     adopt_branch: bool = False  # take an existing integration branch conductor did not create
+    auto_approve: bool = False  # `approve: true` tasks merge without waiting (CI)
 
 
 @dataclass
@@ -106,6 +107,7 @@ def _record(
         "strategy": opts.strategy or wf.strategy,
         "fail_fast": opts.fail_fast,
         "concurrency": opts.concurrency or wf.concurrency,
+        "auto_approve": opts.auto_approve,
     }
     rel = os.path.relpath(wf.path, ws.root)
     claim(store, wf.name, lambda: store.create_run(

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from conductor.errors import StoreError
+from conductor.run.approval import ApprovingRunner
 from conductor.run.context import RunContext
-from conductor.run.engine import Runner
 from conductor.run.gates import GateOutcome
 from conductor.run.outcome import Outcome
 from conductor.run.scheduler import Scheduler
@@ -35,8 +35,8 @@ _T = TypeVar("_T")
 log = logging.getLogger("conductor")
 
 
-class GuardedRunner(Runner):
-    """The engine's Runner, with the store's faults handled (see the module docstring)."""
+class GuardedRunner(ApprovingRunner):
+    """The engine's Runner (with approvals), the store's faults handled (module docstring)."""
 
     def __init__(self, ctx: RunContext, sched: Scheduler, fail_fast: bool = False) -> None:
         super().__init__(ctx, sched, fail_fast)

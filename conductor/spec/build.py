@@ -133,6 +133,7 @@ def _group(source: Source, gid: str, spec: dict[str, Any]) -> Group:
         depends_on=tuple(spec.get("depends_on", ())),
         validate=_validators(source, ("groups", gid, "validate"), spec.get("validate", [])),
         when=spec.get("when"),
+        approve=bool(spec.get("approve", False)),
         loc=_loc(source, ("groups", gid)),
     )
 
@@ -141,6 +142,12 @@ def _conditions(spec: dict[str, Any], data: dict[str, Any]) -> tuple[str, ...]:
     """The `when:` conditions a task must meet: its group's, then its own."""
     group = data.get("groups", {}).get(spec.get("group", ""), {})
     return tuple(w for w in (group.get("when"), spec.get("when")) if w is not None)
+
+
+def _approve(spec: dict[str, Any], data: dict[str, Any], defaults: dict[str, Any]) -> bool:
+    """`approve:` of the task, else of its group, else of `defaults` (most specific wins)."""
+    group = data.get("groups", {}).get(spec.get("group", ""), {})
+    return bool(spec.get("approve", group.get("approve", defaults.get("approve", False))))
 
 
 def _group_dep_tasks(tasks: dict[str, Any], groups: dict[str, Group]) -> dict[str, list[str]]:
@@ -196,6 +203,7 @@ class _TaskBuilder:
             skills=tuple(spec.get("skills", ())),
             env=dict(spec.get("env", {})),
             on_conflict=spec.get("on_conflict", fallback.get("on_conflict", "retry")),
+            approve=_approve(spec, self.source.data, fallback),
             budget_usd=_usd(spec.get("budget")),
             loc=_loc(self.source, ("tasks", tid)),
         )

@@ -117,6 +117,7 @@ class Group:
     depends_on: tuple[str, ...] = ()
     validate: tuple[Validator, ...] = ()
     when: str | None = None  # a condition each of its tasks must meet (see Task.when)
+    approve: bool = False  # its tasks wait for `conductor approve` before merging
     loc: Loc | None = None
 
 
@@ -151,6 +152,7 @@ class Task:
     skills: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
     on_conflict: OnConflict = "retry"
+    approve: bool = False  # resolved: its own, else its group's, else `defaults`
     budget_usd: float | None = None
     loc: Loc | None = None
     # Fan-out (`matrix:` / `for_each:`): an expansion such as `T5[module=auth]` keeps the

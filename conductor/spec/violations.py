@@ -125,6 +125,8 @@ def _hint(error: ValidationError) -> str | None:
         return "YAML reads yes/no/on/off/true/false as booleans; quote the value"
     if "string" in wanted and isinstance(got, (int, float)):
         return f'quote it: "{got}"'
+    if wanted == "boolean":  # e.g. `approve: "yes"`
+        return "write true or false, without quotes"
     return None
 
 

@@ -19,6 +19,9 @@ TaskState = Literal[
     "pending",
     "running",
     "validating",
+    "awaiting_approval",
+    "approved",
+    "rejected",
     "merging",
     "succeeded",
     "failed",
@@ -39,6 +42,10 @@ TASK_TERMINAL: frozenset[str] = frozenset(
 TASK_ACTIVE: frozenset[str] = frozenset({"running", "validating", "merging"})
 # Not started yet (or between attempts): may still start, so may still be blocked.
 TASK_WAITING: frozenset[str] = frozenset({"pending", "retrying"})
+# Validated and committed, held before its merge for a person's `approve` / `reject` (a
+# decision the runner has not acted on yet is `approved` / `rejected`): no worker owns it,
+# its dependents wait, and a resumed run brings it back as it was, without rerunning it.
+TASK_HELD: frozenset[str] = frozenset({"awaiting_approval", "approved", "rejected"})
 # Counts as done for the run's outcome and for dependents (up-to-date tasks are skipped).
 TASK_OK: frozenset[str] = frozenset({"succeeded", "skipped"})
 # What a person watching sees as "in progress" and as "settled" (interrupted included).
@@ -50,7 +57,8 @@ TASK_KEPT_ON_RESUME: frozenset[str] = frozenset(
 )
 
 AttemptState = Literal[
-    "running", "validating", "merging", "succeeded", "failed", "paused", "interrupted"
+    "running", "validating", "awaiting_approval", "merging", "succeeded", "failed", "paused",
+    "interrupted",
 ]
 # The runner died while an attempt was in one of these: recovery closes it.
 ATTEMPT_OPEN: frozenset[str] = frozenset({"running", "validating", "merging"})
@@ -71,6 +79,9 @@ EventKind = Literal[
     "task_blocked",
     "task_cancelled",
     "task_skipped",
+    "task_awaiting_approval",
+    "task_approved",
+    "task_rejected",
     "validation_passed",
     "validation_failed",
     "merged",
@@ -96,4 +107,5 @@ LEVELS: dict[str, Level] = {
     "gate_failed": "error",
     "task_blocked": "warning",
     "task_retrying": "warning",
+    "task_rejected": "warning",
 }

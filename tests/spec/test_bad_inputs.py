@@ -21,6 +21,8 @@ MUTATIONS = ["", "[", "]", "{", "}", ":", "-", "&a ", "*a", "<<: *common\n", "\t
 # file -> (line, col, message substring, hint substring or None)
 CASES: dict[str, tuple[int | None, int | None, str, str | None]] = {
     "agent_preset_and_command": (6, 5, "agents.mine: `preset` and `command` cannot be used", None),
+    "approve_not_boolean": (4, 35, "tasks.T1.approve: expected true or false, got a string",
+                            "without quotes"),
     "bad_budget": (3, 15, "budget.usd: must be greater than 0, got 0", None),
     "bad_concurrency": (3, 14, "concurrency: must be at least 1, got 0", None),
     "bad_duration": (6, 14, "T1.timeout: '5 minutes' is not a duration: use 90s, 20m", None),
