@@ -53,7 +53,9 @@ def approve_cmd(
 @command("reject")
 def reject_cmd(
     run: str = RUN_ARG,
-    task: str = typer.Argument(..., help="A task awaiting approval.", show_default=False),
+    task: str = typer.Argument(
+        ..., metavar="TASK", help="A task awaiting approval.", show_default=False
+    ),
     message: str | None = typer.Option(
         None,
         "--message",
@@ -74,7 +76,7 @@ def reject_cmd(
 @command("diff")
 def diff_cmd(
     run: str = RUN_ARG,
-    task: str = typer.Argument(..., help="Task id.", show_default=False),
+    task: str = typer.Argument(..., metavar="TASK", help="Task id.", show_default=False),
     attempt: int | None = typer.Option(
         None, "--attempt", "-a", help="Attempt number (default: the latest with a commit)."
     ),
