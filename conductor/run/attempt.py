@@ -121,7 +121,8 @@ class Attempt:
         result, report = self._agent()
         post = self._commit(result)
         crash_point("commit")
-        bad_outputs = collect(self.ctx, self.task, self.n)  # kept, even of a failed attempt
+        # kept, even of a failed attempt
+        bad_outputs = collect(self.ctx, self.task, self.n, self.worktree)
         if result.reason == "cancelled" or self.cancel.is_set():
             return self._interrupted(post)
         if self.misuse:
@@ -248,7 +249,7 @@ class Attempt:
             secrets=ctx.secrets,
             base_env=ctx.base_env,
             resume_session=self.prior.session_id,
-            output_file=fresh_file(ctx, task.id, self.n),
+            output_file=fresh_file(self.worktree),
         )
         result = self._exec(
             launch.argv,

@@ -22,6 +22,7 @@ the file must be UTF-8, and it must not exceed ``MAX_BYTES``.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -34,16 +35,19 @@ class OutputFileError(ValueError):
 
 
 def read_output_file(path: Path) -> dict[str, str]:
-    """The values in the file at ``path``; {} when it is missing or empty."""
+    """The values in the file at ``path``; {} when it is missing or empty.
+
+    The file sits in the agent's worktree, so the agent may have replaced it by a symlink
+    to a file it cannot read itself (a sandbox's denied path): it is opened without
+    following one, and only so much of it is read as could be valid."""
     try:
-        size = path.stat().st_size
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
         return {}
-    if size > MAX_BYTES:
-        raise OutputFileError(
-            f"$CONDUCTOR_OUTPUT is {size:,} bytes; at most {MAX_BYTES:,} (1 MiB) are read"
-        )
-    raw = path.read_bytes()
+    with os.fdopen(fd, "rb") as fh:
+        raw = fh.read(MAX_BYTES + 1)
+    if len(raw) > MAX_BYTES:
+        raise OutputFileError(f"$CONDUCTOR_OUTPUT is over {MAX_BYTES:,} bytes (1 MiB)")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -1,9 +1,12 @@
 """Outputs between tasks: each attempt's `$CONDUCTOR_OUTPUT` file read into the store, and
 what a starting task may know of the tasks before it (their state and their outputs).
 
-The file lives next to the attempt's log, outside its worktree, so it is never committed.
-It is created empty before the agent starts and removed once read: what it held may be a
-secret, and only the masked copy in the attempt's ``outputs`` column is kept.
+The file lives in the attempt's worktree at ``.conductor/output``, beside the progress spool
+(``conductor.state.spool``): the worktree is the one place every agent's sandbox lets it
+write (Codex's, and ours, keep the state directory read-only), and ``.conductor/`` is in the
+repository's ``info/exclude``, so the file is never committed. It is created empty before
+the agent starts and removed once read: what it held may be a secret, and only the masked
+copy in the attempt's ``outputs`` column is kept.
 """
 
 from __future__ import annotations
@@ -24,20 +27,27 @@ if TYPE_CHECKING:
     from conductor.state.records import AttemptRow
 
 OUTPUT_ENV = "CONDUCTOR_OUTPUT"  # the variable that names the file, as GITHUB_OUTPUT does
+OUTPUT = (".conductor", "output")  # under the attempt's worktree
 
 
-def fresh_file(ctx: RunContext, task_id: str, n: int) -> Path:
+def output_path(worktree: Path) -> Path:
+    return Path(worktree).joinpath(*OUTPUT)
+
+
+def fresh_file(worktree: Path) -> Path:
     """The attempt's output file, empty (a retry never sees an earlier attempt's values)."""
-    path = ctx.layout.output_file(ctx.run_id, task_id, n)
+    path = output_path(worktree)
     path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()  # a symlink left in a reused worktree is replaced, never written through
     path.write_bytes(b"")
     return path
 
 
-def collect(ctx: RunContext, task: Task, n: int) -> str | None:
+def collect(ctx: RunContext, task: Task, n: int, worktree: Path) -> str | None:
     """Read the attempt's output file into its ``outputs`` column (masked); what is wrong
     with it, or None. A declared key (``output_keys``) the task did not write is wrong."""
-    path = ctx.layout.output_file(ctx.run_id, task.id, n)
+    path = output_path(worktree)
     try:
         values = read_output_file(path)
     except OutputFileError as exc:
@@ -47,6 +57,8 @@ def collect(ctx: RunContext, task: Task, n: int) -> str | None:
     finally:
         with contextlib.suppress(OSError):
             path.unlink()
+        with contextlib.suppress(OSError):  # tidy when the progress spool is gone too
+            path.parent.rmdir()
     redact = ctx.secrets.redact
     masked = {key: redact(value) for key, value in values.items()}
     if masked:

@@ -80,9 +80,6 @@ class Layout:
     def prompt_file(self, run_id: str, task_id: str, n: int) -> Path:
         return self.run_dir(run_id) / "prompts" / f"{task_component(task_id)}-{n}.md"
 
-    def output_file(self, run_id: str, task_id: str, n: int) -> Path:
-        return self.run_dir(run_id) / "outputs" / f"{task_component(task_id)}-{n}"
-
     def worktrees_dir(self, run_id: str) -> Path:
         return self.worktrees_home / run_id
 

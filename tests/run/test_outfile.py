@@ -58,10 +58,20 @@ def test_malformed_files_name_the_line(text: str, message: str) -> None:
 def test_files_too_large_or_not_utf8_are_refused(tmp_path: Path) -> None:
     big = tmp_path / "big"
     big.write_bytes(b"a=" + b"x" * MAX_BYTES + b"\n")
-    with pytest.raises(OutputFileError, match="at most 1,048,576"):
+    with pytest.raises(OutputFileError, match="over 1,048,576"):
         read_output_file(big)
     binary = tmp_path / "bin"
     binary.write_bytes(b"a=1\nb=\xff\n")
     with pytest.raises(OutputFileError, match="line 2: not valid UTF-8"):
         read_output_file(binary)
     assert read_output_file(tmp_path / "missing") == {}
+
+
+def test_a_symlink_in_place_of_the_file_is_not_followed(tmp_path: Path) -> None:
+    """The file is in the agent's worktree: pointed at a file the agent may not read
+    (a sandbox's denied ~/.ssh), the runner must not read it for the agent."""
+    secret = tmp_path / "id_rsa"
+    secret.write_text("key=PRIVATE\n")
+    (tmp_path / "output").symlink_to(secret)
+    with pytest.raises(OSError):
+        read_output_file(tmp_path / "output")
