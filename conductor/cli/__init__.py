@@ -12,6 +12,7 @@ from conductor.cli import (  # noqa: F401  (importing registers the commands)
     inspect_cmds,
     manage_cmds,
     run_cmds,
+    serve_cmds,
     steer_cmds,
     view_cmds,
 )

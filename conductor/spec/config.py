@@ -67,8 +67,10 @@ KEYS: dict[str, Key] = {
     "alerts.min_free_memory_mb": Key(DEFAULT_MIN_FREE_MEMORY_MB, _number, "a number of MB >= 0"),
     "alerts.min_free_disk_mb": Key(DEFAULT_MIN_FREE_DISK_MB, _number, "a number of MB >= 0"),
     "retry_backoff": Key(DEFAULT_RETRY_BACKOFF_S, _number, "a number of seconds >= 0"),
+    # `conductor serve --host` beyond loopback asks for it on every request ("": a new one)
+    "serve.token": Key("", lambda v: isinstance(v, str), "a string"),
 }
-TABLES = {"alerts"}
+TABLES = {"alerts", "serve"}
 # Settings a variable may set for one invocation, like a flag (tests use the backoff one).
 ENV_VARS = {
     "retry_backoff": "CONDUCTOR_RETRY_BACKOFF",
@@ -344,6 +346,8 @@ def describe_rows(config: Config) -> list[tuple[str, str, str]]:
     for key in KEYS:
         value = config.values[key]
         shown = str(value).lower() if isinstance(value, bool) else str(value)
+        if key == "serve.token" and value:
+            shown = "(set)"  # a credential: where it comes from is enough
         rows.append((key, shown, config.sources[key]))
     return rows
 
