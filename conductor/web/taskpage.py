@@ -138,7 +138,7 @@ def task_page(site: Site, run: RunRow, task: TaskRow, token: str | None) -> str:
         ("run", f"<a href='{href(f'/runs/{run_id}', token)}'>{esc(run_id)}</a>"),
         ("merge", short(task["merge_commit"])), ("error", esc(task["error"] or "")),
     ])  # fmt: skip
-    log = log_chunk(last, None) if last else {"text": "", "offset": 0, "done": True}
+    log = log_chunk(last, None) if last else {"text": "", "offset": 0, "done": False}
     body = (
         f"<h1>Task {esc(tid)}</h1><section id=header>{facts}</section>"
         + (_decide(run_id, tid, token) if decide else "")

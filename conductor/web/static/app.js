@@ -112,13 +112,18 @@
     if (!pre) return;
     var attempt = pre.getAttribute("data-attempt");
     var offset = pre.getAttribute("data-offset");
+    // the latest attempt's log from `offset`; a new attempt starts the tail over
     function poll() {
-      fetch(url(runPath(run) + "/tasks/" + encodeURIComponent(task) + "/log",
-                {attempt: attempt, offset: offset}))
+      fetch(url(runPath(run) + "/tasks/" + encodeURIComponent(task) + "/log", {offset: offset}))
         .then(function (r) { return r.json(); })
         .then(function (chunk) {
           if (chunk.attempt !== undefined && String(chunk.attempt) !== String(attempt)) {
-            attempt = String(chunk.attempt); pre.textContent = "";  // a new attempt began
+            attempt = String(chunk.attempt);
+            pre.textContent = "";
+            pre.setAttribute("data-attempt", attempt);
+            offset = "";
+            setTimeout(poll, 0);
+            return;
           }
           var atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
           if (chunk.text) pre.appendChild(document.createTextNode(chunk.text));
@@ -126,11 +131,12 @@
           offset = chunk.offset;
           pre.setAttribute("data-offset", offset);
           pre.setAttribute("data-done", chunk.done ? "1" : "0");
-          if (!chunk.done || chunk.text) setTimeout(poll, 1000);
+          // a finished attempt may still be followed by a retry: look less often
+          setTimeout(poll, chunk.done && !chunk.text ? 3000 : 1000);
         })
         .catch(function () { setTimeout(poll, 3000); });
     }
-    if (pre.getAttribute("data-done") !== "1") setTimeout(poll, 1000);
+    setTimeout(poll, 1000);
   }
 
   function decisions(run, task) {
