@@ -28,6 +28,7 @@ from conductor.spec.model import (
     Workflow,
     WorkspaceSpec,
 )
+from conductor.spec.pools import Placement, all_pools
 from conductor.spec.yamlsrc import JsonPath, Source
 
 
@@ -46,7 +47,10 @@ def _build(source: Source, path: Path) -> Workflow:
     workspace = data.get("workspace", {})
     groups = {gid: _group(source, gid, g) for gid, g in data.get("groups", {}).items()}
     group_deps = _group_dep_tasks(data["tasks"], groups)
-    builder = _TaskBuilder(source, defaults, group_deps)
+    pools = all_pools(source, valid=True)
+    presets = _presets(data)
+    place = Placement(data, pools, lambda t: _agent_of(t, defaults.get("agent"), presets))
+    builder = _TaskBuilder(source, defaults, group_deps, place)
     return Workflow(
         path=path.resolve(),
         name=data["name"],
@@ -71,6 +75,9 @@ def _build(source: Source, path: Path) -> Workflow:
         hooks={event: tuple(argv) for event, argv in data.get("on", {}).items()},
         groups=groups,
         secrets=tuple(data.get("secrets", ())),
+        pools=pools,
+        policy=data.get("policy"),
+        deadlock_grace_s=_seconds(data.get("deadlock_grace")),
     )
 
 
@@ -91,6 +98,7 @@ def _agents(source: Source) -> dict[str, AgentProfile]:
             env=dict(spec.get("env", {})),
             executor=spec.get("executor", "local"),
             fallback=spec.get("fallback"),
+            pool=spec.get("pool"),
             tmux=_tmux(spec.get("tmux") or {}),
             loc=_loc(source, ("agents", name)),
         )
@@ -166,8 +174,11 @@ def _group_dep_tasks(tasks: dict[str, Any], groups: dict[str, Group]) -> dict[st
 
 
 class _TaskBuilder:
-    def __init__(self, source: Source, defaults: dict[str, Any], group_deps: Any) -> None:
+    def __init__(
+        self, source: Source, defaults: dict[str, Any], group_deps: Any, place: Placement
+    ) -> None:
         self.source = source
+        self.place = place
         self.defaults = defaults
         self.group_deps: dict[str, list[str]] = group_deps
         self.presets = _presets(source.data)
@@ -201,6 +212,7 @@ class _TaskBuilder:
             idle_timeout_s=_seconds(spec.get("idle_timeout", fallback.get("idle_timeout"))),
             retries=int(spec.get("retries", fallback.get("retries", DEFAULT_RETRIES))),
             skills=tuple(spec.get("skills", ())),
+            pool=self.place.pool_of(spec),
             env=dict(spec.get("env", {})),
             on_conflict=spec.get("on_conflict", fallback.get("on_conflict", "retry")),
             approve=_approve(spec, self.source.data, fallback),

@@ -15,6 +15,7 @@ from conductor.errors import Diagnostic
 from conductor.spec.matrixchecks import FanoutChecker
 from conductor.spec.names import component_problem, env_ref_problem, ref_problem
 from conductor.spec.paths import path_problems
+from conductor.spec.pools import Placement, all_pools, pool_problems
 from conductor.spec.suggest import did_you_mean
 from conductor.spec.yamlsrc import JsonPath, Source, dotted
 
@@ -94,9 +95,15 @@ class _Checker:
         for tid, task in self.tasks.items():
             self.check_task(tid, _dict(task))
         self.out.extend(path_problems(self.src))
+        # pools: the file's, the config's and `local`
+        place = Placement(self.src.data, all_pools(self.src, valid=False), self.agent_for)
+        self.out.extend(pool_problems(self.src, place))
         self.out.extend(self.fanout.run())
         self.out.extend(_cycle_problems(self.src, self.tasks, self.groups, self.owner))
         return self.out
+
+    def agent_for(self, task: dict[str, Any]) -> str:
+        return _agent_of(task, self.default_agent, self.presets)
 
     def at(self, path: JsonPath, message: str, hint: str | None = None, key: bool = False) -> None:
         text = f"{dotted(path)}: {message}"

@@ -20,11 +20,14 @@ from typing import TYPE_CHECKING, Any, cast
 from conductor.errors import UserError
 from conductor.spec.model import (
     DEFAULT_CONCURRENCY,
+    DEFAULT_DEADLOCK_GRACE_S,
     DEFAULT_KEEP,
     DEFAULT_MIN_FREE_DISK_MB,
     DEFAULT_MIN_FREE_MEMORY_MB,
+    DEFAULT_POLICY,
     DEFAULT_RETRY_BACKOFF_S,
     DEFAULT_STRATEGY,
+    POLICIES,
 )
 from conductor.spec.suggest import did_you_mean
 
@@ -44,6 +47,10 @@ def _int_min(low: int) -> Callable[[Any], bool]:
 
 def _number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
+
+
+def _policy_name(v: Any) -> bool:
+    return isinstance(v, str) and (v in POLICIES or re.fullmatch(r"[\w.]+:[\w.]+", v) is not None)
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,9 @@ KEYS: dict[str, Key] = {
     "alerts.min_free_memory_mb": Key(DEFAULT_MIN_FREE_MEMORY_MB, _number, "a number of MB >= 0"),
     "alerts.min_free_disk_mb": Key(DEFAULT_MIN_FREE_DISK_MB, _number, "a number of MB >= 0"),
     "retry_backoff": Key(DEFAULT_RETRY_BACKOFF_S, _number, "a number of seconds >= 0"),
+    # which ready task goes first: a built-in policy or `module:Class` (run/policies.py)
+    "policy": Key(DEFAULT_POLICY, _policy_name, "default, fifo, cost-aware or module:Class"),
+    "deadlock_grace": Key(DEFAULT_DEADLOCK_GRACE_S, _number, "a number of seconds >= 0"),
     # `conductor serve --host` beyond loopback asks for it on every request ("": a new one)
     "serve.token": Key("", lambda v: isinstance(v, str), "a string"),
 }
@@ -74,6 +84,7 @@ TABLES = {"alerts", "serve"}
 # Settings a variable may set for one invocation, like a flag (tests use the backoff one).
 ENV_VARS = {
     "retry_backoff": "CONDUCTOR_RETRY_BACKOFF",
+    "deadlock_grace": "CONDUCTOR_DEADLOCK_GRACE",
     "alerts.min_free_memory_mb": "CONDUCTOR_MIN_FREE_MEMORY_MB",
     "alerts.min_free_disk_mb": "CONDUCTOR_MIN_FREE_DISK_MB",
 }
@@ -187,6 +198,8 @@ def _line_of(text: str, key: str, section: str | None) -> int | None:
 def _flatten(table: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in table.items():
+        if key == "pools":  # named tables of their own: spec/poolconfig.py reads them
+            continue
         if key in TABLES and isinstance(value, dict):
             out.update({f"{key}.{k}": v for k, v in value.items()})
         else:
@@ -311,6 +324,10 @@ def workflow_values(wf: Workflow) -> dict[str, Any]:
         out["strategy"] = wf.strategy
     if wf.workspace.keep != DEFAULT_KEEP or _KEEP.search(text):
         out["keep"] = wf.workspace.keep
+    if wf.policy is not None:  # the model keeps None for "not written"
+        out["policy"] = wf.policy
+    if wf.deadlock_grace_s is not None:
+        out["deadlock_grace"] = wf.deadlock_grace_s
     return out
 
 
@@ -364,5 +381,6 @@ def configured(
         wf = dataclasses.replace(wf, log=f"{cfg.log_dir.rstrip('/')}/{{run}}/EXECUTION_LOG.md")
     workspace = dataclasses.replace(wf.workspace, keep=cast("KeepPolicy", cfg.keep))
     wf = dataclasses.replace(wf, workspace=workspace, concurrency=cfg.concurrency,
-                             strategy=cast("Strategy", cfg.strategy))  # fmt: skip
+                             strategy=cast("Strategy", cfg.strategy), policy=cfg["policy"],
+                             deadlock_grace_s=float(cfg["deadlock_grace"]))  # fmt: skip
     return wf, cfg

@@ -30,6 +30,11 @@ DEFAULT_RETRY_BACKOFF_S = 2.0  # base of the exponential backoff between attempt
 DEFAULT_MIN_FREE_MEMORY_MB = 256.0  # below this, dispatch pauses with a system_alert
 DEFAULT_MIN_FREE_DISK_MB = 500.0
 PRESETS = ("claude-code", "codex", "aider", "gemini", "shell")
+PoolExecutor = Literal["local", "ray"]
+DEFAULT_POOL = "local"  # the pool of a task that names none: `concurrency` slots, no quota
+DEFAULT_POLICY = "default"  # priority, then the longest remaining path (run/policies.py)
+POLICIES = ("default", "fifo", "cost-aware")  # built in; config may name `module:Class`
+DEFAULT_DEADLOCK_GRACE_S = 60.0  # nothing runs and nothing can start: fail after this
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,30 @@ class Validator:
 
 
 @dataclass(frozen=True)
+class Pool:
+    """Where a task runs and how many of a kind at once (`pools:`, in the file or config).
+
+    ``slots``: tasks of the pool running at once (None: only the run's `concurrency` caps
+    them); ``usd``: the pool's spend quota in a run (reaching it pauses the pool's
+    dispatch); ``skills``: what its tasks may ask for; ``executor``: ``local`` or ``ray``;
+    ``resources`` (Ray resources one task needs, e.g. ``{"GPU": 1}``) and ``labels`` (Ray
+    node labels it must land on) are read by the ray executor."""
+
+    name: str
+    slots: int | None = None
+    usd: float | None = None
+    skills: tuple[str, ...] = ()
+    executor: PoolExecutor = "local"
+    resources: dict[str, float] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    loc: Loc | None = None  # None: the built-in `local` pool, or one from a config file
+
+    def cap(self, concurrency: int) -> int:
+        """How many of its tasks may run at once under the run's ``concurrency``."""
+        return concurrency if self.slots is None else min(self.slots, concurrency)
+
+
+@dataclass(frozen=True)
 class TmuxSpec:
     """How an interactive agent is driven in a tmux pane (`executor: tmux`)."""
 
@@ -93,6 +122,7 @@ class AgentProfile:
     env: dict[str, str] = field(default_factory=dict)  # values may hold ${VAR}
     executor: str = "local"
     fallback: str | None = None
+    pool: str | None = None  # the pool of its tasks that name none
     tmux: TmuxSpec = field(default_factory=TmuxSpec)
     loc: Loc | None = None
 
@@ -150,6 +180,9 @@ class Task:
     idle_timeout_s: float | None = None
     retries: int = DEFAULT_RETRIES
     skills: tuple[str, ...] = ()
+    # resolved at load: its own `pool:`, else its profile's, else `defaults`', else the
+    # first pool offering its skills (`local` first); always a key of Workflow.pools
+    pool: str = DEFAULT_POOL
     env: dict[str, str] = field(default_factory=dict)
     on_conflict: OnConflict = "retry"
     approve: bool = False  # resolved: its own, else its group's, else `defaults`
@@ -181,6 +214,14 @@ class Workflow:
     groups: dict[str, Group] = field(default_factory=dict)
     # env var names whose values are masked though no `env` references them (`secrets:`)
     secrets: tuple[str, ...] = ()
+    # the file's pools over the config's, `local` always among them (spec/pools.py)
+    pools: dict[str, Pool] = field(default_factory=dict)
+    policy: str | None = None  # how ready tasks are ordered; None: DEFAULT_POLICY
+    deadlock_grace_s: float | None = None  # None: DEFAULT_DEADLOCK_GRACE_S
+
+    def pool(self, name: str) -> Pool:
+        """The pool called ``name`` (a model built by hand may leave `local` out)."""
+        return self.pools.get(name) or Pool(name)
 
     @property
     def source_dir(self) -> Path:
