@@ -150,8 +150,8 @@ def run_parts(site: Site, run: RunRow, token: str | None) -> dict[str, Any]:
     store = site.store
     doc = status_doc(store, run)
     attempts = store.attempts(run["id"])
-    shape = site.shapes.get(run, store.tasks(run["id"]))
     groups = {t["id"]: t["group"] for t in doc["tasks"]}
+    shape = site.shapes.get(run, lambda: store.tasks(run["id"]))
     live = is_live(site.state_dir, run)
     return {
         "state": doc["run"]["state"],
@@ -165,7 +165,7 @@ def run_parts(site: Site, run: RunRow, token: str | None) -> dict[str, Any]:
 
 def run_page(site: Site, run: RunRow, token: str | None) -> str:
     parts = run_parts(site, run, token)
-    shape = site.shapes.get(run, site.store.tasks(run["id"]))
+    shape = site.shapes.get(run, lambda: site.store.tasks(run["id"]))
     note = f"<p class=note>{esc(shape.note)}</p>" if shape.note else ""
     body = (
         f"<h1>Run {esc(run['id'])}</h1>"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -80,19 +80,19 @@ class Shapes:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._lock = threading.Lock()
-        self._cache: dict[str, tuple[tuple[int, int], Shape]] = {}
+        self._cache: dict[str, tuple[int, Shape]] = {}
 
-    def get(self, run: RunRow, tasks: Sequence[TaskRow]) -> Shape:
+    def get(self, run: RunRow, tasks: Callable[[], Sequence[TaskRow]]) -> Shape:
+        """The run's shape; ``tasks`` (its rows) is read only when the cache misses."""
         try:
-            st = (self.root / run["workflow"]).stat()
-            stamp = (st.st_mtime_ns, len(tasks))
+            stamp = (self.root / run["workflow"]).stat().st_mtime_ns
         except OSError:
-            stamp = (-1, len(tasks))
+            stamp = -1
         with self._lock:
             hit = self._cache.get(run["id"])
         if hit is not None and hit[0] == stamp:
             return hit[1]
-        shape = read_shape(self.root, run, tasks)
+        shape = read_shape(self.root, run, tasks())
         with self._lock:
             if len(self._cache) > 64:  # a long-lived server over many runs
                 self._cache.clear()

@@ -7,7 +7,7 @@ its store id as the SSE id. After each batch a ``tasks`` message carries every t
 state as `status` shows it, which is all the page needs to recolour the graph. When the
 runner is gone and nothing is left to read, an ``end`` message says the run is over.
 
-Polling the store, like `watch` does (``ops.follow``'s intervals): SQLite in WAL mode
+Polling the store, like `watch` does (``ops.follow``'s idle interval): SQLite in WAL mode
 answers "anything after id N?" from an index in microseconds, and the reader never
 blocks the runner.
 """
@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import anyio.to_thread
 
-from conductor.ops.follow import POLL_BUSY_S, POLL_IDLE_S
+from conductor.ops.follow import POLL_IDLE_S
 from conductor.state.events import event_json
 from conductor.state.liveness import is_live, shown_state, shown_task_state
+from conductor.state.readonly import ReadOnlyStore
 from conductor.state.records import EventRow
 from conductor.state.store import Store
 
@@ -50,7 +51,10 @@ def snapshot(store: Store, run_id: str) -> tuple[dict[str, Any], bool]:
     if run is None:
         return {"state": "gone", "tasks": {}}, False
     shown = shown_state(store.path.parent, run)
-    tasks = {t["task_id"]: shown_task_state(shown, t["state"]) for t in store.tasks(run_id)}
+    rows: Sequence[Mapping[str, Any]] = (
+        store.select("SELECT task_id, state FROM tasks WHERE run_id = ? ORDER BY seq", (run_id,))
+        if isinstance(store, ReadOnlyStore) else store.tasks(run_id))  # two columns, not all
+    tasks = {t["task_id"]: shown_task_state(shown, t["state"]) for t in rows}
     return {"state": shown, "tasks": tasks}, shown in ("running", "cancelling")
 
 
@@ -75,12 +79,11 @@ async def stream(store: Store, run_id: str, after: int) -> AsyncIterator[str]:
     sent = False
     while True:
         rows = await anyio.to_thread.run_sync(_batch, store, run_id, cursor)
-        for row in rows:
-            yield event_message(row)
-            cursor = row["id"]
-        if rows or not sent:
+        if rows:
+            cursor = rows[-1]["id"]
+        if rows or not sent:  # one write per batch: the events, then where tasks stand
             snap, live = await anyio.to_thread.run_sync(snapshot, store, run_id)
-            yield _message("tasks", snap)
+            yield "".join(map(event_message, rows)) + _message("tasks", snap)
             sent, last_write = True, time.monotonic()
         else:
             live = await anyio.to_thread.run_sync(_live, store, run_id)
@@ -92,4 +95,5 @@ async def stream(store: Store, run_id: str, after: int) -> AsyncIterator[str]:
         if time.monotonic() - last_write > PING_S:
             yield ": ping\n\n"
             last_write = time.monotonic()
-        await anyio.sleep(POLL_BUSY_S if rows else POLL_IDLE_S)
+        # a page needs no more than two looks a second, busy or not
+        await anyio.sleep(POLL_IDLE_S)

@@ -44,7 +44,8 @@
   var refreshing = false, again = false, lastRefresh = 0;
   function refresh(run) {
     if (refreshing) { again = true; return; }
-    var wait = Math.max(0, 1000 - (Date.now() - lastRefresh));
+    // at most every 2 s: colours change at once (above); the table and gantt can wait
+    var wait = Math.max(0, 2000 - (Date.now() - lastRefresh));
     refreshing = true;
     setTimeout(function () {
       fetch(url(runPath(run) + "/parts")).then(function (r) { return r.json(); })
