@@ -59,6 +59,12 @@ def collect(ctx: RunContext, task: Task, n: int, worktree: Path) -> str | None:
             path.unlink()
         with contextlib.suppress(OSError):  # tidy when the progress spool is gone too
             path.parent.rmdir()
+    return record(ctx, task, n, values)
+
+
+def record(ctx: RunContext, task: Task, n: int, values: dict[str, str]) -> str | None:
+    """Store the values attempt ``n`` wrote (masked; read here or on a remote worker);
+    what is wrong with them, or None."""
     redact = ctx.secrets.redact
     masked = {key: redact(value) for key, value in values.items()}
     if masked:

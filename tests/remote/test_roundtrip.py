@@ -1,0 +1,61 @@
+"""One remote attempt, driven directly: the repository goes out as a bundle, the agent runs
+on the node the pool's resources pick, its commit comes back as a bundle and is merged."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from conductor.exec.procs import marked
+from conductor.run.attempt import Attempt
+from conductor.run.outcome import Outcome, Prior
+from conductor.run.remote_attempt import Placement, run_remote
+from tests.remote.conftest import LocalCluster
+from tests.testing.engine import Harness, start, task, workflow
+from tests.testing.repos import git
+
+
+def _attempt(h: Harness, task_id: str) -> Attempt:
+    return Attempt(h.ctx, h.wf.tasks[task_id], 1, Prior())
+
+
+def _where(cluster: LocalCluster, **resources: float) -> Placement:
+    return Placement("remote", resources, {}, address=cluster.address)
+
+
+def test_a_result_comes_back_as_a_bundle_and_merges(repo: Path, ray_cluster: LocalCluster) -> None:
+    wf = workflow(repo, task("A", agent="sh", run="echo remote > made.txt; echo out-line",
+                             outputs=("made.txt",), touches=("made.txt",)))  # fmt: skip
+    with start(wf) as h:
+        out = run_remote(_attempt(h, "A"), _where(ray_cluster, gpuish=1))
+        assert out.ok, out.error
+        assert git(repo, "show", "conductor/t:made.txt").strip() == "remote"
+        row = h.store.attempts(h.run_id, "A")[0]
+        assert row["state"] == "succeeded" and row["files_changed"] == 1
+        log = Path(row["log_path"]).read_text()
+        assert "out-line" in log
+        # the runner's repository never had a worktree for it: the work happened in the
+        # worker's own cache, under its worker directory
+        assert "worktrees" not in git(repo, "worktree", "list")
+        assert (ray_cluster.worker_dir("gpu") / "repo" / ".git").is_dir()
+        assert not (ray_cluster.worker_dir("head") / "repo").exists()
+
+
+def test_lines_stream_while_the_task_runs(repo: Path, ray_cluster: LocalCluster) -> None:
+    script = "echo first; sleep 3; echo second"
+    wf = workflow(repo, task("S", agent="sh", run=script))
+    with start(wf) as h:
+        att = _attempt(h, "S")
+        done: list[Outcome] = []
+        worker = threading.Thread(target=lambda: done.append(run_remote(att, _where(ray_cluster))))
+        worker.start()
+        seen = ""
+        deadline = time.monotonic() + 30
+        while not done and time.monotonic() < deadline and "first" not in seen:
+            time.sleep(0.1)
+            seen = att.log_path.read_text() if att.log_path.exists() else ""
+        assert "first" in seen and not done, "the first line reached the log before the end"
+        worker.join(30)
+        assert done and done[0].ok
+        assert not marked(f"{h.run_id}/")
