@@ -53,6 +53,7 @@ def describe(row: EventRow) -> str:
             f"{d.get('strategy')}, concurrency {d.get('concurrency')}"
         ),
         "task_started": lambda: f"started (attempt {d.get('attempt')}, agent {d.get('agent')})",
+        "task_phase": lambda: f"phase: {d.get('phase')}",
         "task_progress": lambda: (
             f"{d.get('percent', '')}{'% ' if 'percent' in d else ''}"
             f"{d.get('step') or d.get('message') or ''}"
@@ -119,7 +120,7 @@ class PlainSink:
     def __call__(self, row: EventRow) -> None:
         if self.quiet and row["kind"] not in self.QUIET_KINDS:
             return
-        if row["kind"] in ("validation_passed", "task_output") and not self.verbose:
+        if row["kind"] in ("validation_passed", "task_output", "task_phase") and not self.verbose:
             return
         stamp = time.strftime("%H:%M:%S", time.localtime(row["ts"]))
         _write(self.out, f"{stamp} {describe(row)}\n")

@@ -157,6 +157,8 @@ class Attempt:
         return Outcome(self.tid, self.n, False, "interrupted", interrupted=True, result_commit=post)
 
     def _setup(self) -> None:
+        if self.ctx.wf.workspace.setup:
+            self.ctx.phase(self.tid, "setup")
         for cmd in self.ctx.wf.workspace.setup:
             res = self._exec(["bash", "-c", cmd], Limits(timeout_s=self.task.timeout_s))
             if res.reason != "exited" or res.exit_code != 0:
@@ -225,6 +227,7 @@ class Attempt:
 
     def _agent(self) -> tuple[ProcessResult, agents.AgentReport]:
         ctx, task = self.ctx, self.task
+        ctx.phase(task.id, "agent")
         prompt = ctx.layout.prompt_file(ctx.run_id, task.id, self.n)
         prompt.parent.mkdir(parents=True, exist_ok=True)
         ictx = agents.InstructionContext(
@@ -247,7 +250,7 @@ class Attempt:
             attempt=self.n,
             port=ctx.port_for(task.id),
             secrets=ctx.secrets,
-            base_env=ctx.base_env,
+            base_env={**ctx.base_env, **ctx.trace_env(task.id, self.n)},
             resume_session=self.prior.session_id,
             output_file=fresh_file(self.worktree),
         )

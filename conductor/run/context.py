@@ -14,6 +14,7 @@ from conductor.exec.base import Executor
 from conductor.exec.local import LocalExecutor
 from conductor.git.env import clean_env
 from conductor.git.workspace import Workspace
+from conductor.report.tracing import traceparent
 from conductor.spec.config import RunSettings
 from conductor.spec.model import Task, Workflow
 from conductor.spec.secrets import Secrets
@@ -22,6 +23,8 @@ from conductor.state.layout import Layout
 from conductor.state.store import Store
 
 PROGRESS_EVERY_S = 2.0  # throttle for step events parsed from agent output
+# Task states that begin a phase of the attempt (the others are begun by the attempt).
+_PHASE_OF = {"validating": "validate", "merging": "merge"}
 
 
 @dataclass
@@ -38,6 +41,7 @@ class RunContext:
     stopping: threading.Event = field(default_factory=threading.Event)
     kill_now: threading.Event = field(default_factory=threading.Event)
     on_state: Callable[[str, str], None] = lambda task, state: None
+    tracing: bool = False  # spans are exported: each attempt's processes get TRACEPARENT
     _ports: dict[str, int] = field(default_factory=dict)
     _cancels: dict[str, threading.Event] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -52,6 +56,18 @@ class RunContext:
     def set_state(self, task_id: str, state: str) -> None:
         self.store.update_task(self.run_id, task_id, state=state)
         self.on_state(task_id, state)
+        if state in _PHASE_OF:
+            self.phase(task_id, _PHASE_OF[state])
+
+    def phase(self, task_id: str, phase: str) -> None:
+        """The task's current attempt entered a phase (setup, agent, validate, merge):
+        where the phase spans of its trace begin (``conductor.report.tracebuild``)."""
+        self.emit("task_phase", task_id, phase=phase)
+
+    def trace_env(self, task_id: str, n: int) -> dict[str, str]:
+        """W3C trace context naming attempt ``n``'s span, for every process it starts, so
+        an agent's own telemetry lands under it (empty when the run is not traced)."""
+        return {"TRACEPARENT": traceparent(self.run_id, task_id, n)} if self.tracing else {}
 
     def progress(self, task_id: str, step: str) -> None:
         """A step parsed from the agent's output, recorded at most every PROGRESS_EVERY_S;
@@ -150,6 +166,7 @@ class RunContext:
                 "CONDUCTOR_TASK_ID": task.id,
                 "CONDUCTOR_ATTEMPT": str(n),
                 "CONDUCTOR_WORKTREE": str(worktree),
+                **self.trace_env(task.id, n),
             }
         )
         env.update({k: self.secrets.expand(v) for k, v in task.env.items()})

@@ -260,7 +260,9 @@ class _Observers:
 
 
 def _observers(ctx: RunContext, plan: Plan) -> _Observers:
-    """Hooks, the runner's debug log and the live execution log, subscribed to events."""
+    """Hooks, the runner's debug log, the live execution log and (when the standard
+    OTEL_* variables ask for them) OpenTelemetry traces, subscribed to events."""
+    from conductor.report import tracing
     from conductor.report.logwriter import LogWriter
     from conductor.run.debuglog import event_logger, setup_runner_log
     from conductor.run.hooks import HookSink
@@ -275,6 +277,7 @@ def _observers(ctx: RunContext, plan: Plan) -> _Observers:
     logger = setup_runner_log(ctx.ws.state_dir, ctx.ws.git_version, redact=ctx.secrets.redact)
     log = LogWriter(ctx.store, ctx.run_id, ctx.wf, ctx.ws)
     ctx.emit.sinks.extend([hooks, event_logger(logger), log])
+    ctx.tracing = tracing.subscribe(ctx.emit, ctx.wf, ctx.base_env)
     return _Observers(hooks, log)
 
 

@@ -68,6 +68,7 @@ EventKind = Literal[
     "run_finished",
     "task_queued",
     "task_started",
+    "task_phase",  # the current attempt entered setup, agent, validate or merge
     "task_progress",
     "task_output",
     "task_usage",  # what an attempt's agent reported spending (cost, tokens, turns, model)
