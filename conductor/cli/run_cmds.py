@@ -205,7 +205,8 @@ def _print_status(doc: dict[str, Any], events: list[EventRow]) -> None:
     width = max((len(t["id"]) for t in doc["tasks"]), default=2)
     for t in doc["tasks"]:
         # agent-provided text, one line per task: control characters shown escaped
-        extra = safe(t["error"] or t["step"] or "", newlines=False)
+        said = (t.get("failure") or [])[-1:] or [t["error"] or t["step"] or ""]
+        extra = safe(said[0], newlines=False)
         typer.echo(
             f"  {t['id']:<{width}}  {t['state']:<11} attempt {t['attempts']}  "
             f"{fmt_duration(t['elapsed_s']):>7}  {extra[:70]}"

@@ -9,6 +9,7 @@ the run.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 COUNT_ORDER = ("succeeded", "running", "validating", "merging", "awaiting_approval", "retrying",
                "pending", "failed", "blocked", "skipped", "cancelled")  # fmt: skip
 HELD = frozenset(HELD_BY.values())
+WAITING = frozenset({"pending", "ready", "queued"})
 RECENT = 3  # finished successes kept in the table before they collapse into the counts
 
 
@@ -104,9 +106,11 @@ class LiveView:
             now = self.clock()
             parts: list[RenderableType] = [self._header(now), self._progress(now)]
             parts.append(self._counts())
-            table = self._table(now)
+            table, more = self._table(now)
             if table.row_count:
                 parts.append(table)
+            if more:  # a row is never dropped without a word
+                parts.append(Text(more, style=self.palette.style("dim")))
             parts.extend(self._footer())
             return Group(*parts)
 
@@ -163,26 +167,34 @@ class LiveView:
                 text.append(f" {counts[state]} {LABELS.get(state, state)}")
         return text
 
-    def _rows(self) -> tuple[list[TaskModel], int]:
-        """Active tasks first, then every failure, then the latest successes."""
+    def _rows(self) -> tuple[list[TaskModel], str]:
+        """Active tasks first, then every failure, then the latest successes (all of them
+        in the final frame), as many as fit; and what was left out, counted by state:
+        a row is never dropped without a word."""
         ts = self.model.tasks.values()
         active = sorted((t for t in ts if t.state in ACTIVE), key=lambda t: t.started or 0.0)
         held = [t for t in ts if t.state in HELD]  # waiting for a person: always in view
         failed = sorted((t for t in ts if t.state == "failed" or _decided(t)),
                         key=lambda t: t.order)  # fmt: skip
         done = sorted((t for t in ts if t.state == "succeeded"), key=lambda t: -t.order)
-        recent = done if self.verbose else done[:RECENT]
-        rows = [*active, *held, *failed, *recent]
-        room = max(6, self.console.size.height - 8)
-        return rows[:room], max(0, len(rows) - room)
+        recent = done if self.verbose or self.model.final else done[:RECENT]
+        room = max(6, self.console.size.height - 8 - len(self._footer()))
+        rows = [*active, *held, *failed, *recent][:room]
+        shown = {t.id for t in rows}
+        # while the run goes on, the waiting tasks are in the counts line, not "more"
+        left = [t for t in ts if t.id not in shown
+                and (self.model.final or t.state not in WAITING)]  # fmt: skip
+        return rows, _more(left)
 
-    def _table(self, now: float) -> Table:
+    def _table(self, now: float) -> tuple[Table, str]:
         p = self.palette
         table = Table(box=None, header_style=p.style("bold"), pad_edge=False, expand=False)
         widths = {"task": 28, "agent": 12, "progress": 30}
+        least = {"state": 12, "agent": 5, "try": 3, "time": 5}  # short cells stay readable
         for name in ("state", "task", "agent", "try", "time", "progress", "detail"):
-            table.add_column(name, no_wrap=True, overflow="ellipsis", max_width=widths.get(name))
-        rows, hidden = self._rows()
+            table.add_column(name, no_wrap=True, overflow="ellipsis", max_width=widths.get(name),
+                             min_width=least.get(name))  # fmt: skip
+        rows, more = self._rows()
         for t in _under_templates(rows):
             if isinstance(t, str):  # a fan-out task's heading, its expansions beneath
                 table.add_row("", Text(t, style=p.style("bold")), *[""] * 4, self._fanout(t))
@@ -191,9 +203,7 @@ class LiveView:
             shown = Text(f"  {suffix(t.id, t.template)}" if t.template else t.id)
             cells = (p.state(t.state), shown, t.agent, str(t.attempt or ""), self._time(t, now))
             table.add_row(*cells, self._step(t), self._detail(t))
-        if hidden:
-            table.add_row("", Text(f"… {hidden} more", style=p.style("dim")))
-        return table
+        return table, more
 
     def _fanout(self, template: str) -> Text:
         """How far all expansions of ``template`` are: ``2/6 done · 2 running``."""
@@ -228,6 +238,8 @@ class LiveView:
         if t.state == "awaiting_approval":
             how = f"conductor approve|reject {self.model.run_id} {t.id}"
             return Text(f"awaiting approval: {how}", style=p.style("yellow"))
+        if t.state == "succeeded" and t.merged:
+            return Text(f"merged {t.merged}", style=p.style("dim"))
         return Text(t.line, style=p.style("dim"))
 
     def _footer(self) -> list[RenderableType]:
@@ -239,15 +251,36 @@ class LiveView:
         if m.alert:
             out.append(Text(f"alert: {m.alert}", style=p.style("yellow")))
         out.extend(Text(line) for line in m.settled)
-        if m.log_path:
-            out.append(Text(f"execution log: {m.log_path}"))
+        if m.log_path:  # whole, never wrapped: it is there to be copied
+            out.append(Text(f"execution log: {_near(m.log_path)}", no_wrap=True,
+                            overflow="ignore"))  # fmt: skip
         return out
+
+
+def _more(left: Sequence[TaskModel]) -> str:
+    """``… 5 more: 4 succeeded, 1 up to date`` for the tasks without a row."""
+    if not left:
+        return ""
+    labels: dict[str, int] = {}
+    for t in left:
+        label = "up to date" if t.error.startswith("up to date") else LABELS.get(t.state, t.state)
+        labels[label] = labels.get(label, 0) + 1
+    return f"… {len(left)} more: " + ", ".join(f"{n} {s}" for s, n in labels.items())
 
 
 def _decided(t: TaskModel) -> bool:
     """Skipped by its `when:` or trigger rule, or blocked: shown with why (a task skipped
     as up to date did its work in an earlier run and is only counted)."""
     return t.state in ("skipped", "blocked") and not t.error.startswith("up to date")
+
+
+def _near(path: str) -> str:
+    """``path`` relative to the working directory when it lies beneath it (shorter)."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return rel if not rel.startswith("..") else path
 
 
 def _under_templates(rows: list[TaskModel]) -> list[TaskModel | str]:

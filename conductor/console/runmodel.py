@@ -47,6 +47,7 @@ class TaskModel:
     warning: str = ""
     order: int = 0  # when it last finished, to list the most recent first
     template: str | None = None  # the fan-out task it was expanded from
+    merged: str = ""  # the short merge commit of a succeeded task
 
 
 def _num(value: Any) -> float | None:
@@ -117,7 +118,7 @@ class RunModel:
         elif kind.startswith("validation_"):
             t.state = "validating"
         elif kind == "merged":
-            t.state = "merging"
+            t.state, t.merged = "merging", str(d.get("commit") or "")[:10]
         elif kind == "task_warning":
             t.warning = str(d.get("warning", ""))
         elif kind == "task_usage":
@@ -140,8 +141,8 @@ class RunModel:
             return
         t.state, t.error = ends[kind]
         t.finished = ts
-        if kind == "task_completed":
-            t.percent = 100.0
+        t.step, t.line, t.warning = "", "", ""  # stale once the task is over
+        t.percent = None
         self._seq += 1
         t.order = self._seq
 
@@ -184,4 +185,3 @@ class RunModel:
             waves.setdefault(t.wave, []).append(max(expect - spent, 0.1 * expect))
         conc = max(1, self.concurrency)
         return sum(max(max(r), sum(r) / conc) for r in waves.values())
-

@@ -34,7 +34,8 @@ def render_status_table(
         table.add_column(col, no_wrap=True, overflow="ellipsis")
     for t in doc["tasks"]:
         pct = f"{t['progress']:.0f}% " if isinstance(t.get("progress"), (int, float)) else ""
-        detail = safe(t.get("error") or "")  # agent-provided: shown escaped
+        said = (t.get("failure") or [])[-1:] or [t.get("error") or ""]  # the failure's words
+        detail = safe(said[0])  # agent-provided: shown escaped
         table.add_row(
             p.state(str(t["state"])),
             Text(str(t["id"])),  # not markup: a fan-out task's id holds `[module=auth]`

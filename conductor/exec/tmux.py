@@ -35,7 +35,7 @@ import shlex
 import shutil
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -66,6 +66,18 @@ from conductor.exec.procs import process_start_time, stop_tree, sweep
 Completion = Literal["prompt", "idle", "shell"]
 COMPLETIONS: tuple[str, ...] = ("prompt", "idle", "shell")
 _TICK_S = 1.0  # how often the tick callback (timeout warnings) runs
+_SHOWN_LINES = 5  # pane lines quoted when the prompt has not shown at half the timeout
+# Whitespace at the end of a pattern, before an optional `$`: `\s*`, `\ `, ` +`, `[ ]`...
+_TRAILING_SPACE = re.compile(r"(?<![^\\]\\)(?:(?:\\s|\\ |\\t|\[ \]| |\t)[*+?]?)+(\$?)\Z")
+
+
+def pane_pattern(text: str) -> re.Pattern[str]:
+    """The prompt pattern as it matches what a person sees: captured pane lines have their
+    trailing spaces trimmed, so a pattern written as the prompt looks (`^agent> $`) drops
+    its own trailing whitespace too (`^agent>$`)."""
+    return re.compile(_TRAILING_SPACE.sub(r"\1", text))
+
+
 # ---------------------------------------------------------------- the log
 
 
@@ -117,6 +129,7 @@ class _Drive:
         self.changed = self.t0  # when the pane's content last changed
         self.next_tick = self.t0 + _TICK_S
         self.dead_at = 0.0  # when the pane was first seen dead
+        self.warned = False  # the prompt has not shown at half the timeout: said once
 
     def loop(self) -> _Outcome:
         while True:
@@ -132,6 +145,7 @@ class _Drive:
             if outcome is not None:
                 return outcome
             self._advance(snap, now)
+            self._still_no_prompt(snap, now)
             if self.lim.on_tick is not None and now >= self.next_tick:
                 self.lim.on_tick(now - self.t0, now - self.changed)
                 self.next_tick = now + _TICK_S
@@ -169,6 +183,25 @@ class _Drive:
         if lim.idle_s is not None and self.idle.expired(now):
             return "idle", None, f"no output for {human(lim.idle_s)}"
         return None
+
+    def _still_no_prompt(self, snap: Snap, now: float) -> None:
+        """At half the timeout, say once that the prompt pattern has not shown (a pattern
+        that never matches otherwise ends in a bare "timed out"), with the pane's last lines."""
+        timeout, ex = self.lim.limits.timeout_s, self.ex
+        waiting = self.phase == "ready" or (self.phase == "working" and ex.completion == "prompt")
+        if self.warned or ex.pattern is None or not waiting or timeout is None:
+            return
+        if now - self.t0 < timeout / 2:
+            return
+        self.warned = True
+        shown = [ln for ln in snap.lines if ln.strip()][-_SHOWN_LINES:]
+        what = "before typing the prompt" if self.phase == "ready" else "after the prompt"
+        text = (f"prompt_pattern {ex.pattern.pattern!r} has not matched {what} after "
+                f"{human(now - self.t0)} (half the timeout); the pane's last lines: "
+                + " | ".join(shown or ["(empty)"]))  # fmt: skip
+        self.log.sink.note("# conductor: " + text)
+        if ex.warn is not None:
+            ex.warn(text)
 
     def _advance(self, snap: Snap, now: float) -> None:
         """Type the prompt once the agent is ready; press Enter ``send_delay_s`` later."""
@@ -237,13 +270,14 @@ class TmuxExecutor:
         settle_s: float = 1.0,
         poll_s: float = 0.2,
         socket: str = SOCKET,
+        warn: Callable[[str], object] | None = None,
     ) -> None:
         if completion not in COMPLETIONS:
             raise ValueError(f"completion must be one of {', '.join(COMPLETIONS)}: {completion}")
         if completion == "prompt" and not prompt_pattern:
             raise ValueError("completion `prompt` needs a prompt_pattern")
         try:
-            self.pattern = re.compile(prompt_pattern) if prompt_pattern else None
+            self.pattern = pane_pattern(prompt_pattern) if prompt_pattern else None
         except re.error as exc:
             raise ValueError(f"bad prompt_pattern {prompt_pattern!r}: {exc}") from exc
         # A newline would press Enter mid-prompt: an interactive prompt is one line.
@@ -252,6 +286,7 @@ class TmuxExecutor:
         self.idle_s, self.send_delay_s, self.settle_s = idle_s, send_delay_s, settle_s
         self.session_prefix, self.grace_s, self.poll_s = session_prefix, grace_s, poll_s
         self.socket = socket
+        self.warn = warn  # a task warning: the prompt has not shown at half the timeout
 
     def run(self, request: Request) -> ProcessResult:
         """Run the request's command in a tmux session until it is done or a limit stops it.

@@ -9,7 +9,7 @@ lines, and alerts are capped, so that one noisy task cannot swamp the log.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from conductor.report.fanlog import rows_under_templates
@@ -71,6 +71,13 @@ def _cost_rows(d: RunData) -> list[tuple[str, str]]:
     return rows
 
 
+def _attempts_text(n: int, retries: int) -> str:
+    """``7 (1 retry)``, ``7 (2 retries)``, or ``6`` when nothing was retried."""
+    if not retries:
+        return str(n)
+    return f"{n} ({retries} {'retry' if retries == 1 else 'retries'})"
+
+
 def header(d: RunData, wf: Workflow) -> str:
     run, icon = d.run, ICON.get(d.run["state"], "")
     counts = counts_text(d.counts(), " · ")
@@ -86,7 +93,7 @@ def header(d: RunData, wf: Workflow) -> str:
         ("Base commit", short(run["base_commit"])),
         ("Integration head", short(d.head)),
         ("Tasks", f"{len(d.tasks)}: {counts}" if d.tasks else "none"),
-        ("Attempts", f"{len(d.attempts)} ({retries} retries)"),
+        ("Attempts", _attempts_text(len(d.attempts), retries)),
         *_cost_rows(d),
         *([("Reason", cell(run["reason"], 200))] if run["reason"] else []),
         *([("Updated", when(d.now))] if d.live else []),
@@ -208,7 +215,8 @@ def task_tables(d: RunData, wf: Workflow) -> str:
     by_task = per_task(d.attempts)
     spend = by_task if by_task else None  # the spend columns only once some agent reported
     cols = ["Task", "Title", "Role", "Agent", "State", "Wave", "Attempts", "Duration"]
-    cols += ["Diff", "Result", *(["Cost", "Tokens", "Turns"] if spend else []), "Error"]
+    # failed: the error; blocked or skipped: why it did not run
+    cols += ["Diff", "Result", *(["Cost", "Tokens", "Turns"] if spend else []), "Reason"]
     head = row(cols) + "\n" + row("---" for _ in cols)
     sections: dict[str | None, list[TaskRow]] = {}
     if wf.groups or any(t["group_id"] for t in d.tasks):
@@ -295,6 +303,9 @@ def failures(d: RunData) -> str:
 
 
 def _alert_text(kind: str, data: dict[str, Any]) -> str:
+    special = _ALERT_TEXTS.get(kind)
+    if special is not None:
+        return special(data)
     if kind == "task_blocked" and data.get("cause"):
         return f"blocked by {data['cause']}"
     if kind == "conflict":
@@ -306,7 +317,40 @@ def _alert_text(kind: str, data: dict[str, Any]) -> str:
     text = str(data.get("error") or data.get("warning") or data.get("message") or "")
     if data.get("idle_s") is not None:
         text += f" for {fmt_duration(float(data['idle_s']))}"
-    return text or ", ".join(f"{k}={v}" for k, v in data.items())
+    return text or ", ".join(f"{k} {_plain(v)}" for k, v in data.items())
+
+
+def _plain(value: Any) -> str:
+    """A value of an event's data as words: never a Python dict or list literal."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_plain(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_plain(v) for v in value)
+    return str(value)
+
+
+def _run_finished(d: dict[str, Any]) -> str:
+    counts = counts_text(d.get("counts") or {})
+    return f"run {d.get('state', '?')}" + (f": {counts}" if counts else "")
+
+
+def _budget(d: dict[str, Any]) -> str:
+    spent, budget = d.get("spent"), d.get("budget")
+    if isinstance(spent, (int, float)) and isinstance(budget, (int, float)):
+        return f"budget reached: {fmt_usd(spent)} of {fmt_usd(budget)} spent"
+    return "budget reached"
+
+
+_ALERT_TEXTS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "run_finished": _run_finished,
+    "budget_reached": _budget,
+    "system_alert": lambda d: (
+        str(d.get("alert") or d.get("warning") or d.get("message") or "system alert")
+        + (f" ({d['action']})" if d.get("action") else "")
+    ),
+    "validation_failed": lambda d: f"check failed: {d.get('check', '?')}",
+    "hook_failed": lambda d: f"hook {d.get('hook') or ''} failed: {d.get('message', '?')}",
+}
 
 
 def alerts(d: RunData) -> str:

@@ -11,11 +11,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
+from conductor.report.failure import failures_by_task
 from conductor.report.spend import groups_doc, spend_doc, total
 from conductor.state.endings import count_states
 from conductor.state.layout import find_state_db
 from conductor.state.liveness import shown_state, shown_task_state
 from conductor.state.records import RunRow, Spend, TaskRow
+from conductor.state.states import TASK_SETTLED
 from conductor.state.store import Store
 from conductor.state.values import task_outputs
 
@@ -66,8 +68,12 @@ def _counts(tasks: list[TaskRow]) -> dict[str, int]:
 
 
 def task_doc(
-    t: TaskRow, spend: Spend | None = None, outputs: dict[str, str] | None = None
+    t: TaskRow,
+    spend: Spend | None = None,
+    outputs: dict[str, str] | None = None,
+    failure: list[str] | None = None,
 ) -> dict[str, Any]:
+    settled = t["state"] in TASK_SETTLED  # a finished task's progress text is stale
     return {
         "id": t["task_id"],
         "state": t["state"],
@@ -75,9 +81,11 @@ def task_doc(
         "group": t["group_id"],
         "agent": t["agent"],
         "elapsed_s": elapsed(t),
-        "progress": t["progress"],
-        "step": t["step"],
+        "progress": None if settled else t["progress"],
+        "step": None if settled else t["step"],
         "error": t["error"],
+        # a failed task's last meaningful lines (its failed check's output, else its log)
+        "failure": failure or [],
         "merge_commit": t["merge_commit"],
         "outputs": outputs or {},  # what it wrote to $CONDUCTOR_OUTPUT (masked)
         **spend_doc(spend or Spend()),  # summed over all its attempts, failed ones too
@@ -88,10 +96,13 @@ def status_doc(store: Store, run: RunRow) -> dict[str, Any]:
     """``{"run": {...}, "tasks": [{...}], "groups": [{...}]}`` for one run."""
     tasks = _as_shown(shown_state(store.path.parent, run), store.tasks(run["id"]))
     spend = store.spend(run["id"])
-    outs = task_outputs(store.attempts(run["id"]))
+    attempts = store.attempts(run["id"])
+    outs = task_outputs(attempts)
+    failed = failures_by_task(attempts, {t["task_id"]: t["error"] for t in tasks
+                                         if t["state"] == "failed"})  # fmt: skip
     return {"run": run_doc(store, run, tasks, spend),
-            "tasks": [task_doc(t, spend.get(t["task_id"]), outs.get(t["task_id"]))
-                      for t in tasks],
+            "tasks": [task_doc(t, spend.get(t["task_id"]), outs.get(t["task_id"]),
+                               failed.get(t["task_id"])) for t in tasks],
             "groups": groups_doc(tasks, spend)}  # fmt: skip
 
 

@@ -221,7 +221,9 @@ class Attempt:
         text = text.replace("{worktree}", str(self.worktree)).replace("{task_id}", self.tid)
         try:
             return TmuxExecutor(text, t.completion, t.prompt_pattern, idle_s=t.idle_s,
-                                send_delay_s=t.send_delay_s)  # fmt: skip
+                                send_delay_s=t.send_delay_s,
+                                warn=lambda w: self.ctx.emit("task_warning", self.tid,
+                                                             warning=w))  # fmt: skip
         except ValueError as exc:
             raise Rejected(f"agent profile {profile.name}: {exc}", retriable=False) from exc
 

@@ -48,5 +48,6 @@ def spec_problems(path: Path) -> list[Diagnostic]:
 
 
 def _all_problems(source: Source, path: Path) -> list[Diagnostic]:
-    found = dict.fromkeys(schema_problems(source) + _Checker(source, path).run())
+    found = dict.fromkeys([*source.problems, *schema_problems(source),
+                           *_Checker(source, path).run()])  # fmt: skip
     return sorted(found, key=lambda d: (d.line or 0, d.col or 0))[:MAX_PROBLEMS]

@@ -62,6 +62,9 @@ class Source:
     data: dict[str, Any]
     locs: dict[JsonPath, Position]  # path -> position of the value node
     key_locs: dict[JsonPath, Position]  # path -> position of the mapping key
+    # problems that do not stop the later passes (a duplicate key: the first value is
+    # kept), so that `validate` reports them together with everything else
+    problems: tuple[Diagnostic, ...] = ()
 
     def where(self, path: JsonPath) -> Position:
         """Position of the value at ``path``, or of its nearest located ancestor."""
@@ -192,8 +195,12 @@ def _parse(text: str, path: str) -> Source:
         _fail(path, f"YAML aliases expand to too many nodes (over {MAX_ALIAS_NODES:,})",
               1, 1, "do not nest anchors that repeat other anchors")  # fmt: skip
     if conv.problems:
-        raise SpecError(conv.problems)
-    return Source(path, data, conv.locs, conv.key_locs)
+        raise SpecError(sorted(conv.problems + conv.duplicates, key=_at))
+    return Source(path, data, conv.locs, conv.key_locs, tuple(conv.duplicates))
+
+
+def _at(d: Diagnostic) -> Position:
+    return (d.line or 0, d.col or 0)
 
 
 def _compose(text: str, path: str) -> Node | None:
@@ -253,6 +260,7 @@ class _Converter:
         self.locs: dict[JsonPath, Position] = {}
         self.key_locs: dict[JsonPath, Position] = {}
         self.problems: list[Diagnostic] = []
+        self.duplicates: list[Diagnostic] = []  # reported with the other passes' problems
         self.seen: set[int] = set()  # collections converted once: a revisit is an alias
         self.active: set[int] = set()  # collections on the current stack: recursion
         self.alias_nodes = 0
@@ -356,7 +364,9 @@ class _Converter:
 
     def duplicate(self, knode: Node, path: JsonPath, first: int) -> None:
         where = f"{dotted(path)}: " if path else ""
-        self.problem(knode, f"{where}duplicate key `{knode.value}` (first defined at line {first})")
+        line, col = _pos(knode)
+        message = f"{where}duplicate key `{knode.value}` (first defined at line {first})"
+        self.duplicates.append(Diagnostic(message, self.path, line, col))
 
     def merge(self, node: MappingNode, path: JsonPath, depth: int, aliased: bool,
               out: dict[str, Any]) -> list[tuple[Node, Node]]:  # fmt: skip

@@ -101,15 +101,19 @@ def test_frames_follow_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
     for t in ("B0", "B1", "B2"):
         run.ev("task_started", t, attempt=1, agent="claude")
         run.now += 5
+        run.ev("merged", t, commit="0123456789abcdef")
         run.ev("task_completed", t, attempt=1)
+    late = plain(run.frame())
+    # finished successes collapse while the run goes on, and say so
+    assert "B2" in late and "A0" not in late and "… 2 more: 2 succeeded" in late
     run.ev("gate_passed", None, group="build")
     run.ev("run_finished", None, state="failed", counts={"succeeded": 5, "failed": 1})
     run.ev("log_written", None, path="/repo/.conductor/runs/r1/EXECUTION_LOG.md")
     final = plain(run.frame())
     assert "6/6 done" in final and "5 succeeded" in final and "1 failed" in final
     assert "✖ failed" in final and "validation failed" in final
-    # finished successes collapse: only the latest few stay in the table
-    assert "B2" in final and "A0" not in final
+    # the final frame lists every task that fits, a success with its merge
+    assert "A0" in final and "merged 0123456789" in final and "more" not in final
     assert "gate build: passed" in final
     assert "/repo/.conductor/runs/r1/EXECUTION_LOG.md" in final
     assert "ETA" not in final
