@@ -20,6 +20,7 @@ from conductor.cli.inspect_cmds import (
     render_plan,
 )
 from conductor.cli.state import open_here, pick_run
+from conductor.cli.webopts import WEB_OPT, check_web, page_alongside
 from conductor.errors import SpecError, UserError
 from conductor.state.records import EventRow
 
@@ -58,6 +59,7 @@ def run_cmd(
     auto_approve: bool = typer.Option(
         False, "--auto-approve", help="Merge `approve: true` tasks without waiting (CI)."
     ),
+    web: bool = WEB_OPT,
 ) -> None:
     """Run the workflow (or the selected part of it)."""
     if strategy not in (None, "waves", "eager"):
@@ -88,6 +90,7 @@ def run_cmd(
         adopt_branch=adopt_branch,
         auto_approve=auto_approve,
     )
+    check_web(web, detach)
     prep = prepare(wf, plan, opts, os.environ)
     try:
         if detach:
@@ -100,7 +103,7 @@ def run_cmd(
 
         shown = display(plan, as_json=as_json, color=cfg.color, emoji=cfg.emoji,
                         verbosity=cfg.verbosity)  # fmt: skip
-        with shown as sink:
+        with page_alongside(web, prep.store.path, prep.run_id), shown as sink:
             _final, code = drive(prep.ws, prep.store, prep.run_id, [sink], os.environ, wf, plan,
                                  settings=run_settings(cfg))  # fmt: skip
     finally:
@@ -205,8 +208,7 @@ def _print_status(doc: dict[str, Any], events: list[EventRow]) -> None:
     width = max((len(t["id"]) for t in doc["tasks"]), default=2)
     for t in doc["tasks"]:
         # agent-provided text, one line per task: control characters shown escaped
-        said = (t.get("failure") or [])[-1:] or [t["error"] or t["step"] or ""]
-        extra = safe(said[0], newlines=False)
+        extra = safe(t["error"] or t["step"] or "", newlines=False)
         typer.echo(
             f"  {t['id']:<{width}}  {t['state']:<11} attempt {t['attempts']}  "
             f"{fmt_duration(t['elapsed_s']):>7}  {extra[:70]}"

@@ -36,3 +36,4 @@ def metrics_cmd(repo: Path | None = REPO_OPT) -> None:
 
     sys.stdout.buffer.write(metrics_once(repo or Path.cwd()))
     sys.stdout.flush()
+

@@ -11,6 +11,7 @@ import typer
 
 from conductor.cli.app import command
 from conductor.cli.state import open_here, pick_run
+from conductor.cli.webopts import WEB_OPT, check_web, page_alongside
 from conductor.errors import EXIT_OK, UserError
 
 if TYPE_CHECKING:
@@ -90,14 +91,17 @@ def cancel_cmd(
 def watch_cmd(
     run: str | None = typer.Argument(None, help="Run id or prefix (default: the newest)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per event."),
+    web: bool = WEB_OPT,
 ) -> None:
     """Follow a run live until it ends; exit as `run` would have (0, 1, or 130)."""
     from conductor.ops.follow import follow
     from conductor.state.endings import exit_code
 
+    check_web(web)
     with open_here() as store:
         row = pick_run(store, run)
-        with _watch_display(store, row, as_json) as sink:
+        with page_alongside(web, store.path, row["id"]), \
+                _watch_display(store, row, as_json) as sink:  # fmt: skip
             state = follow(store, row["id"], sink)
     if state == "interrupted":
         typer.echo(f"run {row['id']} is interrupted: `conductor resume {row['id']}`", err=True)

@@ -16,7 +16,8 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -159,6 +160,24 @@ def prepare(start: Path, host: str, port: int, environ: Mapping[str, str]) -> Se
                             lifespan="off", loop="asyncio", http="h11",
                             timeout_graceful_shutdown=2)  # fmt: skip
     return Server(store, sock, token, url_of(sock, host, token), uvicorn.Server(config))
+
+
+@contextmanager
+def alongside(db: Path, run_id: str, err: TextIO,
+              environ: Mapping[str, str] = os.environ) -> Iterator[Server]:  # fmt: skip
+    """`run --web` / `watch --web`: the page served from a thread while the command runs,
+    on 127.0.0.1 (port 8765, or any free one when that is taken)."""
+    try:
+        server = prepare(db.parent.parent, "127.0.0.1", DEFAULT_PORT, environ)
+    except UserError:  # 8765 is taken (another page): any free port will do
+        server = prepare(db.parent.parent, "127.0.0.1", 0, environ)
+    thread = server.start()
+    print(f"live page: {server.url}runs/{run_id}", file=err, flush=True)
+    try:
+        yield server
+    finally:
+        server.stop()
+        thread.join(10)
 
 
 def serve(start: Path, host: str, port: int, out: TextIO,

@@ -117,3 +117,58 @@ def test_the_token_may_come_from_config(repo: Path) -> None:
         assert httpx.get(local, params={"token": served.token}, timeout=10).status_code == 200
     shown = cli(repo, "config")
     assert "from-config" not in shown.stdout and "(set)" in shown.stdout
+
+
+def live_page(proc: subprocess.Popen[str]) -> str:
+    """The URL `--web` printed on stderr (read until it comes)."""
+    assert proc.stderr is not None
+    for _ in range(50):
+        line = proc.stderr.readline()
+        if line.startswith("live page: "):
+            return line.split(": ", 1)[1].strip()
+        assert line, "ended before printing the page's URL"
+    raise AssertionError("no `live page:` line")
+
+
+def test_run_web_serves_the_run_page_while_it_runs(repo: Path) -> None:
+    from tests.testing.runner import conductor_argv, write_workflow
+
+    write_workflow(repo, slow_workflow(2, 1.5), "slow.yaml")
+    proc = subprocess.Popen([*conductor_argv(), "run", "slow.yaml", "--web", "--quiet"],
+                            cwd=repo, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        url = live_page(proc)
+        page = httpx.get(url, timeout=10)
+        assert page.status_code == 200 and "data-view=run" in page.text
+        assert proc.wait(60) == 0
+    finally:
+        proc.kill()
+        proc.communicate()
+    with pytest.raises(httpx.ConnectError):  # the page went with the run
+        httpx.get(url, timeout=5)
+
+
+def test_watch_web_serves_the_page_until_the_run_ends(repo: Path) -> None:
+    from tests.testing.runner import conductor_argv
+
+    run = start_detached(repo, slow_workflow(2, 1.5))
+    proc = subprocess.Popen([*conductor_argv(), "watch", run, "--web", "--json"], cwd=repo,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        url = live_page(proc)
+        assert url.endswith(f"/runs/{run}")
+        assert httpx.get(url.rsplit("/runs/", 1)[0] + "/", timeout=10).status_code == 200
+        assert proc.wait(60) == 0
+    finally:
+        proc.kill()
+        proc.communicate()
+
+
+def test_run_web_refuses_detach_before_anything_starts(repo: Path) -> None:
+    from tests.testing.runner import write_workflow
+
+    write_workflow(repo, slow_workflow(2, 0.1), "slow.yaml")
+    one_message(cli(repo, "run", "slow.yaml", "--web", "--detach"), "--web needs the run")
+    assert not (repo / ".conductor" / "state.db").exists() or not db_rows(
+        repo, "SELECT id FROM runs")  # fmt: skip
