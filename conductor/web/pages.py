@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +23,18 @@ from conductor.state.liveness import is_live
 from conductor.state.records import AttemptRow, RunRow, Spend
 from conductor.state.store import Store
 from conductor.web.charts import dag_svg, gantt_svg
+from conductor.web.eta import Etas
 from conductor.web.markup import badge, dl, esc, href, legend, page, short, table
-from conductor.web.shape import Shapes
+from conductor.web.shape import Shape, Shapes
 
 
 @dataclass
 class Site:
-    """What every page reads: the store (read-only), the graphs' cache, the repository."""
+    """What every page reads: the store (read-only), the graphs' cache, the ETAs."""
 
     store: Store
     shapes: Shapes
+    etas: Etas = field(default_factory=Etas)
 
     @property
     def state_dir(self) -> Path:
@@ -91,8 +93,10 @@ def _pauses(store: Store, run_id: str, paused: Sequence[str]) -> str:
     return f"<ul class=pauses>{''.join(items)}</ul>"
 
 
-def header_part(site: Site, run: RunRow, doc: Mapping[str, Any], budget: float | None) -> str:
+def header_part(site: Site, run: RunRow, doc: Mapping[str, Any], shape: Shape) -> str:
     r = doc["run"]
+    budget = shape.budget_usd
+    eta = site.etas.seconds_left(site.store, run, shape) if r["state"] == "running" else None
     tasks = doc["tasks"]
     opts = json.loads(run["options"] or "{}")
     slots = int(opts.get("concurrency") or 0)
@@ -104,6 +108,7 @@ def header_part(site: Site, run: RunRow, doc: Mapping[str, Any], budget: float |
     facts = dl([
         ("state", badge(r["state"])), ("workflow", esc(f"{r['name']} ({r['workflow']})")),
         ("started", esc(_clock(r["started"]))), ("elapsed", esc(fmt_duration(r["elapsed_s"]))),
+        ("ETA", esc(f"{fmt_duration(eta)} left") if eta is not None else ""),
         ("tasks", esc(counts_text(r["counts"]))), ("cost", esc(cost)),
         ("tokens", esc(tokens_text(_spend(r)))), ("models", esc(", ".join(r["models"]))),
         ("pool local", esc(f"{busy} of {slots} slots used") if slots else ""),
@@ -157,7 +162,7 @@ def run_parts(site: Site, run: RunRow, token: str | None) -> dict[str, Any]:
         "state": doc["run"]["state"],
         "live": live,
         "tasks": {t["id"]: t["state"] for t in doc["tasks"]},
-        "header": header_part(site, run, doc, shape.budget_usd),
+        "header": header_part(site, run, doc, shape),
         "table": tasks_part(run["id"], doc, attempts, token),
         "gantt": gantt_svg(attempts, groups, time.time(), live),
     }

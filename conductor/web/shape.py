@@ -31,6 +31,7 @@ class Shape:
     group_deps: dict[str, tuple[str, ...]] = field(default_factory=dict)
     budget_usd: float | None = None
     note: str | None = None  # why the workflow could not be read, if it could not
+    workflow: Workflow | None = field(default=None, compare=False)  # for the ETA
 
 
 def _fallback(tasks: Sequence[TaskRow], why: str) -> Shape:
@@ -71,7 +72,7 @@ def read_shape(root: Path, run: RunRow, tasks: Sequence[TaskRow]) -> Shape:
     groups = {t["task_id"]: t["group_id"] for t in tasks}
     gdeps = {g: grp.depends_on for g, grp in wf.groups.items() if grp.depends_on}
     note = "not in the workflow file any more: " + ", ".join(extra) if extra else None
-    return Shape(tuple(waves), groups, _edges(wf, known), gdeps, wf.budget_usd, note)
+    return Shape(tuple(waves), groups, _edges(wf, known), gdeps, wf.budget_usd, note, wf)
 
 
 class Shapes:

@@ -4,8 +4,11 @@ token and host guard, and that the server only ever reads."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +23,7 @@ from conductor.state.readonly import ReadOnlyStore, open_readonly
 from conductor.state.store import Store
 from conductor.web.app import make_app
 from tests.testing.runner import db_rows
-from tests.testing.web import finished_run, sse_messages
+from tests.testing.web import finished_run, slow_workflow, sse_messages, start_detached
 
 LOCAL = "http://127.0.0.1"
 
@@ -182,3 +185,30 @@ def test_the_server_never_writes_and_a_writer_proceeds_while_it_reads(
     with Store(db) as store:
         row = store.run(run)
         assert row is not None and row["reason"] == "written"
+
+
+def test_an_interrupted_run_beside_a_finished_one(ran: tuple[Path, str]) -> None:
+    """Several runs in one repository, one of them killed mid-task (kill -9 of its runner):
+    the page shows it interrupted, its running task too, and its stream ends."""
+    repo, done = ran
+    run = start_detached(repo, slow_workflow(2, 2.0))
+    deadline = time.monotonic() + 30
+    while not db_rows(repo, "SELECT 1 FROM tasks WHERE run_id = ? AND state = 'running'", run):
+        assert time.monotonic() < deadline, "the task never started"
+        time.sleep(0.05)
+    pid = db_rows(repo, "SELECT pid FROM runs WHERE id = ?", run)[0]["pid"]
+    os.kill(pid, signal.SIGKILL)  # its `sleep 2` ends by itself
+    deadline = time.monotonic() + 10
+    with ReadOnlyStore(repo / ".conductor" / "state.db") as store:
+        client = TestClient(make_app(store, None), base_url=LOCAL)
+        while "st-interrupted" not in client.get("/").text:  # the lock goes with the process
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        runs = client.get("/").text
+        assert f"/runs/{run}" in runs and f"/runs/{done}" in runs
+        page = client.get(f"/runs/{run}").text
+        assert node_states(page)["T0"] == "interrupted"
+        with client.stream("GET", f"/runs/{run}/events") as resp:
+            msgs = sse_messages(resp.read().decode())
+        assert msgs[-1]["event"] == "end"
+        assert json.loads(msgs[-2]["data"])["state"] == "interrupted"

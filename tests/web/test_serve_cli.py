@@ -71,7 +71,7 @@ def test_a_live_run_streams_to_a_connected_page_and_is_not_slowed(repo: Path) ->
     empty_store(repo)
     with serving(repo) as served:
         run = start_detached(repo, slow_workflow(4, 0.6))
-        text, pool = "", []
+        text, pool, header = "", [], []
         with httpx.Client(base_url=served.base, timeout=60) as client, \
                 client.stream("GET", f"/runs/{run}/events") as resp:  # fmt: skip
             assert resp.status_code == 200
@@ -79,6 +79,8 @@ def test_a_live_run_streams_to_a_connected_page_and_is_not_slowed(repo: Path) ->
                 text += line + "\n"
                 if line.startswith("data:") and '"task_started"' in line and not pool:
                     pool.append(client.get("/metrics").text)  # scraped mid-run
+                if line.startswith("data:") and '"task_completed"' in line and not header:
+                    header.append(client.get(f"/runs/{run}/parts").json()["header"])
         msgs = sse_messages(text)
         kinds = [json.loads(m["data"])["kind"] for m in msgs if m.get("event") == "conductor"]
         assert kinds.count("task_completed") == 4 and "run_finished" in kinds
@@ -86,6 +88,7 @@ def test_a_live_run_streams_to_a_connected_page_and_is_not_slowed(repo: Path) ->
         stored = db_rows(repo, "SELECT COUNT(*) AS n FROM events WHERE run_id = ?", run)[0]["n"]
         assert len(kinds) == stored
         assert db_rows(repo, "SELECT state FROM runs WHERE id = ?", run)[0]["state"] == "succeeded"
+        assert "<dt>ETA</dt>" in header[0] and " left</dd>" in header[0]  # one task done
         assert 'conductor_pool_slots_used{pool="local"} 1.0' in pool[0] or \
             'conductor_pool_slots_used{pool="local"} 2.0' in pool[0]  # fmt: skip
         code, out = served.stop()
