@@ -59,6 +59,7 @@ _SCHEDULING_FIELDS = frozenset(
         "trigger",
         "on_conflict",
         "approve",  # a person looks before the merge: the work itself is the same
+        "sandbox",  # how the agent is confined, not what it is asked to make
     ]
 )
 
@@ -96,11 +97,23 @@ def instructions(wf: Workflow, task: Task, ctx: InstructionContext) -> str:
         ]
     parts += _checks_section(wf, task) + _context_sections(task, ctx)
     parts += _protocol(wf, task, ctx, _agent_commits(wf, task))
+    parts += [SANDBOXED] if task.sandbox is not None else []
     return "\n\n".join(parts) + "\n"
 
 
+SANDBOXED = ("## Your sandbox\n\nYou run confined: only this worktree, /tmp and your own "
+             "state directory are writable; the rest of the system, the repository's main "
+             "checkout, `.git` and other worktrees are read-only, credential directories are "
+             "unreadable, and the network reaches only what this task allows. A refusal shows "
+             "as `Read-only file system`, `Permission denied` or a refused connection: do not "
+             "try to get around it, work inside the worktree.")  # fmt: skip
+
+
 def _agent_commits(wf: Workflow, task: Task) -> bool:
-    """Can the task's agent commit from inside its own sandbox (see presets.can_commit)?"""
+    """Can the task's agent commit from inside its own sandbox (see presets.can_commit)?
+    Not inside conductor's (`sandbox:`): `.git` is read-only there, conductor commits."""
+    if task.sandbox is not None:
+        return False
     try:
         return can_commit(profile_for(wf, task))
     except UserError:  # an unknown profile: build_launch reports it

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import typer
 
 from conductor import __version__
+from conductor.cli.help import DayCommand, DayGroup
 from conductor.errors import EXIT_INTERRUPTED, ConductorError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -17,8 +18,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 app = typer.Typer(
     name="conductor",
     help="Run a DAG of AI coding agents, one git worktree per task.",
+    cls=DayGroup,  # commands in the order of a user's day
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish)
     pretty_exceptions_show_locals=False,
     rich_markup_mode=None,  # plain help: rich costs ~80 ms of start-up on every --help
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -65,6 +67,7 @@ def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
     """`@app.command` with the error guard applied."""
 
     def deco(fn: F) -> F:
+        kwargs.setdefault("cls", DayCommand)  # typed placeholders in its help
         app.command(*args, **kwargs)(guarded(fn))
         return fn
 

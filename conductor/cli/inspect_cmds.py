@@ -20,7 +20,7 @@ WORKFLOW = typer.Argument(
 GROUP_OPT = typer.Option(
     None, "--batch-group", "-g", help="Select the tasks of GROUP (repeatable)."
 )
-TASK_OPT = typer.Option(None, "--task", "-t", help="Select task T (repeatable).")
+TASK_OPT = typer.Option(None, "--task", "-t", help="Select TASK (repeatable).")
 DEPS_OPT = typer.Option(False, "--with-deps", help="Pull the selection's dependencies in too.")
 JSON_OPT = typer.Option(False, "--json", help="Print a JSON document.")
 

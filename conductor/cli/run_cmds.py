@@ -37,7 +37,9 @@ def run_cmd(
     concurrency: int | None = typer.Option(
         None, "--concurrency", "-j", min=1, help="Tasks at once (overrides the file)."
     ),
-    strategy: str | None = typer.Option(None, "--strategy", help="waves or eager."),
+    strategy: str | None = typer.Option(
+        None, "--strategy", help="Wave by wave (waves) or as soon as deps are done (eager)."
+    ),
     fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop dispatching after a failure."),
     force: bool = typer.Option(False, "--force", help="Rerun tasks that are up to date."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per event."),
@@ -47,7 +49,7 @@ def run_cmd(
         False, "--detach", "-d", help="Run in the background; print the run id and return."
     ),
     from_: list[str] | None = typer.Option(
-        None, "--from", help="Rerun task T and everything downstream of it (repeatable)."
+        None, "--from", help="Rerun TASK and everything downstream of it (repeatable)."
     ),
     no_color: bool = typer.Option(False, "--no-color", help="No colours (NO_COLOR works too)."),
     adopt_branch: bool = typer.Option(
@@ -121,11 +123,14 @@ def _dry_run(plan: Any, as_json: bool, adopt_branch: bool) -> None:
         doc["preflight"] = [{"message": p.message, "hint": p.hint} for p in seen.problems]
         doc["skip"] = seen.skips
         doc["agents"] = seen.versions
+        doc["sandboxes"] = seen.sandboxes
         typer.echo(json.dumps(doc, indent=2))
     else:
         typer.echo(render_plan(plan, seen.skips))
         for name, version in seen.versions.items():
             typer.echo(f"agent {name}: {version}")
+        for box in seen.sandboxes:
+            typer.echo(f"sandbox of {box['agent']} ({', '.join(box['tasks'])}): {box['policy']}")
     if seen.problems:
         raise SpecError(seen.problems)
     if not as_json:
@@ -208,7 +213,8 @@ def _print_status(doc: dict[str, Any], events: list[EventRow]) -> None:
     width = max((len(t["id"]) for t in doc["tasks"]), default=2)
     for t in doc["tasks"]:
         # agent-provided text, one line per task: control characters shown escaped
-        extra = safe(t["error"] or t["step"] or "", newlines=False)
+        said = (t.get("failure") or [])[-1:] or [t["error"] or t["step"] or ""]
+        extra = safe(said[0], newlines=False)
         typer.echo(
             f"  {t['id']:<{width}}  {t['state']:<11} attempt {t['attempts']}  "
             f"{fmt_duration(t['elapsed_s']):>7}  {extra[:70]}"

@@ -68,6 +68,7 @@ def describe(row: EventRow) -> str:
         "task_rejected": lambda: _decided(d, "rejected"),
         "task_output": lambda: f"| {d.get('line')}",
         "task_usage": lambda: _usage(d),
+        "task_sandbox": lambda: f"ran sandboxed, refused {d.get('refused') or 'nothing'}",
         "task_paused": lambda: (
             f"paused ({d.get('error')}): "
             + (

@@ -14,7 +14,10 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from conductor.exec.sandbox import SandboxPolicy
 
 MARK_VAR = "CONDUCTOR_PROCESS_MARK"  # see Request.mark and conductor.exec.procs.sweep
 DEFAULT_GRACE_S = 5.0  # between the TERM that asks a process tree to stop and the KILL
@@ -45,6 +48,8 @@ class Request:
     every process still carrying it, including those that left the process group.
     ``busy`` says the command is working though silent (an agent's tool call in flight):
     asked, with the CPU its processes use, before ``idle_s`` stops it (see exec/busy.py).
+    ``sandbox`` confines the command (exec/sandbox.py); an executor that cannot confine
+    it fails to start it (``start_failed``) rather than run it unconfined.
     """
 
     argv: Sequence[str]
@@ -61,6 +66,7 @@ class Request:
     redact: Callable[[str], str] | None = None
     mark: str | None = None
     busy: Callable[[], bool] | None = None  # True: silent but working, not idle
+    sandbox: SandboxPolicy | None = None  # confine it (exec/sandbox.py); None: not confined
 
     def full_env(self) -> dict[str, str]:
         """``env`` plus the marker, as the command sees it."""
@@ -82,6 +88,8 @@ class ProcessResult:
     error: str = ""  # e.g. "executable not found: claude", "timed out after 2h"
     # why the command's log stopped being written (a full disk): the command itself ran on
     log_fault: OSError | None = None
+    # what a sandbox refused it: (what, how many times), e.g. ("evil.example:443", 2)
+    refused: tuple[tuple[str, int], ...] = ()
 
     @property
     def ok(self) -> bool:

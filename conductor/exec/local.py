@@ -20,7 +20,7 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from conductor.errors import InfraError
 from conductor.exec.base import (
@@ -43,6 +43,9 @@ from conductor.exec.procs import (
     stop_tree,
     sweep,
 )
+
+if TYPE_CHECKING:
+    from conductor.exec.sandbox import Confinement
 
 _READ_CHUNK = 65536
 _DRAIN_S = 0.25  # after the leader exits, how long a grandchild may keep the pipe open
@@ -273,9 +276,18 @@ def _stdin(data: bytes | None) -> IO[bytes] | int:
 
 
 def _run(req: Request, sink: Sink, grace_s: float) -> ProcessResult:
+    box = None
     try:
-        return _start(req, sink, grace_s)
+        if req.sandbox is not None:
+            from conductor.exec.sandbox import Confinement  # only sandboxed runs need it
+
+            box = Confinement(req.sandbox, req.argv, req.full_env())
+            sink.note(f"# conductor: sandbox: {req.sandbox.describe()}")
+        result = _start(req, sink, grace_s, box)
+        return box.finished(result, sink.note) if box is not None else result
     finally:
+        if box is not None:
+            box.close()
         if req.mark:
             # Whatever the ending (exit, a limit, cancel, a start failure, an exception):
             # what left the group (setsid, double fork, daemons) still carries the marker.
@@ -283,12 +295,12 @@ def _run(req: Request, sink: Sink, grace_s: float) -> ProcessResult:
             sweep(req.mark, 0.0 if hard else grace_s, req.kill_now)
 
 
-def _start(req: Request, sink: Sink, grace_s: float) -> ProcessResult:
+def _start(req: Request, sink: Sink, grace_s: float, box: Confinement | None) -> ProcessResult:
     if req.stopped_before_start():
         return CANCELLED_BEFORE_START
-    argv = list(req.argv)
-    if not argv:
+    if not req.argv:
         return ProcessResult(None, "start_failed", 0.0, None, "empty command")
+    argv = box.argv if box is not None else list(req.argv)
     t0 = time.monotonic()
     stdin = _stdin(req.stdin)
     try:
@@ -296,7 +308,8 @@ def _start(req: Request, sink: Sink, grace_s: float) -> ProcessResult:
             proc = subprocess.Popen(
                 argv,
                 cwd=req.cwd,
-                env=req.full_env(),
+                env=box.env if box is not None else req.full_env(),
+                pass_fds=box.pass_fds if box is not None else (),
                 stdin=stdin,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -304,6 +317,8 @@ def _start(req: Request, sink: Sink, grace_s: float) -> ProcessResult:
                 bufsize=0,
             )
             own(proc.pid)
+        if box is not None:
+            box.started()  # bwrap waits for this before it starts the command
     except (OSError, ValueError) as exc:
         error = _start_error(argv, req.cwd, exc) if isinstance(exc, OSError) else str(exc)
         return ProcessResult(None, "start_failed", time.monotonic() - t0, None, error)

@@ -294,6 +294,8 @@ class TmuxExecutor:
         The session is named from ``CONDUCTOR_RUN_ID``/``CONDUCTOR_TASK_ID``/
         ``CONDUCTOR_ATTEMPT`` in its env (see :func:`session_name`); ``pid`` in the result
         and in ``on_start`` is the pane's process, the leader of its process group."""
+        if request.sandbox is not None:  # never unconfined: preflight says so first
+            return ProcessResult(None, "start_failed", 0.0, None, "no sandbox in tmux panes")
         try:
             sink = Sink(request.log_path, request.on_line, request.redact)
         except OSError as exc:

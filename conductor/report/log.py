@@ -26,6 +26,7 @@ from conductor.report.logsections import (
 )
 from conductor.report.mdtext import cell
 from conductor.report.rundata import ICON, RunData, load
+from conductor.report.sandboxlog import sandbox_section
 from conductor.report.values import outputs_section
 from conductor.spec.model import Workflow
 from conductor.state.layout import Layout
@@ -55,10 +56,17 @@ def render(
         _timeline(d, wf),
         task_tables(d, wf),
         outputs_section(d),
+        _sandboxes(store, run_id, wf),
         failures(d),
         alerts(d),
     ]
     return "\n".join(p for p in parts if p)
+
+
+def _sandboxes(store: Store, run_id: str, wf: Workflow) -> str:
+    if not any(t.sandbox is not None for t in wf.tasks.values()):
+        return ""  # no query for the runs that use no sandbox
+    return sandbox_section(store.events(run_id, kinds=("task_sandbox",)))
 
 
 def summary(d: RunData, wf: Workflow, log: Path | None = None) -> str:

@@ -17,7 +17,7 @@ from conductor.exec.base import Executor, Limits, ProcessResult, Request
 from conductor.exec.procs import new_mark
 from conductor.git import refs
 from conductor.git.guard import Pinned, Snapshot, repair, tampering
-from conductor.run import usage, validators
+from conductor.run import sandboxing, usage, validators
 from conductor.run.faults import crash_point
 from conductor.run.merging import hold, merge_result
 from conductor.run.outcome import Outcome, Prior, trailers
@@ -29,6 +29,7 @@ from conductor.state.storefaults import translate
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from conductor.exec.sandbox import SandboxPolicy
     from conductor.run.context import RunContext
     from conductor.spec.model import Task
 
@@ -171,6 +172,7 @@ class Attempt:
         env: dict[str, str] | None = None,
         parser: agents.OutputParser | None = None,
         executor: Executor | None = None,
+        sandbox: SandboxPolicy | None = None,
     ) -> ProcessResult:
         """Run one command of this attempt (setup or the agent) in its worktree, logged."""
         ctx = self.ctx
@@ -201,6 +203,7 @@ class Attempt:
             redact=ctx.secrets.redact,
             mark=self.mark,
             busy=parser.in_flight if parser is not None else None,  # a tool call: not idle
+            sandbox=sandbox,
         )
         result = (executor or ctx.executor).run(request)
         spool.take(final=True)
@@ -256,13 +259,16 @@ class Attempt:
             resume_session=self.prior.session_id,
             output_file=fresh_file(self.worktree),
         )
+        sandbox = sandboxing.policy_for(ctx, task, self.worktree, launch.env, prompt)
         result = self._exec(
             launch.argv,
             Limits(timeout_s=task.timeout_s, idle_s=task.idle_timeout_s),
             env=launch.env,
             parser=launch.parser,
             executor=self._agent_executor(prompt),
+            sandbox=sandbox,
         )
+        sandboxing.record(ctx, task.id, self.n, sandbox, result)
         report = launch.parser.result()
         if launch.parser.session_totals:
             usage.own_share(report, self.prior.session_id, self.n,

@@ -5,14 +5,15 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from conductor.agents import profiles as agents
 from conductor.errors import Diagnostic, UserError
 from conductor.git import owned, refs
 from conductor.plan.planner import Plan
+from conductor.run.sandboxing import sandbox_preview, sandbox_problems
 from conductor.spec.model import AgentProfile, Workflow
 from conductor.spec.secrets import MIN_SECRET_LEN, collect_refs, short_values
 
@@ -68,6 +69,7 @@ def check_machine(
                 )
             )
     problems += _short_secret_problems(wf, environ)
+    problems += sandbox_problems(wf, plan)
     return problems
 
 
@@ -214,6 +216,8 @@ class Preview:
     problems: list[Diagnostic]
     skips: dict[str, str]
     versions: dict[str, str]
+    # per agent profile and policy: {"agent", "tasks", "policy"} (run/sandboxing.py)
+    sandboxes: list[dict[str, Any]] = field(default_factory=list)
 
 
 def preview(plan: Plan, environ: Mapping[str, str], *, adopt_branch: bool = False) -> Preview:
@@ -222,4 +226,5 @@ def preview(plan: Plan, environ: Mapping[str, str], *, adopt_branch: bool = Fals
     wf = plan.workflow
     problems = check_machine(wf, plan, environ, adopt_branch=adopt_branch)
     skips = skip_reasons(wf, plan) if not problems else {}
-    return Preview(problems, skips, agent_versions(wf, plan, environ))
+    return Preview(problems, skips, agent_versions(wf, plan, environ),
+                   sandbox_preview(wf, plan, environ))  # fmt: skip

@@ -29,6 +29,7 @@ from conductor.spec.model import (
     WorkspaceSpec,
 )
 from conductor.spec.pools import Placement, all_pools
+from conductor.spec.sandbox import SandboxResolver
 from conductor.spec.yamlsrc import JsonPath, Source
 
 
@@ -182,18 +183,20 @@ class _TaskBuilder:
         self.defaults = defaults
         self.group_deps: dict[str, list[str]] = group_deps
         self.presets = _presets(source.data)
+        self.sandboxes = SandboxResolver(source.data)
 
     def build(self, tid: str, spec: dict[str, Any]) -> Task:
         fallback = self.defaults
         explicit = tuple(spec.get("depends_on", ()))
         via_groups = self.group_deps.get(spec.get("group", ""), ())
         deps = tuple(dict.fromkeys((*explicit, *via_groups))) if via_groups else explicit
+        agent = _agent_of(spec, self.defaults.get("agent"), self.presets)
         return Task(
             id=tid,
             title=spec.get("title", ""),
             group=spec.get("group"),
             role=spec.get("role"),
-            agent=_agent_of(spec, self.defaults.get("agent"), self.presets),
+            agent=agent,
             prompt=spec.get("prompt"),
             prompt_file=spec.get("prompt_file"),
             run=spec.get("run"),
@@ -217,5 +220,6 @@ class _TaskBuilder:
             on_conflict=spec.get("on_conflict", fallback.get("on_conflict", "retry")),
             approve=_approve(spec, self.source.data, fallback),
             budget_usd=_usd(spec.get("budget")),
+            sandbox=self.sandboxes.for_task(spec, agent),
             loc=_loc(self.source, ("tasks", tid)),
         )

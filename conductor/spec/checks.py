@@ -16,6 +16,7 @@ from conductor.spec.matrixchecks import FanoutChecker
 from conductor.spec.names import component_problem, env_ref_problem, ref_problem
 from conductor.spec.paths import path_problems
 from conductor.spec.pools import Placement, all_pools, pool_problems
+from conductor.spec.sandbox import sandbox_problems
 from conductor.spec.suggest import did_you_mean
 from conductor.spec.yamlsrc import JsonPath, Source, dotted
 
@@ -98,6 +99,7 @@ class _Checker:
         # pools: the file's, the config's and `local`
         place = Placement(self.src.data, all_pools(self.src, valid=False), self.agent_for)
         self.out.extend(pool_problems(self.src, place))
+        self.out.extend(sandbox_problems(self.src))
         self.out.extend(self.fanout.run())
         self.out.extend(_cycle_problems(self.src, self.tasks, self.groups, self.owner))
         return self.out

@@ -76,6 +76,20 @@ class Validator:
 
 
 @dataclass(frozen=True)
+class SandboxSpec:
+    """`sandbox:` of a task, as written (resolved at run time by run/sandboxing.py).
+
+    ``network``: "full", "none", allowed ``host:port`` endpoints, or None for the preset's
+    own default (its model endpoint; none for shell and custom commands). Paths are
+    absolute or ``~/…`` (the agent's HOME), added to the built-in defaults."""
+
+    network: Literal["full", "none"] | tuple[str, ...] | None = None
+    read_write: tuple[str, ...] = ()
+    read_only: tuple[str, ...] = ()
+    read_deny: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Pool:
     """Where a task runs and how many of a kind at once (`pools:`, in the file or config).
 
@@ -187,6 +201,8 @@ class Task:
     on_conflict: OnConflict = "retry"
     approve: bool = False  # resolved: its own, else its group's, else `defaults`
     budget_usd: float | None = None
+    # resolved: its own `sandbox:`, else its agent profile's, else `defaults`; None: none
+    sandbox: SandboxSpec | None = None
     loc: Loc | None = None
     # Fan-out (`matrix:` / `for_each:`): an expansion such as `T5[module=auth]` keeps the
     # id of the task it was expanded from and its values; None and {} for a plain task.

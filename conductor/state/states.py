@@ -72,6 +72,7 @@ EventKind = Literal[
     "task_progress",
     "task_output",
     "task_usage",  # what an attempt's agent reported spending (cost, tokens, turns, model)
+    "task_sandbox",  # a sandboxed attempt's policy and what its sandbox refused
     "task_warning",
     "task_completed",
     "task_failed",

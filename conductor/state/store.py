@@ -374,12 +374,16 @@ class Store:
         levels: tuple[str, ...] = (),
         limit: int = -1,
         newest: bool = False,
+        kinds: tuple[str, ...] = (),
     ) -> list[EventRow]:
         where = "run_id = ? AND id > ?"
         args: list[Any] = [run_id, after]
         if levels:
             where += f" AND level IN ({', '.join('?' for _ in levels)})"
             args.extend(levels)
+        if kinds:
+            where += f" AND kind IN ({', '.join('?' for _ in kinds)})"
+            args.extend(kinds)
         order = "DESC" if newest else "ASC"
         rows = self._all(
             f"SELECT * FROM events WHERE {where} ORDER BY id {order} LIMIT ?", (*args, limit)
