@@ -49,7 +49,7 @@ def start_server(repo: Path, cfg: bench_run.Config) -> tuple[subprocess.Popen[st
     found = re.search(r"(http://\S+)", line)
     if not found:
         proc.kill()
-        sys.exit(f"serve did not start: {line}")
+        sys.exit(f"serve did not start: {line}{proc.communicate()[0]}")
     return proc, found.group(1)
 
 

@@ -7,6 +7,7 @@ import json
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,36 @@ def test_run_web_refuses_detach_before_anything_starts(repo: Path) -> None:
     one_message(cli(repo, "run", "slow.yaml", "--web", "--detach"), "--web needs the run")
     assert not (repo / ".conductor" / "state.db").exists() or not db_rows(
         repo, "SELECT id FROM runs")  # fmt: skip
+
+
+def test_approve_and_reject_from_the_task_page(repo: Path) -> None:
+    """A task awaiting approval gets the buttons; their POST decides as the commands do.
+    A POST from a page of another site is refused."""
+    empty_store(repo)
+    text = ('version: 1\nname: review\ntasks:\n'
+            '  A: {run: "echo a > a.txt", approve: true}\n'
+            '  B: {run: "echo b > b.txt", approve: true}\n')  # fmt: skip
+    with serving(repo) as served:
+        run = start_detached(repo, text, "review.yaml")
+        deadline = time.monotonic() + 30
+        while len(db_rows(repo, "SELECT 1 FROM tasks WHERE run_id = ? AND state = "
+                          "'awaiting_approval'", run)) < 2:  # fmt: skip
+            assert time.monotonic() < deadline, "the tasks never waited"
+            time.sleep(0.1)
+        with httpx.Client(base_url=served.base, timeout=30) as client:
+            page = client.get(f"/runs/{run}/tasks/A").text
+            assert "form class=decide" in page and "Approve" in page
+            forged = client.post(f"/runs/{run}/tasks/A/approve", json={},
+                                 headers={"Origin": "http://evil.example"})  # fmt: skip
+            assert forged.status_code == 403
+            ok = client.post(f"/runs/{run}/tasks/A/approve", json={})
+            assert ok.status_code == 200 and ok.json()["decision"] == "approve"
+            again = client.post(f"/runs/{run}/tasks/A/approve", json={})
+            assert again.status_code == 409 and "not awaiting approval" in again.text
+            no = client.post(f"/runs/{run}/tasks/B/reject", json={"message": ""})
+            assert no.status_code == 200
+        while db_rows(repo, "SELECT state FROM runs WHERE id = ?", run)[0]["state"] == "running":
+            assert time.monotonic() < deadline + 30, "the run never ended"
+            time.sleep(0.1)
+    states = {r["task_id"]: r["state"] for r in db_rows(repo, "SELECT task_id, state FROM tasks")}
+    assert states == {"A": "succeeded", "B": "failed"}  # rejected without a message: fails
