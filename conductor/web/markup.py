@@ -35,7 +35,8 @@ def href(path: str, token: str | None, **query: object) -> str:
     if token:
         params["token"] = token
     tail = "&".join(f"{k}={quote(str(v), safe='')}" for k, v in params.items())
-    return esc(path + ("?" + tail if tail else ""))
+    # ids may hold spaces, commas, brackets (fan-out expansions): quoted, '/' kept
+    return esc(quote(path, safe="/") + ("?" + tail if tail else ""))
 
 
 def page(title: str, body: str, token: str | None, *, attrs: str = "") -> str:
