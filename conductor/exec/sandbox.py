@@ -25,9 +25,8 @@ it and its instructions say so (agents/briefing.py).
 Network refusals inside the namespace (a closed loopback port, no route out) are counted
 by the kernel in the namespace's own /proc/net/snmp: the executor opens that file from
 the host side while bwrap holds the command back (``--info-fd`` / ``--block-fd``), and
-reads it when the command has ended (the open file keeps the namespace's counters). An
-allow-list (``network: [host:port]``) has its own namespace here, with nothing reachable
-yet: the relay to the allowed endpoints comes next; until then it refuses more, never less.
+reads it when the command has ended (the open file keeps the namespace's counters). The
+allow-list relay and its named refusals are in exec/netrelay.py.
 """
 
 from __future__ import annotations
@@ -38,12 +37,16 @@ import json
 import os
 import select
 import shutil
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, TYPE_CHECKING, Literal
 
 from conductor.exec.base import ProcessResult
+
+if TYPE_CHECKING:
+    from conductor.exec.netrelay import Relay
 
 Network = Literal["full", "none", "allow"]
 PRIVATE_TMP = Path("/tmp")
@@ -205,8 +208,8 @@ class Confinement:
     opens its network namespace's counters, and what those counted when it ended."""
 
     def __init__(self, policy: SandboxPolicy, argv: Sequence[str], env: Mapping[str, str]) -> None:
-        self.policy = policy
         self.env = dict(env)
+        policy = self.policy = replace(policy, visible=(*policy.visible, *_runnable(self.env)))
         self._close: list[int] = []  # our ends, closed by close()
         self._child: list[int] = []  # the child's ends, closed once it has them
         empties = []
@@ -215,6 +218,9 @@ class Confinement:
             os.close(w)  # an empty pipe: bwrap reads EOF at once
             empties.append(r)
             self._child.append(r)
+        self.relay: Relay | None = None
+        if policy.network == "allow":
+            policy, argv = self._relayed(policy, argv)
         info = block = None
         if policy.network != "full":
             self._info_r, info = os.pipe()
@@ -224,6 +230,21 @@ class Confinement:
         self.argv = bwrap_argv(policy, argv, empty_fds=empties, info_fd=info, block_fd=block)
         self.pass_fds = tuple(self._child)
         self._snmp: list[IO[bytes]] = []
+
+    def _relayed(
+        self, policy: SandboxPolicy, argv: Sequence[str]
+    ) -> tuple[SandboxPolicy, list[str]]:
+        """Start the host side of an allow-list and put its forwarder in front of argv."""
+        from conductor.exec.netrelay import Relay  # asyncio: only allow-lists pay for it
+
+        port = self.env.get("CONDUCTOR_PORT", "")
+        relay = self.relay = Relay(policy.allow, [int(port)] if port.isdigit() else [])
+        relay.start()
+        self.env.update(relay.proxy_env())
+        spec = [str(part) for triple in relay.listeners() for part in triple]
+        forward = str(Path(__file__).with_name("forward.py"))
+        wrapped = [sys.executable, "-I", "-S", forward, *spec, "--", *argv]
+        return replace(policy, visible=(*policy.visible, relay.dir)), wrapped
 
     def started(self) -> None:
         """The child has its descriptors: close our copies, open its namespace's counters,
@@ -242,7 +263,7 @@ class Confinement:
 
     def finished(self, result: ProcessResult, note: Callable[[str], None]) -> ProcessResult:
         """``result`` with what the sandbox refused, each refusal noted in the log."""
-        refused: list[tuple[str, int]] = []
+        refused = self.relay.counts() if self.relay is not None else []
         inside = self.refused_inside()
         if inside:
             refused.append((INSIDE, inside))
@@ -265,6 +286,8 @@ class Confinement:
         return total
 
     def close(self) -> None:
+        if self.relay is not None:
+            self.relay.stop()
         for fd in [*self._child, *self._close]:
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -272,6 +295,17 @@ class Confinement:
         for fh in self._snmp:
             fh.close()
         self._snmp = []
+
+
+def _runnable(env: Mapping[str, str]) -> list[Path]:
+    """What must stay visible for the command to run at all, where it lies under /tmp
+    (a checkout or a virtualenv there, tests): its PATH, and this interpreter and
+    package (`conductor progress`, the forwarder)."""
+    dirs = [Path(p) for p in env.get("PATH", "").split(os.pathsep) if p.startswith("/")]
+    dirs += [Path(sys.executable).parent, Path(sys.prefix), Path(__file__).parents[2],
+             Path(os.path.realpath(sys.executable)).parents[1]]  # fmt: skip
+    inside = [d for d in dict.fromkeys(dirs) if d != PRIVATE_TMP and _under(d, PRIVATE_TMP)]
+    return [d for d in inside if d.is_dir()]  # never /tmp itself: it stays private
 
 
 def _child_pid(fd: int) -> int | None:

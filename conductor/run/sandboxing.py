@@ -10,9 +10,11 @@ refused is recorded. The built-in policy (`sandbox: true`), which a mapping adju
   history files beside the instructions — plus ``read_write`` (a missing directory is
   created);
 * unreadable: `~/.ssh`, `~/.aws`, `~/.gnupg`, `~/.config/gh` (of the agent's HOME and of
-  the user's own home when they differ) and the repository's top-level `.env*` files,
-  plus ``read_deny``. A default state path or unreadable path named in ``read_only`` or
-  ``read_write`` takes that rule instead: what the file says beats what is built in;
+  the user's own home when they differ), the repository's top-level `.env*` files, and
+  the sockets that grant more than files (docker, containerd, podman, `/run/user/UID`,
+  `$SSH_AUTH_SOCK`: a read-only mount does not stop a connect), plus ``read_deny``. A
+  default state path or unreadable path named in ``read_only`` or ``read_write`` takes
+  that rule instead: what the file says beats what is built in;
 * read-only: everything else, including the main checkout, `.git` (conductor commits for
   the agent), `.conductor/` and other worktrees; ``read_only`` paths inside writable ones;
 * network: `none` for shell tasks and custom commands; for agent presets their model
@@ -47,6 +49,10 @@ if TYPE_CHECKING:
     from conductor.run.context import RunContext
 
 DENY = ("~/.ssh", "~/.aws", "~/.gnupg", "~/.config/gh")
+# sockets that hand out more than the user's files: a read-only mount does not stop a
+# connect(), so they are covered too (the agent's own ssh-agent socket with them)
+SOCKETS = ("/run/docker.sock", "/var/run/docker.sock", "/run/containerd/containerd.sock",
+           "/run/podman/podman.sock", "/run/user/{uid}")  # fmt: skip
 STATE: dict[str, tuple[str, ...]] = {  # a trailing `/`: a directory, made when missing
     "claude-code": ("~/.claude/", "~/.claude.json"),
     "codex": ("$CODEX_HOME/",),
@@ -144,6 +150,8 @@ def resolve(
         path.mkdir(parents=True, exist_ok=True)
     writable = [p for p in _state(kind, home, env, files, make) if p not in explicit] + rw
     deny = [_expand(d, h, env) for h in homes for d in DENY] + sorted(repo.glob(".env*"))
+    deny += [_expand(p.format(uid=os.getuid()), home, env) for p in SOCKETS]
+    deny += [_expand(env["SSH_AUTH_SOCK"], home, env)] if env.get("SSH_AUTH_SOCK") else []
     deny = [p for p in deny if p not in explicit] + ex[len(rw) + len(ro) :]
     mode, allowed = _network(spec, kind, env)
     wt = Path(os.path.realpath(worktree))

@@ -14,6 +14,7 @@ import pytest
 from conductor.exec.base import ProcessResult
 from conductor.exec.local import LocalExecutor
 from conductor.exec.sandbox import (
+    Endpoint,
     SandboxPolicy,
     _count,
     bwrap_argv,
@@ -118,6 +119,20 @@ def _with_token(token: str) -> list[int]:
 # ---------------------------------------------------------------- network
 
 
+# through the proxy to an allowed endpoint: a CONNECT tunnel, and an absolute-form GET
+VIA_PROXY = ("python3 - \"$1\" <<'EOF'\nimport http.client, os, sys\n"
+             "proxy = ('127.0.0.1', int(os.environ['HTTP_PROXY'].split(':')[-1]))\n"
+             "c = http.client.HTTPConnection(*proxy)\nc.set_tunnel('127.0.0.1', int(sys.argv[1]))\n"
+             "c.request('GET', '/')\nprint('tunnel:', c.getresponse().read().decode())\n"
+             "c = http.client.HTTPConnection(*proxy)\n"
+             "c.request('GET', f'http://127.0.0.1:{sys.argv[1]}/')\n"
+             "print('absolute:', c.getresponse().read().decode())\nEOF\n")  # fmt: skip
+CONNECT = ("python3 - <<'EOF'\nimport http.client, os\n"
+           "c = http.client.HTTPConnection('127.0.0.1', int(os.environ['HTTPS_PROXY'].split(':')[-1]))\n"
+           "c.set_tunnel('evil.example', 443)\n"
+           "try:\n    c.connect()\nexcept OSError as e:\n    print('tunnel refused:', e)\nEOF\n")  # fmt: skip
+
+
 def test_no_network_leaves_only_loopback_and_counts_refusals(
     box: dict[str, Path], servers: list[int]
 ) -> None:
@@ -127,6 +142,27 @@ def test_no_network_leaves_only_loopback_and_counts_refusals(
     assert dict(res.refused).get("connections inside its network namespace (closed ports, "
                                  "no route out)", 0) >= 1, res.refused  # fmt: skip
     assert "# conductor: sandbox refused connections inside" in text
+
+
+def test_allowed_endpoint_reachable_others_refused(
+    box: dict[str, Path], servers: list[int]
+) -> None:
+    allowed, other = servers
+    pol = policy(box, network="allow", allow=(Endpoint("127.0.0.1", allowed),))
+    script = (f"{GET} http://127.0.0.1:{allowed}/; {GET} http://127.0.0.1:{other}/ "
+              f"|| echo other unreachable\n{CONNECT}set -- {allowed}\n{VIA_PROXY}")  # fmt: skip
+    relays = set(Path("/tmp").glob("cnd-net-*"))
+    res = run(box, script, pol)
+    text = log(box)
+    assert set(Path("/tmp").glob("cnd-net-*")) <= relays  # the relay's sockets are gone
+    assert f"hello from {allowed}" in text, text
+    assert f"hello from {other}" not in text and "other unreachable" in text
+    assert "tunnel refused" in text and "403" in text
+    assert f"tunnel: hello from {allowed}" in text and f"absolute: hello from {allowed}" in text
+    refused = dict(res.refused)
+    assert refused["evil.example:443 (not in the network allow-list)"] == 1, refused
+    assert sum(refused.values()) >= 2
+    assert "# conductor: sandbox refused evil.example:443" in text
 
 
 def test_full_network_has_no_namespace_of_its_own(box: dict[str, Path], servers: list[int]) -> None:

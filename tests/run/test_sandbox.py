@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conductor.exec.sandbox import unavailable
+from tests.testing.hello import GET, hello_servers
 from tests.testing.repos import git, write
 from tests.testing.runner import cli, db_rows, run_json, write_workflow
 
@@ -132,6 +133,42 @@ def test_a_sandboxed_task_reaches_nothing_but_its_worktree(
     assert boxed and boxed[0]["policy"].startswith("network none") and boxed[0]["refused"] == 0
 
 
+@needs_bwrap
+def test_the_network_allow_list_lets_one_server_through_and_counts_the_rest(
+    repo: Path, home: Path
+) -> None:
+    with hello_servers(2) as (allowed, other):
+        _run_allow_list(repo, home, allowed, other)
+
+
+def _run_allow_list(repo: Path, home: Path, allowed: int, other: int) -> None:
+    write_workflow(repo, f"""
+        version: 1
+        name: t
+        defaults: {{retries: 0}}
+        tasks:
+          T1:
+            sandbox: {{network: ["127.0.0.1:{allowed}"]}}
+            run: |
+              {GET} http://127.0.0.1:{allowed}/ > reached.txt
+              {GET} http://127.0.0.1:{other}/ || echo other refused
+              {GET} http://evil.example/ || echo proxy refused
+        """)
+    code, events, err = run_json(repo, "wf.yaml", env={"HOME": str(home)})
+    assert code == 0, err
+    assert git(repo, "show", "conductor/t:reached.txt") == f"hello from {allowed}"
+    (boxed,) = [e["data"] for e in events if e["kind"] == "task_sandbox"]
+    assert boxed["policy"].startswith(f"network only 127.0.0.1:{allowed}")
+    assert boxed["refusals"]["evil.example:80 (not in the network allow-list)"] == 1
+    assert boxed["refused"] >= 2  # and the closed port inside the namespace
+    warnings = [e["data"]["warning"] for e in events if e["kind"] == "task_warning"]
+    assert any("the sandbox refused" in w and "evil.example:80" in w for w in warnings)
+    log = next(repo.glob(".conductor/runs/*/EXECUTION_LOG.md")).read_text()
+    section = log[log.index("## Sandbox") :]
+    assert f"| `T1` | 1 | network only 127.0.0.1:{allowed}" in section
+    assert "evil.example:80 (not in the network allow-list) ×1" in section
+
+
 FAILING_BWRAP = "#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n"
 
 
@@ -217,3 +254,31 @@ def test_a_sandboxed_agent_is_told_that_conductor_commits_for_it(repo: Path) -> 
     assert "## Your sandbox" in boxed
     assert COMMITS_YOURSELF in free and "## Your sandbox" not in free
 
+
+
+@needs_bwrap
+def test_the_agents_ssh_agent_socket_is_out_of_reach(repo: Path) -> None:
+    import socket
+
+    from conductor.exec.base import Request
+    from conductor.exec.local import LocalExecutor
+    from conductor.run.sandboxing import resolve
+    from conductor.spec.model import SandboxSpec
+
+    wt = repo / "wt"
+    wt.mkdir()
+    path = str(repo / "agent.sock")
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(path)
+        server.listen()
+        probe = ["python3", "-c", "import socket, sys; s = socket.socket(socket.AF_UNIX); "
+                 f"s.connect({path!r}); print('connected')"]  # fmt: skip
+        said = {}
+        for agent_sock in ("", path):  # a read-only mount alone does not stop a connect
+            env = {**os.environ, "SSH_AUTH_SOCK": agent_sock}
+            policy = resolve(SandboxSpec(), "shell", worktree=wt, repo=repo, env=env)
+            lines: list[str] = []
+            LocalExecutor().run(Request(probe, wt, env, sandbox=policy, on_line=lines.append))
+            said[agent_sock] = lines[-1]
+    assert said[""] == "connected"
+    assert said[path].endswith("PermissionError: [Errno 13] Permission denied")
