@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from conductor.console.palette import Palette, fmt_secs, make_console
+from conductor.console.poolboard import pool_lines
 from conductor.console.runmodel import ACTIVE, HELD_BY, TERMINAL, RunModel, TaskModel
 from conductor.report.rundata import fmt_usd
 from conductor.report.spend import fmt_tokens
@@ -106,6 +107,9 @@ class LiveView:
             now = self.clock()
             parts: list[RenderableType] = [self._header(now), self._progress(now)]
             parts.append(self._counts())
+            m = self.model
+            parts += pool_lines(m.pools.rows(m.tasks, m.concurrency), self.palette,
+                                m.pools.deadlock)  # fmt: skip
             table, more = self._table(now)
             if table.row_count:
                 parts.append(table)

@@ -81,6 +81,9 @@ def describe(row: EventRow) -> str:
             f"BUDGET reached: ${d.get('spent'):.4f} of ${d.get('budget')}"
             " spent; nothing new is dispatched"
         ),
+        "pool_paused": lambda: str(d.get("message")),
+        "pool_resumed": lambda: str(d.get("message")),
+        "deadlock": lambda: f"DEADLOCK, the run ends failed (resumable): {d.get('message')}",
         "hook_failed": lambda: f"hook {d.get('hook') or ''} failed: {d.get('message')}",
         "rolled_back": lambda: f"rolled back {d.get('detail') or ''}".strip(),
         "results_replaced": lambda: (
@@ -109,7 +112,7 @@ class PlainSink:
     """Timestamped lines, no colour: for pipes, CI and log files."""
 
     QUIET_KINDS = frozenset({"task_failed", "run_finished", "log_written", "gate_failed",
-                             "task_awaiting_approval"})  # fmt: skip
+                             "task_awaiting_approval", "deadlock"})  # fmt: skip
 
     def __init__(
         self, out: TextIO | None = None, quiet: bool = False, verbose: bool = False

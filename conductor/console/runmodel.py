@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from conductor.console.poolboard import PoolBoard
 from conductor.console.safe import safe
 from conductor.state.endings import settled_from_docs
 from conductor.state.records import EventRow, Spend
@@ -79,6 +80,7 @@ class RunModel:
         self.alert = ""
         self.settled: list[str] = []  # conflicts retries settled, as the run ended
         self.spend = Spend()  # the run's running total: every attempt's task_usage
+        self.pools = PoolBoard(wf, selected)  # slots used, spend and pauses per pool
         self._seq = 0
 
     def apply(self, row: EventRow) -> None:
@@ -87,6 +89,7 @@ class RunModel:
         # escaped: every string the view shows comes from here
         d = {k: safe(v) if isinstance(v, str) else v for k, v in d.items()}
         self.run_id = self.run_id or row["run_id"]
+        self.pools.apply(row)
         task = self.tasks.get(row["task_id"] or "")
         if task is not None:
             self._task_event(task, kind, d, row["ts"])

@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from conductor.console.palette import Palette, fmt_secs
+from conductor.console.poolboard import pool_lines
 from conductor.console.safe import safe
 from conductor.state.endings import counts_text
 
@@ -46,7 +47,8 @@ def render_status_table(
             (pct + safe(t.get("step") or "", newlines=False)).strip(),
             Text(detail, style=p.style("red") if t["state"] == "failed" else ""),
         )
-    return Group(head, counts, table)
+    pools = pool_lines(doc.get("pools") or [], p)  # none for a run with only `local`
+    return Group(head, counts, *pools, table)
 
 
 def render_runs_table(

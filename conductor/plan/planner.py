@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from conductor.errors import UserError
 from conductor.plan.estimates import (
@@ -20,7 +21,7 @@ from conductor.plan.estimates import (
     _waves,
 )
 from conductor.plan.graph import _children, _dep_map, _hours, group_members, select, task_deps
-from conductor.spec.model import Task, Workflow
+from conductor.spec.model import Pool, Task, Workflow
 
 
 @dataclass(frozen=True)
@@ -126,8 +127,28 @@ def plan_to_json(plan: Plan) -> dict[str, object]:
         },
         "unestimated": list(plan.unestimated),
         "external_deps": {t: list(ds) for t, ds in plan.external_deps.items()},
+        "pools": pools_json(plan),
         "tasks": [_task_json(plan, wf.tasks[t]) for t in plan.selected],
     }
+
+
+def pools_json(plan: Plan) -> list[dict[str, Any]]:
+    """Each pool the selected tasks use (and every declared one): slots under the plan's
+    concurrency, quota, skills, executor, and the selected tasks and effort it takes."""
+    wf = plan.workflow
+    used: dict[str, list[str]] = {}
+    for t in plan.selected:
+        used.setdefault(wf.tasks[t].pool, []).append(t)
+    names = dict.fromkeys([*wf.pools, *used])
+    return [_pool_json(plan, wf.pool(name), used.get(name, [])) for name in names]
+
+
+def _pool_json(plan: Plan, pool: Pool, tasks: list[str]) -> dict[str, Any]:
+    effort = sum(plan.workflow.tasks[t].estimate_s or 0.0 for t in tasks) / 3600.0
+    return {"name": pool.name, "slots": pool.cap(plan.concurrency), "usd": pool.usd,
+            "skills": list(pool.skills), "executor": pool.executor,
+            "resources": pool.resources, "labels": pool.labels, "tasks": len(tasks),
+            "effort_hours": _round(effort)}  # fmt: skip
 
 
 def _task_json(plan: Plan, task: Task) -> dict[str, object]:
@@ -138,6 +159,7 @@ def _task_json(plan: Plan, task: Task) -> dict[str, object]:
         "group": task.group,
         "role": task.role,
         "agent": task.agent,
+        "pool": task.pool,
         "priority": task.priority,
         "estimate_hours": None if task.estimate_s is None else _round(task.estimate_s / 3600),
         "deps": list(task_deps(wf, task)),

@@ -25,6 +25,7 @@ from conductor.report.logsections import (
     task_tables,
 )
 from conductor.report.mdtext import cell
+from conductor.report.poolreport import pools_section
 from conductor.report.rundata import ICON, RunData, load
 from conductor.report.sandboxlog import sandbox_section
 from conductor.report.values import outputs_section
@@ -55,6 +56,7 @@ def render(
         _flowchart(d, wf),
         _timeline(d, wf),
         task_tables(d, wf),
+        pools_section(d, wf),
         outputs_section(d),
         _sandboxes(store, run_id, wf),
         failures(d),

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from conductor.report.failure import failures_by_task
+from conductor.report.poolreport import pools_doc
 from conductor.report.spend import groups_doc, spend_doc, total
 from conductor.state.endings import count_states
 from conductor.state.layout import find_state_db
@@ -103,7 +104,8 @@ def status_doc(store: Store, run: RunRow) -> dict[str, Any]:
     return {"run": run_doc(store, run, tasks, spend),
             "tasks": [task_doc(t, spend.get(t["task_id"]), outs.get(t["task_id"]),
                                failed.get(t["task_id"])) for t in tasks],
-            "groups": groups_doc(tasks, spend)}  # fmt: skip
+            "groups": groups_doc(tasks, spend),
+            "pools": pools_doc(run, tasks, attempts)}  # fmt: skip
 
 
 def last_states(workflow_dir: Path, name: str) -> dict[str, str]:

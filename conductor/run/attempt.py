@@ -8,6 +8,7 @@ no attempt's work is ever lost.
 from __future__ import annotations
 
 import json
+import socket
 import time
 from typing import TYPE_CHECKING
 
@@ -97,6 +98,8 @@ class Attempt:
             branch=self.branch,
             pre_commit=self.start_sha,
             log_path=str(self.log_path),
+            host=socket.gethostname(),  # a remote executor records its node instead
+            pool=self.task.pool,
         )
         ws.add_worktree(self.worktree, self.branch, tree_start)
         crash_point("worktree")

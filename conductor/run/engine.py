@@ -13,13 +13,13 @@ import threading
 import time
 
 from conductor.errors import ConductorError
-from conductor.run import resources
 from conductor.run.attempt import Attempt
 from conductor.run.conditions import Conditions
 from conductor.run.context import RunContext
 from conductor.run.faults import crash_point
 from conductor.run.gates import GateOutcome, run_gate
 from conductor.run.outcome import Outcome
+from conductor.run.quotas import Quotas
 from conductor.run.retries import TaskBook, backoff_s, may_retry, record_pause, record_retry
 from conductor.run.scheduler import Scheduler
 from conductor.state.endings import run_ending
@@ -39,7 +39,7 @@ class Runner:
         self.cancelled = False
         self._workers: list[threading.Thread] = []
         self._queued: set[str] = set()
-        self.budget_reason = ""
+        self.quotas = Quotas(ctx, sched)  # the budget, pool quotas and pauses, deadlock
         self._beat = 0.0
         self.conditions = Conditions(ctx, sched)  # trigger rules and `when:`
 
@@ -69,6 +69,8 @@ class Runner:
                 self._dispatch()
             if self.sched.finished() or (ctx.stopping.is_set() and not self._alive()):
                 break
+            if not ctx.stopping.is_set() and self.quotas.deadlocked():
+                break  # nothing runs, nothing can start: the run ends failed (resumable)
             self._wait_one()
         for w in self._workers:
             w.join()
@@ -81,6 +83,7 @@ class Runner:
     def _dispatch(self) -> None:
         self.conditions.settle(self._fail)  # skipped and blocked first: they free the way
         now = time.time()
+        self.quotas.tick(now)  # usage-limit holds that ended are lifted
         batch = self.sched.next_batch(now)
         for task_id in batch:
             self._start_task(task_id)
@@ -123,7 +126,7 @@ class Runner:
         ctx = self.ctx
         ctx.store.update_run(ctx.run_id, heartbeat=now)
         ctx.emit.forward_foreign()  # e.g. `conductor progress` from inside a task
-        self._watch_resources()
+        self.quotas.watch_resources()  # memory or disk short: dispatch pauses
         row = ctx.store.run(ctx.run_id)
         if row is not None and row["state"] == "cancelling" and not ctx.stopping.is_set():
             self.cancelled = True
@@ -147,27 +150,6 @@ class Runner:
         )
         self.ctx.emit("task_cancelled", task_id)
         self._mark_blocked(self.sched.block_downstream([task_id]), task_id)
-
-    def _watch_resources(self) -> None:
-        """Pause dispatch while memory or disk is short; say so, and when it recovers."""
-        settings = self.ctx.settings
-        problem = resources.shortage(
-            self.ctx.ws.state_dir, settings.min_free_memory_mb, settings.min_free_disk_mb
-        )
-        if problem and not self.sched.paused:
-            self.sched.paused = True
-            self.ctx.emit(
-                "system_alert", None, level="warning", alert=problem, action="dispatch paused"
-            )
-        elif not problem and self.sched.paused:
-            self.sched.paused = False
-            self.ctx.emit(
-                "system_alert",
-                None,
-                level="info",
-                alert="resources recovered",
-                action="dispatch resumed",
-            )
 
     # -- tasks ----------------------------------------------------------------
 
@@ -268,23 +250,23 @@ class Runner:
             for t in self.sched.selected:
                 if self.sched.agent_of[t] == agent and self.sched.state[t] != "succeeded":
                     self.sched.agent_of[t] = fallback
-        else:
-            self.sched.held[agent] = max(self.sched.held.get(agent, 0.0), until)
+        else:  # the profile and the task's pool wait for the reset
+            self.quotas.hold(tid, agent, until, stated=out.resume_at is not None)
         self.sched.set(tid, "retrying")
         ctx.store.update_task(ctx.run_id, tid, state="paused", error=out.error)
         ctx.emit("task_paused", tid, level="warning", agent=agent, error=out.error,
                  resume_at=None if fallback else until, fallback=fallback)  # fmt: skip
 
+    @property
+    def budget_reason(self) -> str:
+        return self.quotas.budget_reason
+
     def _check_budget(self) -> None:
-        """Stop dispatching once the agents' reported cost reaches the run's budget."""
-        budget = self.ctx.wf.budget_usd
-        if budget is None or self.budget_reason:
-            return
-        spent = self.ctx.store.run_cost(self.ctx.run_id)
-        if spent >= budget:
-            self.budget_reason = f"budget of ${budget:g} reached (${spent:.4f} spent)"
-            self.ctx.emit("budget_reached", None, level="warning", spent=spent, budget=budget)
-            self._stop_dispatch(self.budget_reason)
+        """Pause pools whose quota is reached; stop dispatching once the agents' reported
+        cost reaches the run's budget."""
+        reason = self.quotas.check()
+        if reason:
+            self._stop_dispatch(reason)
 
     def _should_retry(self, out: Outcome) -> bool:
         if self.ctx.stopping.is_set() or self.budget_reason:
@@ -385,7 +367,7 @@ class Runner:
         else:
             final = "failed"
         ctx.store.update_run(ctx.run_id, state=final, finished=time.time(),
-                             reason=self.budget_reason or None)  # fmt: skip
+                             reason=self.budget_reason or self.quotas.deadlock or None)  # fmt: skip
         # from the store, not the scheduler: see `run_ending`
         counts, settled = run_ending(ctx.store, ctx.run_id)
         ctx.emit(

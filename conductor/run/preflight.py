@@ -13,6 +13,7 @@ from conductor.agents import profiles as agents
 from conductor.errors import Diagnostic, UserError
 from conductor.git import owned, refs
 from conductor.plan.planner import Plan
+from conductor.run.policies import policy_problems
 from conductor.run.sandboxing import sandbox_preview, sandbox_problems
 from conductor.spec.model import AgentProfile, Workflow
 from conductor.spec.secrets import MIN_SECRET_LEN, collect_refs, short_values
@@ -60,6 +61,7 @@ def check_machine(
     problems += _branch_problems(wf, ws, worktrees, exists, adopt_branch)
     problems += _prompt_problems(wf, ws, [path for path, _ in worktrees])
     problems += _executable_problems(wf, plan, environ)
+    problems += policy_problems(wf, ws.root)  # a `module:Class` of the user's that fails
     for var, places in sorted(collect_refs(wf).items()):
         if var not in environ:
             problems.append(

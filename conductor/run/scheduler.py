@@ -1,17 +1,22 @@
-"""Which task runs next: dependencies, gates, waves, capacity, priority and scopes.
+"""Which task runs next: dependencies, gates, waves, capacity, pools, policy and scopes.
 
-Pure bookkeeping over task states; the engine feeds it transitions and asks it for
-the next tasks to start. No I/O, so its ordering rules are unit-testable.
+Pure bookkeeping over task states; the engine feeds it transitions (and run/quotas.py
+what pools spent and which are paused) and asks it for the next tasks to start. No I/O,
+so its rules are unit-testable. The order among ready tasks is the policy's
+(run/policies.py); the scheduler is also the :class:`SchedulerView` a policy reads.
 """
 
 from __future__ import annotations
 
+import itertools
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from conductor.plan.graph import group_members, task_deps
+from conductor.run.policies import DefaultPolicy, Policy, default_key
 from conductor.run.triggers import BAD, OK, Verdict, rule_verdict, skip_reason
-from conductor.spec.model import PRIORITY_RANK, Workflow
+from conductor.spec.model import Pool, Workflow
 from conductor.state.states import TASK_ACTIVE, TASK_TERMINAL, TASK_WAITING
 
 
@@ -31,6 +36,18 @@ class Scheduler:
     waiting: list[str] = field(default_factory=list)  # ready but not started, best first
     held: dict[str, float] = field(default_factory=dict)  # agent profile -> paused until
     agent_of: dict[str, str] = field(default_factory=dict)  # task -> profile it will use
+    policy: Policy = field(default_factory=DefaultPolicy)
+    known_reset: set[str] = field(default_factory=set)  # held agents whose reset was stated
+    # pools (run/quotas.py keeps these): spend reported, paused for a spent quota (why),
+    # held by a usage limit (until; `pool_known`: the agent stated it), down (why: no
+    # worker can take its tasks, as an executor says)
+    pool_spent: dict[str, float] = field(default_factory=dict)
+    pool_paused: dict[str, str] = field(default_factory=dict)
+    pool_held: dict[str, float] = field(default_factory=dict)
+    pool_known: set[str] = field(default_factory=set)
+    pool_down: dict[str, str] = field(default_factory=dict)
+    agent_cost: dict[str, tuple[float, int]] = field(default_factory=dict)  # USD, attempts
+    alarm: float | None = None  # wake the loop then (the deadlock grace running out)
 
     def __post_init__(self) -> None:
         chosen = set(self.selected)
@@ -50,6 +67,8 @@ class Scheduler:
                 self.gates.setdefault(g, "pending")
         self._members = {g: [t for t in self.selected if self.workflow.tasks[t].group == g]
                          for g in self.gates}  # fmt: skip
+        self._ready_at: dict[str, int] = {}  # task -> when it joined the ready queue
+        self._tick = itertools.count()
 
     # -- queries ------------------------------------------------------------
 
@@ -73,6 +92,10 @@ class Scheduler:
             return 1 << 30
         unfinished = [self.wave[t] for t in self.selected if self.state[t] not in TASK_TERMINAL]
         return min(unfinished, default=0)
+
+    def deps_of(self, task_id: str) -> list[str]:
+        """The selected tasks it depends on."""
+        return self._deps[task_id]
 
     def _deps_met(self, task_id: str) -> bool:
         return self.verdict(task_id) == "run"
@@ -138,15 +161,16 @@ class Scheduler:
             and self.held.get(self.agent_of[t], 0.0) <= now
             and self._deps_met(t)
         ]  # fmt: skip
-        return sorted(found, key=self._rank)
+        for t in found:
+            self._ready_at.setdefault(t, next(self._tick))
+        return self._ordered(found)
 
-    def _rank(self, task_id: str) -> tuple[int, float, int]:
-        task = self.workflow.tasks[task_id]
-        return (
-            PRIORITY_RANK[task.priority],
-            -self.remaining_hours.get(task_id, 0.0),
-            self._seq[task_id],
-        )
+    def _ordered(self, found: list[str]) -> list[str]:
+        """The policy's order, kept honest: a user's policy that drops or invents ids
+        cannot lose a task (left-outs follow in the default order) or start a stranger."""
+        ranked = list(dict.fromkeys(t for t in self.policy.order(list(found), self) if t in found))
+        rest = sorted(set(found) - set(ranked), key=lambda t: default_key(t, self))
+        return ranked + rest
 
     def next_batch(self, now: float) -> list[str]:
         """What to start now: ready tasks within capacity whose scopes are free."""
@@ -158,15 +182,21 @@ class Scheduler:
         for t in ready:
             if len(busy) + len(picked) >= self.concurrency:
                 break
-            if any(self._clash(t, other) for other in (*busy, *picked)):
+            others = (*busy, *picked)
+            if self.pool_stop(t) is not None or self._pool_full(t, others):
                 continue
-            if self._capped(t, (*busy, *picked)) is not None:
+            if any(self._clash(t, other) for other in others):
+                continue
+            if self._capped(t, others) is not None:
                 continue
             picked.append(t)
         self.waiting = [t for t in ready if t not in picked]
         return picked
 
     def wait_reason(self, task_id: str) -> str:
+        stop = self.pool_stop(task_id)
+        if stop is not None:
+            return stop
         busy = self.running()
         clash = next((o for o in busy if self._clash(task_id, o)), None)
         if clash is not None:
@@ -175,7 +205,65 @@ class Scheduler:
         if template is not None:
             cap = self.workflow.tasks[task_id].max_parallel
             return f"max_parallel: {cap} of {template} already running"
+        pool = self.pool_of(task_id)
+        if pool.cap(self.concurrency) < self.concurrency and self._pool_full(task_id, busy):
+            return f"all {pool.cap(self.concurrency)} slots of pool {pool.name} busy"
         return f"all {self.concurrency} slots busy"
+
+    # -- pools ----------------------------------------------------------------
+
+    def pool_of(self, task_id: str) -> Pool:
+        return self.workflow.pool(self.workflow.tasks[task_id].pool)
+
+    def pool_stop(self, task_id: str) -> str | None:
+        """Why the task's pool starts nothing now (down, closed, paused), or None."""
+        pool = self.pool_of(task_id)
+        name = pool.name
+        if name in self.pool_down:
+            return f"pool {name}: {self.pool_down[name]}"
+        if pool.slots == 0:
+            return f"pool {name} has no slots"
+        if name in self.pool_paused:
+            return f"pool {name} paused: {self.pool_paused[name]}"
+        if name in self.pool_held:
+            until = time.strftime("%H:%M:%S", time.localtime(self.pool_held[name]))
+            return f"pool {name} paused by a usage limit until {until}"
+        return None
+
+    def _pool_full(self, task_id: str, others: Sequence[str]) -> bool:
+        pool = self.pool_of(task_id)
+        same = sum(1 for o in others if self.workflow.tasks[o].pool == pool.name)
+        return same >= pool.cap(self.concurrency)
+
+    def pool_busy(self) -> dict[str, int]:
+        """Pool -> tasks of it running now."""
+        out: dict[str, int] = {}
+        for t in self.running():
+            out[self.workflow.tasks[t].pool] = out.get(self.workflow.tasks[t].pool, 0) + 1
+        return out
+
+    # -- what a policy reads (run/policies.py SchedulerView) ------------------
+
+    def path_hours(self, task_id: str) -> float:
+        return self.remaining_hours.get(task_id, 0.0)
+
+    def seq(self, task_id: str) -> int:
+        return self._seq[task_id]
+
+    def ready_since(self, task_id: str) -> int:
+        return self._ready_at.get(task_id, 1 << 60)
+
+    def quota_left(self, pool: str) -> float | None:
+        usd = self.workflow.pool(pool).usd
+        return None if usd is None else max(0.0, 1.0 - self.pool_spent.get(pool, 0.0) / usd)
+
+    def estimated_cost(self, task_id: str) -> float | None:
+        spent, n = self.agent_cost.get(self.agent_of[task_id], (0.0, 0))
+        if n:
+            return spent / n
+        total = sum(c for c, _ in self.agent_cost.values())
+        count = sum(k for _, k in self.agent_cost.values())
+        return total / count if count else None
 
     def _capped(self, task_id: str, others: Sequence[str]) -> str | None:
         """The fan-out task whose `max_parallel` ``others`` already fill, or None."""
@@ -192,13 +280,16 @@ class Scheduler:
 
     def next_wakeup(self, now: float) -> float | None:
         waits = [d for t, d in self.not_before.items() if self.state[t] == "retrying" and d > now]
-        waits += [d for d in self.held.values() if d > now]
+        waits += [d for d in (*self.held.values(), *self.pool_held.values()) if d > now]
+        waits += [self.alarm] if self.alarm is not None and self.alarm > now else []
         return min(waits) if waits else None
 
     # -- transitions --------------------------------------------------------
 
     def set(self, task_id: str, state: str) -> None:
         self.state[task_id] = state
+        if state not in TASK_WAITING:  # started or settled: it leaves the ready queue
+            self._ready_at.pop(task_id, None)
 
     def block_downstream(self, roots: Iterable[str]) -> list[str]:
         """Mark every not-yet-started task downstream of ``roots`` blocked."""
@@ -211,7 +302,7 @@ class Scheduler:
                 self.state[t] = "blocked"
                 blocked.append(t)
                 stack.extend(self._dependents[t])
-        return sorted(blocked, key=self._seq.__getitem__)
+        return sorted(blocked, key=self.seq)
 
     def gate_ready(self) -> list[str]:
         """Gated groups whose selected tasks have all succeeded and whose gate has not run."""

@@ -284,6 +284,7 @@ def _observers(ctx: RunContext, plan: Plan) -> _Observers:
 def _prepare_runner(ctx: RunContext, plan: Plan, opts: Mapping[str, Any]) -> Runner:
     """Recover what a dead runner left, then a Runner that continues from the store."""
     from conductor.run.conditions import restore_skips
+    from conductor.run.policies import load_policy
     from conductor.run.recovery import recover
     from conductor.run.storewatch import GuardedRunner
 
@@ -296,6 +297,7 @@ def _prepare_runner(ctx: RunContext, plan: Plan, opts: Mapping[str, Any]) -> Run
             if row_t["state"] == "skipped":
                 ctx.emit("task_skipped", row_t["task_id"], reason=row_t["error"])
     sched = _scheduler(wf, plan, opts, rec.states, _passed_gates(store, run_id))
+    sched.policy = load_policy(wf.policy, ctx.ws.root)  # preflight has tried it already
     restore_skips(store, run_id, sched)
     runner = GuardedRunner(ctx, sched, fail_fast=bool(opts.get("fail_fast")))
     for t in sched.selected:

@@ -12,7 +12,7 @@ from typing import Any, TypedDict, TypeVar
 
 _N = TypeVar("_N", int, float)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Columns added since version 1, as ALTER TABLE adds them to an older store (a store keeps
 # its history across upgrades: `conductor runs` and `resume` must work on yesterday's runs).
@@ -22,6 +22,10 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE attempts ADD COLUMN turns INTEGER",
         "ALTER TABLE attempts ADD COLUMN model TEXT",
         "ALTER TABLE attempts ADD COLUMN outputs TEXT",
+    ),
+    3: (
+        "ALTER TABLE attempts ADD COLUMN host TEXT",
+        "ALTER TABLE attempts ADD COLUMN pool TEXT",
     ),
 }
 
@@ -87,6 +91,8 @@ CREATE TABLE IF NOT EXISTS attempts (
     turns INTEGER,
     model TEXT,
     outputs TEXT,                    -- JSON object: what the task wrote to $CONDUCTOR_OUTPUT
+    host TEXT,                       -- where it ran: a host name, or a Ray node id
+    pool TEXT,                       -- the pool whose slot and quota it used
     PRIMARY KEY (run_id, task_id, n)
 );
 CREATE TABLE IF NOT EXISTS events (
@@ -141,6 +147,8 @@ ATTEMPT_COLUMNS = (
     "turns",
     "model",
     "outputs",
+    "host",
+    "pool",
 )
 
 
@@ -206,6 +214,8 @@ class AttemptRow(TypedDict):
     turns: int | None
     model: str | None
     outputs: str | None  # JSON object, or None when the task wrote none
+    host: str | None  # where it ran: the host name (local), the Ray node id (ray)
+    pool: str | None  # None: recorded before pools existed
 
 
 @dataclass(frozen=True)

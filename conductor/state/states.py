@@ -92,6 +92,9 @@ EventKind = Literal[
     "gate_passed",
     "gate_failed",
     "budget_reached",
+    "pool_paused",  # a pool starts nothing: its quota is spent, or a usage limit (until)
+    "pool_resumed",
+    "deadlock",  # nothing runs and nothing can start: the run ends failed (resumable)
     "system_alert",
     "hook_failed",
     "log_written",
@@ -110,4 +113,6 @@ LEVELS: dict[str, Level] = {
     "task_blocked": "warning",
     "task_retrying": "warning",
     "task_rejected": "warning",
+    "pool_paused": "warning",
+    "deadlock": "error",
 }

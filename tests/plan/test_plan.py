@@ -272,11 +272,15 @@ def test_plan_json_is_a_stable_document() -> None:
         "group": "B",
         "role": None,
         "agent": "claude",
+        "pool": "local",
         "priority": "normal",
         "estimate_hours": 4.0,
         "deps": ["a1", "a2", "b1"],
         "wave": 1,
     }
+    assert doc["pools"] == [{"name": "local", "slots": 2, "usd": None, "skills": [],
+                             "executor": "local", "resources": {}, "labels": {}, "tasks": 2,
+                             "effort_hours": 5}]  # fmt: skip
     assert list(doc) == [
         "workflow",
         "concurrency",
@@ -287,6 +291,7 @@ def test_plan_json_is_a_stable_document() -> None:
         "makespan_hours",
         "unestimated",
         "external_deps",
+        "pools",
         "tasks",
     ]
 

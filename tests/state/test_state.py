@@ -129,9 +129,11 @@ def test_a_store_from_the_previous_version_is_upgraded_keeping_its_history(
     with sqlite3.connect(db) as old:
         old.executescript(_V1_ATTEMPTS)
     with open_store(db.parent) as store:
-        store.update_attempt("r1", "A", 1, turns=3, model="m", tokens_cache=7, outputs="{}")
+        store.update_attempt("r1", "A", 1, turns=3, model="m", tokens_cache=7, outputs="{}",
+                             host="h1", pool="gpu")  # fmt: skip
         (row,) = store.attempts("r1", "A")
     assert row["cost_usd"] == 0.25 and row["turns"] == 3 and row["model"] == "m"
+    assert (row["host"], row["pool"]) == ("h1", "gpu")  # version 3's columns
 
 
 def test_a_store_written_by_a_newer_conductor_is_refused_clearly(tmp_path: Path) -> None:
