@@ -42,6 +42,9 @@ class RunContext:
     kill_now: threading.Event = field(default_factory=threading.Event)
     on_state: Callable[[str, str], None] = lambda task, state: None
     tracing: bool = False  # spans are exported: each attempt's processes get TRACEPARENT
+    # pool -> why no worker can take its tasks now (an executor sets it, e.g. no live Ray
+    # node fits): its tasks wait, and if nothing else can go on the run ends in a deadlock
+    pools_down: dict[str, str] = field(default_factory=dict)
     _ports: dict[str, int] = field(default_factory=dict)
     _cancels: dict[str, threading.Event] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)

@@ -124,6 +124,7 @@ class Quotas:
             self.check()
             self.record()
         sched = self.sched
+        sched.pool_down = dict(self.ctx.pools_down)  # an executor's word (ray: no node fits)
         for agent in [a for a, until in sched.held.items() if until <= now]:
             del sched.held[agent]
             sched.known_reset.discard(agent)

@@ -39,8 +39,8 @@ class Scheduler:
     policy: Policy = field(default_factory=DefaultPolicy)
     known_reset: set[str] = field(default_factory=set)  # held agents whose reset was stated
     # pools (run/quotas.py keeps these): spend reported, paused for a spent quota (why),
-    # held by a usage limit (until; `pool_known`: the agent stated it), down (why: no
-    # worker can take its tasks, as an executor says)
+    # held by a usage limit (until; `pool_known`: the agent stated it), down (why no
+    # worker can take its tasks: an executor says so in RunContext.pools_down)
     pool_spent: dict[str, float] = field(default_factory=dict)
     pool_paused: dict[str, str] = field(default_factory=dict)
     pool_held: dict[str, float] = field(default_factory=dict)

@@ -188,3 +188,16 @@ def test_a_usage_limit_without_a_stated_reset_deadlocks_after_the_grace(tmp_path
     assert reasons["A"].endswith("(a guess: the agent did not say)")
     assert reasons["B"] == "waits for A"
     assert result.states() == {"A": "pending", "B": "pending"}
+
+
+def test_a_pool_without_a_live_worker_is_named_in_the_deadlock(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    wf = pooled(repo, task("A"), task("B", pool="gpu"), pools={"gpu": Pool("gpu", slots=1)},
+                deadlock_grace_s=0.1)  # fmt: skip
+    with start(wf, Overlap(wf, hold_s=0.0)) as h:
+        h.ctx.pools_down["gpu"] = "no live node has GPU=1"  # what a ray executor would say
+        result = h.run(lambda runner: None)
+    assert result.state == "failed" and result.states() == {"A": "succeeded", "B": "pending"}
+    (dead,) = result.events_of("deadlock")
+    assert dead["data"]["waiting"] == [{"task": "B", "reason": "pool gpu: no live node has GPU=1",
+                                        "until": None}]  # fmt: skip
