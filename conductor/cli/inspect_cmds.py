@@ -45,8 +45,12 @@ def make(
     )
 
 
-def hours(h: float) -> str:
-    return f"{h:g}h" if h == int(h) else f"{h:.1f}h"
+def plan_text(plan: Plan, skips: dict[str, str], outside_done: list[str] | None = None) -> str:
+    """`plan` (and `run --validate-only`) as a table sized to the terminal."""
+    from conductor.console.columns import show, terminal_width
+    from conductor.console.planview import plan_lines
+
+    return show(plan_lines(plan, skips, outside_done or [], terminal_width()))
 
 
 @command("validate")
@@ -56,50 +60,6 @@ def validate(workflow: str = WORKFLOW) -> None:
     make(wf, None, None, False)
     groups = f" in {len(wf.groups)} group(s)" if wf.groups else ""
     typer.echo(f"{workflow}: ok ({len(wf.tasks)} task(s){groups})")
-
-
-def grouped(wf: Workflow, ids: list[str] | tuple[str, ...]) -> list[tuple[str, str | None]]:
-    """(label, task id) rows: a fan-out task's expansions indented under a heading row
-    (task id None) that names it, e.g. ``T5  (matrix: 3 tasks, at most 2 at once)``."""
-    from conductor.spec.fanout import by_template, note
-
-    rows: list[tuple[str, str | None]] = []
-    for template, tids in by_template(wf, ids):
-        if template is None:
-            rows.append((tids[0], tids[0]))
-        else:
-            rows.append((f"{template}  ({note(wf, template, tids)})", None))
-            rows += [(f"  {t}", t) for t in tids]
-    return rows
-
-
-def render_plan(plan: Plan, skips: dict[str, str] | None = None) -> str:
-    wf = plan.workflow
-    path = " -> ".join(plan.critical_path)
-    out = [
-        f"{wf.name}: {len(plan.selected)} task(s) in {len(plan.waves)} wave(s), "
-        f"effort {hours(plan.effort_hours)}, critical path {hours(plan.critical_hours)}"
-        + (f" ({path})" if path else ""),
-        f"makespan at concurrency {plan.concurrency}: waves {hours(plan.makespan_waves_hours)},"
-        f" eager {hours(plan.makespan_eager_hours)}",
-    ]
-    width = max((len(t) + 2 * bool(wf.tasks[t].template) for t in plan.selected), default=2)
-    for i, wave in enumerate(plan.waves, 1):
-        out.append(f"\nWave {i} ({len(wave)} task(s))")
-        for label, tid in grouped(wf, wave):
-            if tid is None:  # a fan-out task's heading, its expansions beneath
-                out.append(f"  {label}")
-                continue
-            t = wf.tasks[tid]
-            est = hours(t.estimate_s / 3600) if t.estimate_s else "–"
-            note = f"  [{skips[tid]}]" if skips and tid in skips else ""
-            out.append(
-                f"  {label:<{width}}  {t.title[:40]:<40}  {(t.role or '')[:22]:<22}  "
-                f"{t.agent:<10} {est:>6}{note}"
-            )
-    for tid, deps in plan.external_deps.items():
-        out.append(f"\nnote: {tid} needs {', '.join(deps)} done first (outside the selection)")
-    return "\n".join(out)
 
 
 @command("plan")
@@ -124,14 +84,15 @@ def plan_cmd(
         doc["skip"] = skips
         typer.echo(json.dumps(doc, indent=2))
     else:
-        typer.echo(render_plan(plan, skips))
+        from conductor.run.uptodate import done_outside
+
+        typer.echo(plan_text(plan, skips, done_outside(plan.workflow, plan)))
 
 
 @command("list")
 def list_cmd(workflow: str = WORKFLOW, as_json: bool = JSON_OPT) -> None:
     """List the tasks with group, agent, dependencies and last known state."""
     from conductor.report.status import last_states
-    from conductor.spec.fanout import collapse
 
     wf = load(workflow)
     states = last_states(wf.path.parent, wf.name)
@@ -142,7 +103,8 @@ def list_cmd(workflow: str = WORKFLOW, as_json: bool = JSON_OPT) -> None:
             "group": t.group,
             "agent": t.agent,
             "depends_on": list(t.deps),
-            "state": states.get(t.id, "never run"),
+            "state": states.get(t.id, ("never run", None))[0],
+            "reason": states.get(t.id, ("", None))[1],  # why it was skipped, or failed
             **({"template": t.template, "matrix": t.matrix} if t.template else {}),
         }
         for t in wf.tasks.values()
@@ -150,18 +112,10 @@ def list_cmd(workflow: str = WORKFLOW, as_json: bool = JSON_OPT) -> None:
     if as_json:
         typer.echo(json.dumps({"workflow": wf.name, "tasks": rows}, indent=2))
         return
-    by_id = {r["id"]: r for r in rows}
-    width = max(len(r["id"]) + 2 * bool(r.get("template")) for r in rows)
-    for label, tid in grouped(wf, list(by_id)):
-        if tid is None:
-            typer.echo(label)
-            continue
-        r = by_id[tid]
-        deps = ",".join(collapse(wf, r["depends_on"])) or "-"
-        typer.echo(
-            f"{label:<{width}}  {r['group'] or '-':<10} {r['agent']:<10} "
-            f"{r['state']:<10} {r['title'][:40]:<40} deps: {deps}"
-        )
+    from conductor.console.columns import show, terminal_width
+    from conductor.console.planview import list_lines
+
+    typer.echo(show(list_lines(wf, rows, terminal_width())))
 
 
 @command("graph")

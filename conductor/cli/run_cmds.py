@@ -17,7 +17,7 @@ from conductor.cli.inspect_cmds import (
     WORKFLOW,
     load,
     make,
-    render_plan,
+    plan_text,
 )
 from conductor.cli.state import open_here, pick_run
 from conductor.cli.webopts import WEB_OPT, check_web, page_alongside
@@ -126,7 +126,7 @@ def _dry_run(plan: Any, as_json: bool, adopt_branch: bool) -> None:
         doc["sandboxes"] = seen.sandboxes
         typer.echo(json.dumps(doc, indent=2))
     else:
-        typer.echo(render_plan(plan, seen.skips))
+        typer.echo(plan_text(plan, seen.skips))
         for name, version in seen.versions.items():
             typer.echo(f"agent {name}: {version}")
         for box in seen.sandboxes:
@@ -155,6 +155,7 @@ def status_cmd(
             doc["tasks"] = [t for t in doc["tasks"] if t["id"] == task]
             if not doc["tasks"]:
                 raise UserError(f"run {row['id']} has no task `{task}`")
+            doc["gates"] = []  # one task asked for: no group's gate
         levels = ("warning", "error") if alerts else ()
         events = (
             store.events(
@@ -173,7 +174,7 @@ def status_cmd(
         from conductor.console.tables import render_status_table
 
         console = make_console()
-        console.print(render_status_table(doc))
+        console.print(render_status_table(doc, no_color=_no_color()))
         _waiting_note(doc, lambda text: console.print(text, markup=False))
         if doc["run"]["state"] == "interrupted":
             console.print(f"runner gone: `conductor resume {doc['run']['id']}`")
@@ -197,28 +198,21 @@ def _tty() -> bool:
     return sys.stdout.isatty() and os.environ.get("TERM") != "dumb"
 
 
+def _no_color() -> bool:
+    """NO_COLOR: no colour and no bold either, the table as a pipe gets it."""
+    return bool(os.environ.get("NO_COLOR"))
+
+
 def _print_status(doc: dict[str, Any], events: list[EventRow]) -> None:
+    from conductor.console.columns import show, terminal_width
     from conductor.console.plain import describe
-    from conductor.console.safe import safe
-    from conductor.report.rundata import fmt_duration
-    from conductor.state.endings import counts_text
+    from conductor.console.statusview import status_lines
 
     r = doc["run"]
-    hint = (
-        "  (runner gone: `conductor resume " + r["id"] + "`)" if r["state"] == "interrupted" else ""
-    )
-    typer.echo(f"run {r['id']}  {r['name']}  {r['state']}{hint}  {fmt_duration(r['elapsed_s'])}")
-    typer.echo("  " + counts_text(r["counts"]))
-    _waiting_note(doc, lambda text: typer.echo("  " + text))
-    width = max((len(t["id"]) for t in doc["tasks"]), default=2)
-    for t in doc["tasks"]:
-        # agent-provided text, one line per task: control characters shown escaped
-        said = (t.get("failure") or [])[-1:] or [t["error"] or t["step"] or ""]
-        extra = safe(said[0], newlines=False)
-        typer.echo(
-            f"  {t['id']:<{width}}  {t['state']:<11} attempt {t['attempts']}  "
-            f"{fmt_duration(t['elapsed_s']):>7}  {extra[:70]}"
-        )
+    typer.echo(show(status_lines(doc, terminal_width())))
+    if r["state"] == "interrupted":
+        typer.echo(f"runner gone: `conductor resume {r['id']}`")
+    _waiting_note(doc, typer.echo)
     for e in events:
         typer.echo(f"  [{e['level']}] {describe(e)}")
 
@@ -239,17 +233,12 @@ def runs_cmd(
         from conductor.console.palette import make_console
         from conductor.console.tables import render_runs_table
 
-        make_console().print(render_runs_table(docs))
+        make_console().print(render_runs_table(docs, no_color=_no_color()))
         return
-    from conductor.report.rundata import fmt_duration
-    from conductor.state.endings import counts_text
+    from conductor.console.columns import show, terminal_width
+    from conductor.console.statusview import runs_lines
 
-    for d in docs:
-        counts = counts_text(d["counts"])
-        typer.echo(
-            f"{d['id']}  {d['name']:<20} {d['state']:<11} "
-            f"{fmt_duration(d['elapsed_s']):>7}  {counts}"
-        )
+    typer.echo(show(runs_lines(docs, terminal_width())) if docs else "no runs recorded yet")
 
 
 @command("logs")

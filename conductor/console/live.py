@@ -23,6 +23,8 @@ from rich.text import Text
 from conductor.console.palette import Palette, fmt_secs, make_console
 from conductor.console.poolboard import pool_lines
 from conductor.console.runmodel import ACTIVE, HELD_BY, TERMINAL, RunModel, TaskModel
+from conductor.report.failure import gate_lines
+from conductor.report.gaterows import GateRow
 from conductor.report.rundata import fmt_usd
 from conductor.report.spend import fmt_tokens
 from conductor.spec.fanout import suffix
@@ -89,10 +91,14 @@ class LiveView:
         self._live.start(refresh=True)
 
     def stop(self) -> None:
-        """Draw the final frame and give the terminal back."""
+        """Draw the final frame and give the terminal back; then the execution log's path,
+        whole and unwrapped by rich (the terminal wraps it), so that it copies as one."""
         if self._live is not None:
             self._live.stop()
             self._live = None
+            if self.model.log_path:
+                self.console.print(f"execution log: {_near(self.model.log_path)}",
+                                   soft_wrap=True, markup=False, highlight=False)  # fmt: skip
 
     def __enter__(self) -> LiveView:
         self.start()
@@ -182,7 +188,7 @@ class LiveView:
                         key=lambda t: t.order)  # fmt: skip
         done = sorted((t for t in ts if t.state == "succeeded"), key=lambda t: -t.order)
         recent = done if self.verbose or self.model.final else done[:RECENT]
-        room = max(6, self.console.size.height - 8 - len(self._footer()))
+        room = max(6, self.console.size.height - 8 - len(self._footer()) - len(self.model.gates))
         rows = [*active, *held, *failed, *recent][:room]
         shown = {t.id for t in rows}
         # while the run goes on, the waiting tasks are in the counts line, not "more"
@@ -207,7 +213,18 @@ class LiveView:
             shown = Text(f"  {suffix(t.id, t.template)}" if t.template else t.id)
             cells = (p.state(t.state), shown, t.agent, str(t.attempt or ""), self._time(t, now))
             table.add_row(*cells, self._step(t), self._detail(t))
+        for g in self.model.gates.values():
+            if g.state != "pending" or self.model.final:  # a gate is a row once it ran
+                table.add_row(*self._gate_cells(g, now))
         return table, more
+
+    def _gate_cells(self, g: GateRow, now: float) -> tuple[Text, Text, str, str, str, str, Text]:
+        """A group's gate as a row: its state, how long it took, what failed."""
+        p = self.palette
+        took = fmt_secs((g.finished or now) - g.started) if g.started is not None else ""
+        said = gate_lines(g.output)[-1:]
+        detail = Text(said[0] if said else "", style=p.style("red"))
+        return (p.state(g.state), Text(f"gate {g.group}"), "", "", took, "", detail)
 
     def _fanout(self, template: str) -> Text:
         """How far all expansions of ``template`` are: ``2/6 done · 2 running``."""
@@ -249,15 +266,12 @@ class LiveView:
     def _footer(self) -> list[RenderableType]:
         m, p = self.model, self.palette
         out: list[RenderableType] = []
-        for group, state in m.gates.items():
-            style = {"passed": "green", "failed": "bold red"}.get(state, "magenta")
-            out.append(Text(f"gate {group}: {state}", style=p.style(style)))
         if m.alert:
             out.append(Text(f"alert: {m.alert}", style=p.style("yellow")))
         out.extend(Text(line) for line in m.settled)
-        if m.log_path:  # whole, never wrapped: it is there to be copied
+        if m.log_path and not m.final:  # the final one is printed after the frame (stop)
             out.append(Text(f"execution log: {_near(m.log_path)}", no_wrap=True,
-                            overflow="ignore"))  # fmt: skip
+                            overflow="ellipsis"))  # fmt: skip
         return out
 
 

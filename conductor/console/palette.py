@@ -12,26 +12,9 @@ from typing import TextIO
 from rich.console import Console
 from rich.text import Text
 
-# state -> (icon, ASCII icon, style). One table for the live view, `status` and `runs`.
-STATES: dict[str, tuple[str, str, str]] = {
-    "pending": ("·", ".", "dim"),
-    "queued": ("·", ".", "cyan"),
-    "ready": ("○", "o", "cyan"),
-    "running": ("▶", ">", "bold blue"),
-    "validating": ("◆", "?", "magenta"),
-    "awaiting_approval": ("✋", "a", "bold yellow"),
-    "approved": ("✓", "v", "green"),
-    "rejected": ("✗", "x", "yellow"),
-    "merging": ("⇢", "m", "magenta"),
-    "succeeded": ("✔", "+", "green"),
-    "failed": ("✖", "x", "bold red"),
-    "retrying": ("↻", "r", "yellow"),
-    "blocked": ("⊘", "-", "red"),
-    "cancelled": ("■", "#", "yellow"),
-    "cancelling": ("■", "#", "yellow"),
-    "skipped": ("↷", "~", "dim"),
-    "interrupted": ("‖", "!", "yellow"),
-}
+from conductor.console.cells import STATES
+
+# one table of states for the live view and every table (console/cells.py)
 
 
 def fmt_secs(seconds: float | None) -> str:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from conductor.console.poolboard import PoolBoard
 from conductor.console.safe import safe
+from conductor.report.gaterows import GateRow, declared_gates
 from conductor.state.endings import settled_from_docs
 from conductor.state.records import EventRow, Spend
 from conductor.state.states import TASK_IN_PROGRESS, TASK_SETTLED
@@ -75,7 +76,8 @@ class RunModel:
         self.started: float | None = None
         self.finished: float | None = None
         self.final = ""
-        self.gates: dict[str, str] = {}
+        # each gate of the run, a row of the table like a task's
+        self.gates = {g: GateRow(g, "pending") for g in declared_gates(wf, selected)}
         self.log_path = ""
         self.alert = ""
         self.settled: list[str] = []  # conflicts retries settled, as the run ended
@@ -99,8 +101,11 @@ class RunModel:
         elif kind == "run_finished":
             self.final, self.finished = str(d.get("state", "")), row["ts"]
             self.settled = [safe(s.text()) for s in settled_from_docs(d.get("settled") or ())]
+            for g in self.gates.values():
+                g.end()
         elif kind.startswith("gate_"):
-            self.gates[str(d.get("group"))] = kind.removeprefix("gate_")
+            group = str(d.get("group"))
+            self.gates.setdefault(group, GateRow(group, "pending")).apply(kind, d, row["ts"])
         elif kind == "log_written":
             self.log_path = str(d.get("path", ""))
         elif kind == "system_alert":

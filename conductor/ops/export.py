@@ -13,6 +13,7 @@ from typing import Any
 
 from conductor.errors import ConductorError
 from conductor.ops.common import run_row
+from conductor.report.gaterows import GATE_KINDS, gate_rows
 from conductor.report.spend import groups_doc, spend_doc, total
 from conductor.state.liveness import may_be_live
 from conductor.state.records import RunRow, Spend
@@ -41,6 +42,9 @@ def export_record(store: Store, run_id: str, state_dir: Path) -> dict[str, Any]:
         "run": run,
         "tasks": [{**t, **spend_doc(spend.get(t["task_id"], Spend()))} for t in tasks],
         "groups": groups_doc(tasks, spend),
+        # each group's gate: state, started, finished, duration_s, output (when it failed)
+        "gates": [g.doc() for g in gate_rows(store.events(run_id, kinds=GATE_KINDS),
+                                             over=row["state"] != "running")],
         "attempts": attempts,
         "events": store.events(run_id),
     }

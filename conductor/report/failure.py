@@ -30,6 +30,13 @@ def meaningful(text: str, n: int = SHOWN) -> list[str]:
     return out[-n:]
 
 
+def gate_lines(output: str, n: int = SHOWN) -> list[str]:
+    """A failed gate's last meaningful lines: its checks' own output, without the
+    ``1 check(s) failed:`` / ``- run: …`` headings of its summary (run/validators.py)."""
+    said = [ln[4:] for ln in output.splitlines() if ln.startswith("    ")]
+    return meaningful("\n".join(said), n) or meaningful(output, n)
+
+
 def _failed_checks(att: AttemptRow) -> list[str]:
     try:
         results = json.loads(att["checks"] or "[]")

@@ -9,9 +9,10 @@ group, in the order the groups first appear in the run; failed attempts are ``cr
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from conductor.report.gaterows import GateRow
 from conductor.state.records import AttemptRow
 
 UNGROUPED = "ungrouped"
@@ -72,22 +73,27 @@ def bars(
     groups: Mapping[str, str | None],
     now: float,
     live: bool,
+    gates: Sequence[GateRow] = (),
 ) -> list[Bar]:
-    """The bars of ``attempts``, grouped by section, sections in order of first start.
+    """The bars of ``attempts`` and of the ``gates`` that ran, grouped by section (a
+    gate in its group's), sections in order of first start.
 
     ``groups`` maps task id -> group; ``now`` ends the bars of unfinished attempts;
     ``live`` says whether the run is still going (an unfinished attempt of a dead run
     is drawn as ``done``, not ``active``, since nothing is running it any more).
     """
+    spans = [(a["started"], a["finished"], groups.get(a["task_id"]), a["state"],
+              a["task_id"] if a["n"] == 1 else f"{a['task_id']} (attempt {a['n']})")
+             for a in attempts]  # fmt: skip
+    spans += [(g.started, g.finished, g.group, g.state, f"gate {g.group}")
+              for g in gates if g.started is not None]  # fmt: skip
     by_section: dict[str, list[Bar]] = {}
-    for a in sorted(attempts, key=lambda r: (r["started"], r["task_id"], r["n"])):
-        section = gantt_text(groups.get(a["task_id"]) or UNGROUPED)
-        state = a["state"]
-        if a["finished"] is None and state == "running" and not live:
+    for started, finished, group, state, name in sorted(spans, key=lambda s: (s[0], s[4])):
+        section = gantt_text(group or UNGROUPED)
+        if finished is None and state == "running" and not live:
             state = "interrupted"
-        start = round(a["started"] * 1000)
-        end = max(start + 1, round((a["finished"] or now) * 1000))  # never a negative bar
-        name = a["task_id"] if a["n"] == 1 else f"{a['task_id']} (attempt {a['n']})"
+        start = round(started * 1000)
+        end = max(start + 1, round((finished or now) * 1000))  # never a negative bar
         by_section.setdefault(section, []).append(
             Bar(section, gantt_text(name), TAGS.get(state, ""), start, end)
         )

@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from conductor.report.failure import gate_lines
 from conductor.report.fanlog import rows_under_templates
 from conductor.report.mdtext import (
     cell,
@@ -125,8 +126,9 @@ def _timeline(d: RunData, wf: Workflow) -> str:
     if not d.attempts:
         return "## Timeline\n\nNo attempt has started yet.\n"
     groups = {t["task_id"]: t["group_id"] for t in d.tasks}
-    chart = to_gantt(bars(d.attempts, groups, d.now, d.live))
-    note = "Bars are attempts (red: failed, grey: interrupted); the axis is in your local time."
+    chart = to_gantt(bars(d.attempts, groups, d.now, d.live, d.gates))
+    note = ("Bars are attempts and group gates (red: failed, grey: interrupted); the axis is "
+            "in your local time.")  # fmt: skip
     return "## Timeline\n\n" + fence(chart, "mermaid") + f"\n\n{note}\n"
 
 
@@ -197,12 +199,24 @@ def _section_title(wf: Workflow, gid: str | None, rows: list[TaskRow], d: RunDat
         return f"### Ungrouped tasks ({summary})"
     group = wf.groups.get(gid)
     desc = f": {cell(group.description, 80)}" if group and group.description else ""
-    gate = ""
-    if group and group.validate:
-        failed = any(e["kind"] == "gate_failed" and e["data"].get("group") == gid for e in d.alerts)
-        n = len(group.validate)
-        gate = ", gate ❌ failed" if failed else f", gated by {n} check{'s' * (n != 1)}"
-    return f"### {gid}{desc} ({summary}{gate})"
+    gate = next((g for g in d.gates if g.group == gid), None)
+    said = f"; gate {ICON.get(gate.state, '⏳')} {gate.state}" if gate else ""
+    return f"### {gid}{desc} ({summary}{said})"
+
+
+def _gate_row(d: RunData, wf: Workflow, gid: str, ncols: int) -> str | None:
+    """A group's gate as a row of its table: its checks, state, duration, what failed."""
+    gate = next((g for g in d.gates if g.group == gid), None)
+    group = wf.groups.get(gid)
+    if gate is None or group is None:
+        return None
+    checks = [v.describe() for v in group.validate]
+    what = f"{len(checks)} check{'s' * (len(checks) != 1)}: " + ", ".join(f"`{c}`" for c in checks)
+    said = gate_lines(gate.output)[-1:]
+    cells = ["**gate**", cell(what, 120), "–", "–", f"{ICON.get(gate.state, '⏳')} {gate.state}",
+             "–", "–", fmt_duration(gate.duration_s)]  # fmt: skip
+    cells += ["–"] * (ncols - len(cells) - 1)
+    return row([*cells, cell(said[0], 100) if said and gate.state == "failed" else ""])
 
 
 def _total_line(what: str, s: Spend) -> list[str]:
@@ -234,6 +248,8 @@ def task_tables(d: RunData, wf: Workflow) -> str:
         out += rows_under_templates(  # a fan-out task's expansions under its id
             wf, rows, lambda t: _task_row(d, wf, t, wave.get(t["task_id"]), spend), len(cols)
         )
+        gate = _gate_row(d, wf, key, len(cols)) if key is not None else None
+        out += [gate] if gate else []
         out.append("")
         if key in groups:  # a group's sum (wave tables have none: a wave is no unit of cost)
             out += _total_line(f"{key} total", groups[key])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from conductor.report.gaterows import GATE_KINDS, GateRow, gate_rows
 from conductor.state.records import AttemptRow, EventRow, RunRow, TaskRow
 from conductor.state.store import Store
 
@@ -31,6 +32,8 @@ ICON = {
     "ready": "⏳",
     "pending": "⏳",
     "skipped": "⏭️",
+    "passed": "✅",  # a gate
+    "not run": "⏭️",  # a gate whose group did not succeed
 }
 STATE_ORDER = tuple(ICON)
 
@@ -72,6 +75,7 @@ class RunData:
     now: float
     head: str | None
     by_task: dict[str, list[AttemptRow]] = field(default_factory=dict)
+    gates: list[GateRow] = field(default_factory=list)  # each group's gate, as it went
 
     def __post_init__(self) -> None:
         for a in sorted(self.attempts, key=lambda r: r["n"]):
@@ -105,6 +109,7 @@ def load(
         raise KeyError(f"no run {run_id}")
     tasks = store.tasks(run_id)
     head = integration_head or _last_merge(tasks)
+    over = run["state"] != "running"
     return RunData(
         run,
         tasks,
@@ -112,6 +117,7 @@ def load(
         store.events(run_id, levels=("warning", "error")),
         time.time() if now is None else now,
         head,
+        gates=gate_rows(store.events(run_id, kinds=GATE_KINDS), over=over),
     )
 
 

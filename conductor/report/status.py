@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from conductor.report.failure import failures_by_task
+from conductor.report.gaterows import GATE_KINDS, gate_rows
 from conductor.report.poolreport import pools_doc
 from conductor.report.spend import groups_doc, spend_doc, total
 from conductor.state.endings import count_states
@@ -53,8 +54,14 @@ def run_doc(
         "counts": _counts(tasks),
         # held before their merge: the run is not over until someone decides
         "awaiting_approval": [t["task_id"] for t in tasks if t["state"] == "awaiting_approval"],
+        # of the skipped: those whose work an earlier run did (`runs` names them apart)
+        "up_to_date": sum(1 for t in tasks if _was_up_to_date(t)),
         **spend_doc(spent),  # the run's totals: every attempt of every task
     }
+
+
+def _was_up_to_date(t: TaskRow) -> bool:
+    return t["state"] == "skipped" and (t["error"] or "").startswith("up to date")
 
 
 def _as_shown(run_shown: str, tasks: list[TaskRow]) -> list[TaskRow]:
@@ -101,21 +108,29 @@ def status_doc(store: Store, run: RunRow) -> dict[str, Any]:
     outs = task_outputs(attempts)
     failed = failures_by_task(attempts, {t["task_id"]: t["error"] for t in tasks
                                          if t["state"] == "failed"})  # fmt: skip
-    return {"run": run_doc(store, run, tasks, spend),
+    return {"run": run_doc(store, run, tasks, spend), "gates": gates_doc(store, run),
             "tasks": [task_doc(t, spend.get(t["task_id"]), outs.get(t["task_id"]),
                                failed.get(t["task_id"])) for t in tasks],
             "groups": groups_doc(tasks, spend),
             "pools": pools_doc(run, tasks, attempts)}  # fmt: skip
 
 
-def last_states(workflow_dir: Path, name: str) -> dict[str, str]:
-    """Each task's state in the newest run of workflow ``name`` that ran it (`list`)."""
+def gates_doc(store: Store, run: RunRow) -> list[dict[str, Any]]:
+    """Each gate of the run: group, state, started, finished, duration_s, output."""
+    over = shown_state(store.path.parent, run) not in ("running", "paused")
+    events = store.events(run["id"], kinds=GATE_KINDS)
+    return [g.doc() for g in gate_rows(events, over=over)]
+
+
+def last_states(workflow_dir: Path, name: str) -> dict[str, tuple[str, str | None]]:
+    """Each task's state, and why (a skip's reason, a failure), in the newest run of
+    workflow ``name`` that ran it (`list`)."""
     db = find_state_db(workflow_dir)
     if db is None:
         return {}
     with Store(db) as store:
         runs = [r for r in store.runs(limit=200) if r["name"] == name]
-        out: dict[str, str] = {}
+        out: dict[str, tuple[str, str | None]] = {}
         for run in reversed(runs):
-            out.update({t["task_id"]: t["state"] for t in store.tasks(run["id"])})
+            out.update({t["task_id"]: (t["state"], t["error"]) for t in store.tasks(run["id"])})
         return out

@@ -62,6 +62,7 @@ class Runner:
             tasks=len(self.sched.selected),
             strategy=self.sched.strategy,
             concurrency=self.sched.concurrency,
+            gates=list(self.sched.gates),  # the groups whose gate this run has
         )
         self._heartbeat()  # a cancel may have come before the first dispatch
         while True:

@@ -52,6 +52,22 @@ def skip_reasons(wf: Workflow, plan: Plan) -> dict[str, str]:
         return skips(wf, plan, store, ws.live_merges(wf.integration_branch))
 
 
+def done_outside(wf: Workflow, plan: Plan) -> list[str]:
+    """The tasks outside the selection that selected ones need and that are up to date
+    (`plan` notes only the others: those a run would refuse to start without)."""
+    needed = list(dict.fromkeys(d for ds in plan.external_deps.values() for d in ds))
+    db = find_state_db(wf.source_dir) if needed else None
+    if db is None:
+        return []
+    try:
+        ws = Workspace.discover(wf.path)
+    except UserError:
+        return []
+    with Store(db) as store:
+        live = ws.live_merges(wf.integration_branch)
+        return [d for d in needed if up_to_date(wf, store, d, live) is not None]
+
+
 def skips(wf: Workflow, plan: Plan, store: Store, live: Live) -> dict[str, str]:
     """The selected tasks that are up to date and whose dependencies all are too.
     ``live`` (from one `git log` of the integration branch) answers for every task."""

@@ -28,14 +28,16 @@ def test_plan_list_and_graph_group_expansions_under_their_task(tmp_path: Path) -
     plan = cli(tmp_path, "plan", "wf.yaml")
     assert plan.returncode == 0, plan.stderr
     lines = plan.stdout.splitlines()
-    at = lines.index("  T  (matrix: 2 tasks, at most 1 at once)")
-    assert lines[at + 1].startswith("    T[module=auth]  ") and "Retries for auth" in lines[at + 1]
-    assert lines[at + 2].startswith("    T[module=billing]  ")
+    at = next(i for i, ln in enumerate(lines) if "(matrix: 2 tasks, at most 1 at once)" in ln)
+    assert lines[at].split()[:2] == ["2", "T"]  # wave 2: T, its expansions beneath
+    assert lines[at + 1].split()[:1] == ["[module=auth]"] and "Retries for auth" in lines[at + 1]
+    assert lines[at + 2].split()[:1] == ["[module=billing]"]
 
-    listed = cli(tmp_path, "list", "wf.yaml").stdout.splitlines()
-    at = listed.index("T  (matrix: 2 tasks, at most 1 at once)")
-    assert listed[at + 1].startswith("  T[module=auth] ")
-    assert listed[-1].startswith("all ") and listed[-1].endswith("deps: T,one")  # collapsed
+    listed = cli(tmp_path, "list", "wf.yaml", env={"COLUMNS": "120"}).stdout.splitlines()
+    at = next(i for i, ln in enumerate(listed) if ln.startswith("T  "))
+    assert "(matrix: 2 tasks, at most 1 at once)" in listed[at]
+    assert listed[at + 1].startswith("  [module=auth] ")
+    assert listed[-1].startswith("all ") and " T, one " in listed[-1]  # collapsed
     doc = json.loads(cli(tmp_path, "list", "wf.yaml", "--json").stdout)
     rows = {r["id"]: r for r in doc["tasks"]}
     assert rows["T[module=billing]"]["template"] == "T"

@@ -114,8 +114,12 @@ def test_frames_follow_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "✖ failed" in final and "validation failed" in final
     # the final frame lists every task that fits, a success with its merge
     assert "A0" in final and "merged 0123456789" in final and "more" not in final
-    assert "gate build: passed" in final
-    assert "/repo/.conductor/runs/r1/EXECUTION_LOG.md" in final
+    assert re.search(r"✔ passed\s+gate build", final)  # the gate is a row of its own
+    assert "EXECUTION_LOG.md" not in final  # printed after the final frame, unwrapped:
+    run.view._live = type("Stopped", (), {"stop": lambda self: None})()  # type: ignore[assignment]
+    run.view.stop()
+    assert "execution log: /repo/.conductor/runs/r1/EXECUTION_LOG.md\n" in plain(
+        run.console.file.getvalue())  # type: ignore[attr-defined]
     assert "ETA" not in final
 
 

@@ -122,6 +122,7 @@ def build_run(tmp: Path, finished: bool = True) -> Fixture:
     f.store.update_run(RUN, base_commit=SHA["b"])
     with sqlite3.connect(f.db) as db:
         db.execute("UPDATE runs SET started = ? WHERE id = ?", (T0, RUN))
+    _event(f, T0, "run_started", None, "info", tasks=6, gates=["GROUP_B"])  # its one gate
     _t1_t2(f)
     _t3_t4(f, finished)
     if finished:
@@ -357,7 +358,8 @@ def test_one_table_per_group_with_the_task_columns(done_run: Fixture) -> None:
     text = report.render(done_run.store, RUN, workflow())
     tables = text.split("## Tasks")[1].split("## Failures")[0]
     assert "### GROUP_A: Foundation (2 succeeded)" in tables
-    assert "### GROUP_B: Core services (1 failed, 1 succeeded, gated by 1 check)" in tables
+    assert "### GROUP_B: Core services (1 failed, 1 succeeded; gate ⏭️ not run)" in tables
+    assert "| **gate** | 1 check: `run: pytest -q` |" in tables  # the gate is a row
     assert "### GROUP_C: Docs \\| and &lt;html> (1 blocked)" in tables
     assert "### Ungrouped tasks (1 succeeded)" in tables
     t2 = next(ln for ln in tables.splitlines() if ln.startswith("| **T2**"))

@@ -189,7 +189,7 @@ def test_counts_are_told_in_one_order_with_skipped_named() -> None:
            "counts": {"skipped": 2, "succeeded": 1}}  # fmt: skip
     console = Console(file=io.StringIO(), width=120, color_system=None)
     console.print(render_status_table({"run": run, "tasks": []}))  # `status` on a terminal
-    assert "1 succeeded  2 skipped" in console.file.getvalue()  # type: ignore[attr-defined]
+    assert "1 succeeded · 2 skipped" in console.file.getvalue()  # type: ignore[attr-defined]
 
 
 # ------------------------------------------------------------------ whose change superseded whose
