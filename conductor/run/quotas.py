@@ -32,6 +32,9 @@ class Quotas:
         self.budget_reason = ""  # once the run's own budget is reached
         self.run_spent = 0.0
         self._checked = False
+        wf = ctx.wf  # spend is summed only for what reads it (one query per outcome)
+        self._spend = (wf.budget_usd is not None or any(p.usd for p in wf.pools.values())
+                       or wf.policy not in (None, "default", "fifo"))  # fmt: skip
 
     # -- spend ------------------------------------------------------------------------
 
@@ -57,7 +60,8 @@ class Quotas:
         """Pause every pool whose quota is reached; the run budget's reason when the run's
         own budget is reached (the engine then stops dispatching altogether)."""
         self._checked = True
-        self.refresh()
+        if self._spend:
+            self.refresh()
         sched = self.sched
         paused = len(sched.pool_paused)
         for name, pool in self.ctx.wf.pools.items():
