@@ -16,6 +16,8 @@ from typing import Any
 from typer import _click
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
+from conductor.cli.repo import WITHOUT, repo_option
+
 # The order of a user's day; commands not named here (new ones) follow in their own order.
 DAY = ("init", "validate", "plan", "list", "graph", "run", "status", "watch", "logs", "runs",
        "diff", "approve", "reject", "attach", "cancel", "resume", "rollback", "export",
@@ -37,6 +39,9 @@ class DayCommand(TyperCommand):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if self.name not in WITHOUT and all(p.name != "repo" for p in self.params):
+            workflow = any(p.name == "workflow" for p in self.params)
+            self.params.append(repo_option(workflow))  # cli/repo.py
         for p in self.params:
             if p.metavar is None and p.name is not None:
                 p.metavar = _metavar(p)

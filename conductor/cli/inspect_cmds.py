@@ -26,9 +26,24 @@ JSON_OPT = typer.Option(False, "--json", help="Print a JSON document.")
 
 
 def load(path: str) -> Workflow:
+    """The workflow at ``path``, acting on the --repo repository when one was given."""
+    from conductor.cli.repo import chosen_repo
     from conductor.spec.load import load_workflow
 
-    return load_workflow(Path(path))
+    wf = load_workflow(Path(path))
+    repo = chosen_repo()
+    if repo is None:
+        return wf
+    import dataclasses
+
+    return dataclasses.replace(wf, repo_dir=_repo_root(repo))
+
+
+def _repo_root(repo: Path) -> Path:
+    """The root of the git repository at ``repo``: said plainly when there is none."""
+    from conductor.git.workspace import Workspace
+
+    return Workspace.discover(repo).root
 
 
 def make(
@@ -95,7 +110,7 @@ def list_cmd(workflow: str = WORKFLOW, as_json: bool = JSON_OPT) -> None:
     from conductor.report.status import last_states
 
     wf = load(workflow)
-    states = last_states(wf.path.parent, wf.name)
+    states = last_states(wf.repo_start, wf.name)
     rows: list[dict[str, Any]] = [
         {
             "id": t.id,

@@ -91,11 +91,12 @@ def clean_cmd(
     refs/conductor/rollback/ refs; --all removes those too. A run is live while its runner
     holds its lock or its heartbeat is under 30 s old; what it owns is never touched.
     """
+    from conductor.cli.repo import repo_dir
     from conductor.git.workspace import Workspace
     from conductor.ops.clean import clean
     from conductor.state.store import Store
 
-    ws = Workspace.discover(Path.cwd())
+    ws = Workspace.discover(repo_dir())
     db = ws.state_dir / "state.db"
     store = Store(db) if db.is_file() else None
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from conductor.cli.repo import chosen_repo
 from conductor.errors import UserError
 from conductor.state.layout import find_state_db
 from conductor.state.records import RunRow
@@ -11,11 +12,15 @@ from conductor.state.store import Store
 
 
 def open_here() -> Store:
-    db = find_state_db(Path.cwd())
+    """The state store of the repository at hand: --repo, else the working directory."""
+    where = chosen_repo()
+    db = find_state_db(where or Path.cwd())
     if db is None:
+        place = f"in {where}" if where else "here"
         raise UserError(
-            "no conductor runs here (no .conductor/state.db in this directory or above)",
-            hint="start one with `conductor run WORKFLOW`",
+            f"no conductor runs {place} (no .conductor/state.db in that directory or above)",
+            hint="start one with `conductor run WORKFLOW`"
+            + ("" if where else ", or name the repository with --repo PATH"),
         )
     return Store(db)
 

@@ -36,9 +36,10 @@ def config_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON document."),
 ) -> None:
     """Print the effective settings and where each one came from."""
+    from conductor.cli.repo import chosen_repo
     from conductor.spec import config
 
-    start = Path(workflow).parent if workflow else Path.cwd()
+    start = chosen_repo() or (Path(workflow).parent if workflow else Path.cwd())
     root = config.find_repo_root(start)
     cfg = config.load_config(root, os.environ)
     if workflow is not None:

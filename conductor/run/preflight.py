@@ -44,7 +44,7 @@ def check_machine(
     where = str(wf.path)
     problems: list[Diagnostic] = []
     try:
-        ws = ws or Workspace.discover(wf.path)
+        ws = ws or Workspace.discover(wf.repo_start)
     except UserError as exc:  # not a repository, or no git at all
         return [Diagnostic(str(exc), where, hint=exc.hint)]
     found = ws.revs([refs.branch_ref(wf.integration_branch), wf.base])

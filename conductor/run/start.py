@@ -77,7 +77,7 @@ def new_run_id() -> str:
 
 
 def prepare(wf: Workflow, plan: Plan, opts: RunOptions, environ: Mapping[str, str]) -> Prepared:
-    ws = Workspace.discover(wf.path)
+    ws = Workspace.discover(wf.repo_start)
     problems = check_machine(wf, plan, environ, ws=ws, adopt_branch=opts.adopt_branch)
     if problems:
         raise SpecError(problems)
@@ -110,6 +110,7 @@ def _record(
         "auto_approve": opts.auto_approve,
     }
     rel = os.path.relpath(wf.path, ws.root)
+    rel = str(wf.path) if rel.startswith("..") else rel  # a file from another place (--repo)
     claim(store, wf.name, lambda: store.create_run(
         run_id, rel, wf.name, wf.integration_branch, options, rows))  # fmt: skip
     try:
@@ -191,11 +192,14 @@ def replan(
     ws: Workspace, row: RunRow, environ: Mapping[str, str]
 ) -> tuple[Workflow, Plan, RunSettings]:
     """The workflow, selection and settings a recorded run was started with."""
+    import dataclasses
+
     from conductor.plan.planner import make_plan
     from conductor.spec.config import configured, run_settings
     from conductor.spec.load import load_workflow
 
-    wf, cfg = configured(load_workflow(ws.root / row["workflow"]), {}, environ)
+    loaded = dataclasses.replace(load_workflow(ws.root / row["workflow"]), repo_dir=ws.root)
+    wf, cfg = configured(loaded, {}, environ)
     sel = json.loads(row["options"]).get("selection", {})
     plan = make_plan(wf, groups=sel.get("groups", ()), tasks=sel.get("tasks", ()),
                      with_deps=bool(sel.get("with_deps")))  # fmt: skip

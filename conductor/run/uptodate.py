@@ -41,11 +41,11 @@ def was_up_to_date(row: TaskRow) -> bool:
 
 def skip_reasons(wf: Workflow, plan: Plan) -> dict[str, str]:
     """Which selected tasks a run would skip, and why (empty when nothing ran yet)."""
-    db = find_state_db(wf.source_dir)
+    db = find_state_db(wf.repo_start)
     if db is None:
         return {}
     try:
-        ws = Workspace.discover(wf.path)
+        ws = Workspace.discover(wf.repo_start)
     except UserError:
         return {}
     with Store(db) as store:
@@ -56,11 +56,11 @@ def done_outside(wf: Workflow, plan: Plan) -> list[str]:
     """The tasks outside the selection that selected ones need and that are up to date
     (`plan` notes only the others: those a run would refuse to start without)."""
     needed = list(dict.fromkeys(d for ds in plan.external_deps.values() for d in ds))
-    db = find_state_db(wf.source_dir) if needed else None
+    db = find_state_db(wf.repo_start) if needed else None
     if db is None:
         return []
     try:
-        ws = Workspace.discover(wf.path)
+        ws = Workspace.discover(wf.repo_start)
     except UserError:
         return []
     with Store(db) as store:

@@ -375,7 +375,7 @@ def configured(
     """The workflow with the effective settings applied (flag > file > repo > user)."""
     import dataclasses
 
-    cfg = effective(load_config(find_repo_root(wf.source_dir), environ), workflow_values(wf),
+    cfg = effective(load_config(find_repo_root(wf.repo_start), environ), workflow_values(wf),
                     flags)  # fmt: skip
     if wf.log is None and cfg.sources["log_dir"] != BUILT_IN:  # one log per run in log_dir
         wf = dataclasses.replace(wf, log=f"{cfg.log_dir.rstrip('/')}/{{run}}/EXECUTION_LOG.md")

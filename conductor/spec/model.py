@@ -234,6 +234,8 @@ class Workflow:
     pools: dict[str, Pool] = field(default_factory=dict)
     policy: str | None = None  # how ready tasks are ordered; None: DEFAULT_POLICY
     deadlock_grace_s: float | None = None  # None: DEFAULT_DEADLOCK_GRACE_S
+    # `--repo PATH`: the repository a run of it acts on (None: the one holding the file)
+    repo_dir: Path | None = None
 
     def pool(self, name: str) -> Pool:
         """The pool called ``name`` (a model built by hand may leave `local` out)."""
@@ -242,6 +244,11 @@ class Workflow:
     @property
     def source_dir(self) -> Path:
         return self.path.parent
+
+    @property
+    def repo_start(self) -> Path:
+        """Where its repository is looked for: ``--repo``, else the file's directory."""
+        return self.repo_dir or self.source_dir
 
     def group_tasks(self, group: str) -> list[str]:
         return [t.id for t in self.tasks.values() if t.group == group]
