@@ -6,7 +6,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
+import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,8 +19,9 @@ from conductor.exec.fake import Reply
 from conductor.plan.planner import make_plan, remaining_path_hours
 from conductor.run.policies import CostAwarePolicy, FifoPolicy, SchedulerView, load_policy
 from conductor.run.scheduler import Scheduler
+from conductor.run.start import drive
 from conductor.spec.model import AgentProfile, Pool, Workflow
-from tests.testing.engine import AGENT, start, task, workflow
+from tests.testing.engine import AGENT, SETTINGS, start, task, workflow
 from tests.testing.repos import make_repo, write
 
 NOW = 1_000_000.0
@@ -82,8 +85,10 @@ def test_a_policy_cannot_lose_or_invent_a_task() -> None:
 class Recorder:
     """Agents that note the order they start in (one at a time), reporting ``costs``."""
 
-    def __init__(self, costs: dict[str, float] | None = None, fail_once: str = "") -> None:
+    def __init__(self, costs: dict[str, float] | None = None, fail_once: str = "",
+                 hold: dict[str, float] | None = None) -> None:  # fmt: skip
         self.order: list[str] = []
+        self.hold = hold or {}
         self.costs = costs or {}
         self.fail_once = fail_once
         self.lock = threading.Lock()
@@ -103,13 +108,17 @@ class Recorder:
                      json.dumps({"type": "result", "subtype": "success", "is_error": False,
                                  "result": "ok", "session_id": tid, "total_cost_usd": cost})]
         failing = tid == self.fail_once and first
+        time.sleep(self.hold.get(tid, 0.0))
         return Reply(exit_code=1 if failing else 0, output=lines, files={f"{tid}.txt": tid},
                      duration_s=0.0)  # fmt: skip
 
 
-def run_order(wf: Workflow, agents: Recorder) -> list[str]:
+def run_order(wf: Workflow, agents: Recorder, backoff_s: float | None = None) -> list[str]:
     with start(wf, agents) as h:
-        result = h.drive()
+        settings = SETTINGS if backoff_s is None else replace(SETTINGS, retry_backoff_s=backoff_s)
+        state, _ = drive(h.ws, h.store, h.run_id, [], h.environ, wf, h.plan,
+                         settings=settings, executor=h.executor)  # fmt: skip
+        result = h.result(state)
     assert result.state == "succeeded", result.tasks
     return agents.order
 
@@ -119,9 +128,11 @@ def test_fifo_and_default_differ_on_a_retried_high_priority_task(tmp_path: Path)
         return workflow(make_repo(tmp_path / f"r-{policy}"), task("A", priority="high",
                         retries=1), task("B"), task("C"), concurrency=1, policy=policy)  # fmt: skip
 
-    # A fails once; while its backoff runs B starts; then A is ready again, with C
-    assert run_order(wf(None), Recorder(fail_once="A")) == ["A", "B", "A", "C"]
-    assert run_order(wf("fifo"), Recorder(fail_once="A")) == ["A", "B", "C", "A"]
+    # A fails once; while its backoff (0.3-0.6 s) runs B starts and takes longer; then A
+    # is ready again, with C
+    for policy, order in ((None, ["A", "B", "A", "C"]), ("fifo", ["A", "B", "C", "A"])):
+        agents = Recorder(fail_once="A", hold={"B": 0.8})
+        assert run_order(wf(policy), agents, backoff_s=0.6) == order
 
 
 def test_cost_aware_runs_the_cheap_agents_work_first_once_costs_are_known(

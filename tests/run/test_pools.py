@@ -148,7 +148,7 @@ def test_a_usage_limit_pauses_the_pool_not_only_the_agent(tmp_path: Path) -> Non
                 task("C", agent="other"), pools={"seats": Pool("seats", slots=2)},
                 concurrency=1)  # fmt: skip
     wf = dataclasses.replace(wf, agents={**wf.agents, "other": other})
-    with start(wf, limited_once(reset_in=2)) as h:
+    with start(wf, limited_once(reset_in=2.5)) as h:
         result = h.drive()
     assert result.state == "succeeded", result.tasks
     paused = [e for e in result.events_of("pool_paused") if e["data"]["pool"] == "seats"]
