@@ -9,6 +9,7 @@ from __future__ import annotations
 from conductor.cli import (  # noqa: F401  (importing registers the commands)
     approve_cmds,
     attach_cmd,
+    init_cmds,
     inspect_cmds,
     manage_cmds,
     run_cmds,

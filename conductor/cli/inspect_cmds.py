@@ -73,8 +73,9 @@ def validate(workflow: str = WORKFLOW) -> None:
     """Check the workflow file: YAML, schema, references, cycles. Nothing runs."""
     wf = load(workflow)
     make(wf, None, None, False)
-    groups = f" in {len(wf.groups)} group(s)" if wf.groups else ""
-    typer.echo(f"{workflow}: ok ({len(wf.tasks)} task(s){groups})")
+    n, g = len(wf.tasks), len(wf.groups)
+    groups = f" in {g} group{'s' * (g != 1)}" if g else ""
+    typer.echo(f"{workflow}: ok, {n} task{'s' * (n != 1)}{groups}")
 
 
 @command("plan")
