@@ -7,9 +7,12 @@ without it. A workflow that uses ``executor: ray`` without it fails preflight wi
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -18,6 +21,7 @@ from conductor.errors import InfraError, UserError
 DEFAULT_ADDRESS = "auto"  # the cluster this machine is part of (`ray start`), or RAY_ADDRESS
 NAMESPACE = "conductor"  # where the runs' hubs are named
 INSTALL_HINT = 'install the extra: pip install "conductor-dag[ray]"'
+PROBE_TIMEOUT_S = 5.0
 _lock = threading.Lock()
 
 
@@ -25,7 +29,10 @@ def installed() -> bool:
     """Ray can be imported (without importing it: that costs a second)."""
     import importlib.util
 
-    return importlib.util.find_spec("ray") is not None
+    try:
+        return importlib.util.find_spec("ray") is not None
+    except ValueError:  # sys.modules["ray"] is None: imports of it are blocked
+        return False
 
 
 def ray_module() -> ModuleType:
@@ -46,16 +53,36 @@ def connect(address: str = DEFAULT_ADDRESS) -> ModuleType:
         if ray.is_initialized():
             return ray
         try:
+            _probe(address or DEFAULT_ADDRESS)
             ray.init(address=address or DEFAULT_ADDRESS, namespace=NAMESPACE,
                      log_to_driver=False, logging_level="ERROR",
                      include_dashboard=False)  # fmt: skip
-        except (ConnectionError, RuntimeError, ValueError) as exc:
+        except (OSError, RuntimeError, ValueError) as exc:
             raise InfraError(
                 f"cannot reach the Ray cluster at {address!r}: {exc}. Start one with "
                 "`ray start --head` (and `ray start --address HEAD:6379` on each worker), "
                 "or set `ray.address` in config (or RAY_ADDRESS)"
             ) from exc
     return ray
+
+
+def _probe(address: str) -> None:
+    """Fail fast on a cluster address nothing listens on (``ray.init`` would retry for
+    minutes): one TCP connect to the GCS ``host:port`` that ``address`` resolves to."""
+    import os
+    import socket
+
+    if address == "auto":
+        address = os.environ.get("RAY_ADDRESS", "")
+        if not address:
+            current = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+            with contextlib.suppress(OSError):
+                address = current.read_text(encoding="utf-8").strip()
+    if not address or "://" in address or ":" not in address:
+        return  # nothing to probe: ray.init says what is wrong
+    host, _, port = address.rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=PROBE_TIMEOUT_S):
+        pass
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,10 @@ class Attempt:
 
     def run(self) -> Outcome:
         try:
+            if self.ctx.wf.pool(self.task.pool).executor == "ray":  # many machines
+                from conductor.run.remote_attempt import run_remote
+
+                return run_remote(self)
             self._open()
             return self._work()
         except StoreError as exc:  # the store failed, not the work: keep it, stop the run

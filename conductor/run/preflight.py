@@ -14,6 +14,7 @@ from conductor.errors import Diagnostic, UserError
 from conductor.git import owned, refs
 from conductor.plan.planner import Plan
 from conductor.run.policies import policy_problems
+from conductor.run.remote_checks import ray_problems
 from conductor.run.sandboxing import sandbox_preview, sandbox_problems
 from conductor.spec.model import AgentProfile, Workflow
 from conductor.spec.secrets import MIN_SECRET_LEN, collect_refs, short_values
@@ -71,6 +72,7 @@ def check_machine(
                 )
             )
     problems += _short_secret_problems(wf, environ)
+    problems += ray_problems(wf, plan, environ)  # Ray installed, reachable, pools fit
     problems += sandbox_problems(wf, plan)
     return problems
 

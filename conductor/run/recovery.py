@@ -39,6 +39,7 @@ def recover(ws: Workspace, store: Store, run_id: str, branch: str, keep: str) ->
     for a in store.attempts(run_id):
         attempts.setdefault(a["task_id"], []).append(a)
     _end_tmux_sessions(run_id)
+    _stop_remote(ws, run_id, [a for atts in attempts.values() for a in atts])
     ws.repair_worktrees({Path(a["worktree"]).name for atts in attempts.values() for a in atts
                          if a["worktree"]})  # fmt: skip
     for atts in attempts.values():
@@ -63,6 +64,18 @@ def _end_tmux_sessions(run_id: str) -> None:
 
     with contextlib.suppress(OSError, ConductorError):
         kill_run_sessions(run_id)
+
+
+def _stop_remote(ws: Workspace, run_id: str, attempts: list[AttemptRow]) -> None:
+    """A dead runner's remote attempts may still run on the Ray cluster (their worker
+    stops them once it notices the runner's hub is gone; Ray may have killed the worker
+    first): stop whatever of them runs there, by their marker, on every live node. They
+    are closed as interrupted below; their work never came back, so nothing merges."""
+    from conductor.run.remote_attempt import RAY_HOST, sweep_cluster
+
+    if any((a["host"] or "").startswith(RAY_HOST) and a["state"] in ATTEMPT_OPEN
+           for a in attempts):  # fmt: skip
+        sweep_cluster(ws.root, f"{run_id}/")
 
 
 def _retire_leftover(ws: Workspace, a: AttemptRow, keep: str) -> None:

@@ -51,10 +51,15 @@ from conductor.run.remote_work import WORKTREE_TOKEN, RemoteJob, RemoteResult, e
 
 if TYPE_CHECKING:
     from conductor.run.attempt import Attempt
+    from conductor.run.context import RunContext
+    from conductor.spec.model import Task
 
 POLL_S = 0.25  # longest wait for the worker's messages before checking cancel again
 DEADLINE_MARGIN_S = 120.0  # past the task's timeout (the worker enforces it): stop it here
 STOP_WAIT_S = 30.0  # a stopped worker that has not returned by then: Ray kills it
+# attempts.host of a remote attempt: "ray" until placed, then "ray:<node id>" (recovery
+# looks for it: a runner that died leaves remote processes to stop on the cluster)
+RAY_HOST = "ray"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,10 +73,17 @@ class Placement:
     worker_dir: str = ""
 
 
-def run_remote(att: Attempt, where: Placement) -> Outcome:
+def placement(ctx: RunContext, task: Task) -> Placement:
+    """The task's pool as a placement, with the run's `ray.*` settings."""
+    pool, settings = ctx.wf.pool(task.pool), ctx.settings
+    return Placement(pool.name, pool.resources, pool.labels, settings.ray_address,
+                     settings.ray_worker_dir)  # fmt: skip
+
+
+def run_remote(att: Attempt, where: Placement | None = None) -> Outcome:
     """Attempt ``att`` on the cluster; an ``Outcome`` as a local attempt gives one (a
     ``Rejected`` raised here is handled by ``Attempt.run`` as for a local attempt)."""
-    follow = _Remote(att, where)
+    follow = _Remote(att, where or placement(att.ctx, att.task))
     try:
         result = follow.start()
     except NodeLost as exc:
@@ -93,6 +105,7 @@ class _Remote:
         self.stopped = 0  # the stop level sent: 0 none, 1 cancel, 2 kill
         self.stop_sent_at = 0.0
         self.node = ""  # the Ray node it runs on, once the worker said
+        self.validating = False  # the task is in state validating (said once)
 
     # -- start ------------------------------------------------------------------
 
@@ -117,7 +130,8 @@ class _Remote:
             self.tree_start, att.start_sha = prior.commit, prior.diff_base
         ctx.store.add_attempt(ctx.run_id, att.tid, att.n, state="running",
                               worktree=str(att.worktree), branch=att.branch,
-                              pre_commit=att.start_sha, log_path=str(att.log_path))  # fmt: skip
+                              pre_commit=att.start_sha, log_path=str(att.log_path),
+                              host=RAY_HOST, pool=self.where.pool)  # fmt: skip
         ctx.ws.set_ref(self._pre_ref(), self.tree_start)
         ctx.emit("task_started", att.tid, attempt=att.n, base=att.start_sha[:12],
                  worktree=str(att.worktree), agent=att.task.agent, executor="ray",
@@ -187,12 +201,14 @@ class _Remote:
                 self.tick(float(data[0]), float(data[1]))
             elif kind == "node":
                 self._placed(str(data[0]), str(data[1]))
-            elif kind == "phase" and data[0] == "validate":
+            elif kind == "phase" and data[0] == "validate" and not self.validating:
+                self.validating = True  # the worker runs the task's checks
                 ctx.set_state(tid, "validating")
 
     def _placed(self, node: str, host: str) -> None:
         self._log_line(f"# conductor: running on {host} (ray node {node})")
         self.node = node
+        self.att.update(host=f"{RAY_HOST}:{node}")
 
     def _log_line(self, line: str) -> None:
         """Streamed lines, for `conductor logs -f`; replaced by the worker's log at the end."""
@@ -316,7 +332,8 @@ class _Remote:
         """The worker's checks, with outputs and ``touches`` checked again on the fetched
         commit: a failure found here is what counts (it is what would be merged)."""
         att, ctx = self.att, self.ctx
-        ctx.set_state(att.tid, "validating")
+        if not self.validating:
+            ctx.set_state(att.tid, "validating")
         changed = ctx.ws.changed_files(att.start_sha, post)
         bare = dataclasses.replace(att.task, validate=())
         here = validators.run_checks(bare, att.worktree, changed, validators.CheckEnv({}),
@@ -346,3 +363,15 @@ def _trace_env(ctx: Any, task_id: str, n: int) -> dict[str, str]:
     """The trace context for the attempt's processes, where the run exports traces."""
     trace = getattr(ctx, "trace_env", None)
     return dict(trace(task_id, n)) if trace is not None else {}
+
+
+def sweep_cluster(repo_root: Path, prefix: str) -> None:
+    """Resume: stop the processes a dead runner's remote attempts left on the cluster
+    (their marker starts with ``prefix``); a cluster out of reach is left to the workers,
+    which stop their commands once the runner's hub is gone."""
+    from conductor.remote.call import sweep_everywhere
+    from conductor.spec.config import load_config
+
+    address = str(load_config(repo_root, os.environ)["ray.address"])
+    with contextlib.suppress(ConductorError):
+        sweep_everywhere(address, prefix)

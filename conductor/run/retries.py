@@ -12,6 +12,10 @@ from conductor.run.outcome import Outcome, Prior
 from conductor.spec.model import Task
 
 MAX_CONFLICT_RETRIES = 3  # merge conflicts retried on the new head before the task fails
+# attempts lost to infrastructure (a Ray node died under them) retried without counting
+# against `retries`; past this many in a run the task fails (the cluster keeps losing it)
+MAX_INFRA_RETRIES = 3
+INFRA_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 300.0
 
 
@@ -28,14 +32,18 @@ class TaskBook:
     failures: int = 0
     conflicts: int = 0
     pauses: int = 0
+    lost: int = 0  # attempts lost to infrastructure (``Outcome.extras["infra"]``)
     prior: Prior = field(default_factory=Prior)
 
 
 def may_retry(task: Task, book: TaskBook, out: Outcome) -> bool:
     """Another attempt is allowed: a conflict within the conflict limit (with
-    ``on_conflict: retry``), or a retriable failure within ``retries``."""
+    ``on_conflict: retry``), an attempt lost to infrastructure (within
+    ``MAX_INFRA_RETRIES``), or a retriable failure within ``retries``."""
     if out.conflict:
         return task.on_conflict == "retry" and book.conflicts < MAX_CONFLICT_RETRIES
+    if out.extras.get("infra"):
+        return book.lost < MAX_INFRA_RETRIES
     return out.retriable and book.failures < task.retries
 
 
@@ -49,6 +57,9 @@ def record_retry(book: TaskBook, out: Outcome, base_s: float) -> float:
         book.conflicts += 1
         book.prior = Prior(conflict=out.output, failure=book.prior.failure)
         return 0.0  # the new head is there already: retry at once
+    if out.extras.get("infra"):  # not the task's fault: what the next attempt knows stays
+        book.lost += 1
+        return INFRA_BACKOFF_S
     book.failures += 1
     book.prior = Prior(
         failure=f"{out.error}\n\n{out.output}".strip(),

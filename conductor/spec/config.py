@@ -79,8 +79,12 @@ KEYS: dict[str, Key] = {
     "deadlock_grace": Key(DEFAULT_DEADLOCK_GRACE_S, _number, "a number of seconds >= 0"),
     # `conductor serve --host` beyond loopback asks for it on every request ("": a new one)
     "serve.token": Key("", lambda v: isinstance(v, str), "a string"),
+    # the `ray` executor: the cluster to join (`auto`: this machine's, or $RAY_ADDRESS)
+    "ray.address": Key("auto", lambda v: isinstance(v, str) and v != "", "a Ray address or auto"),
+    # where Ray workers keep their repository cache ("": $CONDUCTOR_WORKER_DIR, ~/.cache)
+    "ray.worker_dir": Key("", lambda v: isinstance(v, str), "a path on the worker nodes"),
 }
-TABLES = {"alerts", "serve"}
+TABLES = {"alerts", "serve", "ray"}
 # Settings a variable may set for one invocation, like a flag (tests use the backoff one).
 ENV_VARS = {
     "retry_backoff": "CONDUCTOR_RETRY_BACKOFF",
@@ -338,6 +342,8 @@ class RunSettings:
     retry_backoff_s: float = DEFAULT_RETRY_BACKOFF_S
     min_free_memory_mb: float = DEFAULT_MIN_FREE_MEMORY_MB
     min_free_disk_mb: float = DEFAULT_MIN_FREE_DISK_MB
+    ray_address: str = "auto"  # the cluster `executor: ray` pools run on
+    ray_worker_dir: str = ""  # on the worker nodes; "": their own default
 
 
 def run_settings(config: Config) -> RunSettings:
@@ -345,6 +351,8 @@ def run_settings(config: Config) -> RunSettings:
         retry_backoff_s=float(config.values["retry_backoff"]),
         min_free_memory_mb=float(config.values["alerts.min_free_memory_mb"]),
         min_free_disk_mb=float(config.values["alerts.min_free_disk_mb"]),
+        ray_address=str(config.values["ray.address"]),
+        ray_worker_dir=str(config.values["ray.worker_dir"]),
     )
 
 

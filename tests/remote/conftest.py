@@ -1,4 +1,4 @@
-"""A real local multi-node Ray cluster, started once for the session (only if a test here
+"""A real local multi-node Ray cluster, started once for tests/remote (only if a test here
 asks for it): a head node and one more node with different custom resources and labels,
 each with its own worker directory (no worktree is shared with the runner's repository).
 
@@ -57,7 +57,7 @@ class LocalCluster:
         return str(self.nodes[name].node_id)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # gone once tests/remote are done: no load on the rest
 def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     root = tmp_path_factory.mktemp("ray")
     cluster = Cluster(initialize_head=False)

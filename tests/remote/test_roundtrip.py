@@ -39,7 +39,7 @@ def test_a_result_comes_back_as_a_bundle_and_merges(repo: Path, ray_cluster: Loc
         # worker's own cache, under its worker directory
         assert "worktrees" not in git(repo, "worktree", "list")
         assert (ray_cluster.worker_dir("gpu") / "repo" / ".git").is_dir()
-        assert not (ray_cluster.worker_dir("head") / "repo").exists()
+        assert row["host"] == f"ray:{ray_cluster.node_id('gpu')}" and row["pool"] == "remote"
 
 
 def test_lines_stream_while_the_task_runs(repo: Path, ray_cluster: LocalCluster) -> None:
