@@ -196,9 +196,13 @@ def policy_for(
     if profile.executor != "local":
         raise Rejected(f"agent profile {profile.name}: `sandbox:` needs the local executor, "
                        f"not {profile.executor}", retriable=False)  # fmt: skip
-    files = aider_files(instructions) if profile.kind == "aider" else []
-    return resolve(task.sandbox, profile.kind, worktree=worktree, repo=ctx.ws.root, env=env,
-                   files=files)  # fmt: skip
+    try:
+        files = aider_files(instructions) if profile.kind == "aider" else []
+        return resolve(task.sandbox, profile.kind, worktree=worktree, repo=ctx.ws.root,
+                       env=env, files=files)  # fmt: skip
+    except OSError as exc:  # a writable directory that cannot be made: fail, never widen
+        raise Rejected(f"sandbox: cannot prepare {exc.filename or 'a path'}: "
+                       f"{exc.strerror or exc}", retriable=False) from exc  # fmt: skip
 
 
 def record(ctx: RunContext, task_id: str, n: int, policy: SandboxPolicy | None,

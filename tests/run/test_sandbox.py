@@ -282,3 +282,18 @@ def test_the_agents_ssh_agent_socket_is_out_of_reach(repo: Path) -> None:
             said[agent_sock] = lines[-1]
     assert said[""] == "connected"
     assert said[path].endswith("PermissionError: [Errno 13] Permission denied")
+
+
+@needs_bwrap
+def test_a_writable_path_that_cannot_be_made_fails_the_task_cleanly(repo: Path) -> None:
+    write_workflow(repo, """
+        version: 1
+        name: t
+        defaults: {retries: 0}
+        tasks:
+          T1: {run: "true", sandbox: {read_write: [/proc/no-such-dir/cache]}}
+        """)
+    code, events, err = run_json(repo, "wf.yaml")
+    assert code == 1 and "Traceback" not in err, err
+    (failed,) = [e["data"] for e in events if e["kind"] == "task_failed"]
+    assert failed["error"].startswith("sandbox: cannot prepare /proc/no-such-dir"), failed

@@ -8,9 +8,11 @@ the config written here, and endpoints on 127.0.0.1. Nothing here talks to the i
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +73,18 @@ enabled = false
 """
 
 
+def _codex_home(root: Path) -> Path:
+    """CODEX_HOME outside the system temp dir: codex 0.169 refuses to make its helper
+    binaries (apply_patch among them) under /tmp, and where bubblewrap is installed its
+    sandbox then cannot write a file at all. A user's ~/.codex never hits this."""
+    temp = Path(tempfile.gettempdir()).resolve()
+    if not root.resolve().is_relative_to(temp) or not Path("/var/tmp").is_dir():
+        return root / "agent-home" / ".codex"
+    path = Path(tempfile.mkdtemp(prefix="conductor-codex-home-", dir="/var/tmp"))
+    atexit.register(shutil.rmtree, path, True)
+    return path
+
+
 @dataclass(frozen=True)
 class AgentSandbox:
     """An isolated home for the agents of one test, and the environment to run them in."""
@@ -81,7 +95,8 @@ class AgentSandbox:
 
     @classmethod
     def create(cls, root: Path, model_url: str) -> AgentSandbox:
-        home, codex_home = root / "agent-home", root / "agent-home" / ".codex"
+        home, codex_home = root / "agent-home", _codex_home(root)
+        home.mkdir(parents=True, exist_ok=True)
         codex_home.mkdir(parents=True, exist_ok=True)
         (codex_home / "config.toml").write_text(codex_config(model_url))
         return cls(home, codex_home, model_url)
