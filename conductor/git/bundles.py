@@ -19,6 +19,7 @@ like any local attempt's commit.
 from __future__ import annotations
 
 import fcntl
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,8 +37,19 @@ SENT_HAVES = 32  # of those, how many it offers as the basis of an incremental b
 _QUIET = ("-c", "gc.auto=0", "-c", "maintenance.auto=false", "-c", "fetch.writeCommitGraph=false")
 
 
+_RACE_PAUSES = (0.01, 0.05, 0.1, 0.2)
+
+
 def _git(git_dir: Path, args: Sequence[str], cwd: Path) -> gitcmd.GitResult:
-    return gitcmd.run([*gitcmd.NO_HOOKS, "--git-dir", str(git_dir), *args], cwd, c_locale=True)
+    argv = [*gitcmd.NO_HOOKS, "--git-dir", str(git_dir), *args]
+    result = gitcmd.run(argv, cwd, c_locale=True)
+    for pause in _RACE_PAUSES:
+        if result.ok or "worktrees/" not in result.stderr:
+            break
+        # another attempt's worktree being added or removed meanwhile: read half-written
+        time.sleep(pause)
+        result = gitcmd.run(argv, cwd, c_locale=True)
+    return result
 
 
 def create(git_dir: Path, path: Path, tip_ref: str, exclude: Sequence[str]) -> bool:
@@ -53,13 +65,21 @@ def create(git_dir: Path, path: Path, tip_ref: str, exclude: Sequence[str]) -> b
 
 
 def fetch(git_dir: Path, path: Path, src_ref: str, dst_ref: str) -> str:
-    """Fetch ``src_ref`` of the bundle at ``path`` into ``dst_ref`` (moved whatever it held
-    before); return the sha it now names."""
-    args = [*_QUIET, "fetch", "-q", "--no-tags", str(path), f"+{src_ref}:{dst_ref}"]
-    res = _git(git_dir, args, git_dir)
+    """Store the objects of the bundle at ``path`` and point ``dst_ref`` at its ``src_ref``
+    (moved whatever it held before); return that sha. ``unbundle`` + ``update-ref``, not
+    ``fetch``: a fetch walks every ref and worktree HEAD of the repository, which other
+    attempts add and remove meanwhile."""
+    res = _git(git_dir, [*_QUIET, "bundle", "unbundle", str(path), src_ref], git_dir)
     if not res.ok:
         raise res.error()
-    return _git(git_dir, ["rev-parse", "--verify", dst_ref], git_dir).stdout.strip()
+    sha = next((line.split()[0] for line in res.stdout.splitlines()
+                if line.split()[-1:] == [src_ref]), "")  # fmt: skip
+    if not sha:
+        raise GitError(["bundle", "unbundle", str(path)], 1, f"the bundle has no {src_ref}")
+    done = _git(git_dir, ["update-ref", dst_ref, sha], git_dir)
+    if not done.ok:
+        raise done.error()
+    return sha
 
 
 def known(git_dir: Path, shas: Sequence[str]) -> list[str]:

@@ -11,6 +11,7 @@ A remote attempt ends in one of three ways, and the runner must tell them apart:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -29,15 +30,16 @@ class NodeLost(InfraError):
 class Call:
     """One submitted attempt. Not thread-safe: the attempt's own thread drives it."""
 
-    def __init__(self, ray: Any, hub: Any, key: str, ref: Any) -> None:
-        self.ray, self.hub, self.key, self.ref = ray, hub, key, ref
+    def __init__(self, ray: Any, hub: Any, run_id: str, key: str, ref: Any) -> None:
+        self.ray, self.hub, self.run_id, self.key, self.ref = ray, hub, run_id, key, ref
 
     def messages(self, wait_s: float) -> tuple[list[hubs.Message], list[Any]]:
         """What the worker sent (messages, questions), waiting up to ``wait_s``."""
         try:
             items, asks = self.ray.get(self.hub.drain.remote(self.key, wait_s))
         except self.ray.exceptions.RayError as exc:
-            raise NodeLost(f"the run's hub is gone: {exc}") from exc
+            hubs.drop(self.run_id)  # its node died: the retry makes a new one
+            raise NodeLost(f"the run's hub is gone: {_first_line(exc)}") from exc
         return list(items), list(asks)
 
     def answer(self, reply: list[Any]) -> None:
@@ -76,12 +78,17 @@ class Call:
         except exc_mod.RayError as exc:  # node died, worker crashed, task cancelled or lost
             raise NodeLost(_lost_reason(exc)) from exc
         finally:
-            self.ray.get(self.hub.forget.remote(self.key))
+            with contextlib.suppress(Exception):  # a hub gone with its node forgets anyway
+                self.ray.get(self.hub.forget.remote(self.key))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 def _lost_reason(exc: BaseException) -> str:
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"worker node lost ({type(exc).__name__}{': ' + first[:200] if first else ''})"
+    return f"worker node lost ({type(exc).__name__}: {_first_line(exc)})"
 
 
 def submit(
@@ -97,7 +104,7 @@ def submit(
     hub = hubs.hub_for(ray, run_id)
     remote = ray.remote(serve).options(name=f"conductor:{key}", **options)
     ref = remote.remote(job, spec, hub, key)
-    return Call(ray, hub, key, ref)
+    return Call(ray, hub, run_id, key, ref)
 
 
 def sweep_everywhere(address: str, prefix: str, grace_s: float = 2.0) -> dict[str, list[int]]:

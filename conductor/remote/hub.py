@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ LOST_AFTER_S = 20.0  # a hub unreachable this long: the runner is gone, stop the
 _CALL_TIMEOUT_S = 10.0
 
 Message = tuple[Any, ...]
+END = "end"  # the last message of every attempt: its result is on the way
 STOP_NONE, STOP_CANCEL, STOP_KILL = 0, 1, 2
 
 
@@ -93,16 +95,31 @@ class Hub:
         self.boxes.pop(key, None)
 
 
+_hubs: dict[str, Any] = {}
+_hubs_lock = threading.Lock()
+
+
 def hub_for(ray: Any, run_id: str) -> Any:
-    """The run's hub, created on this (the runner's) node on first use."""
+    """This runner's hub for the run, created on its node on first use. Named after the
+    runner's pid too: a resumed run's runner never finds its dead predecessor's hub."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    here = ray.get_runtime_context().get_node_id()
-    actor = ray.remote(Hub).options(
-        name=f"hub/{run_id}", get_if_exists=True, num_cpus=0, max_restarts=0,
-        scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=True),
-    )  # fmt: skip
-    return actor.remote()
+    with _hubs_lock:
+        if run_id not in _hubs:
+            node = ray.get_runtime_context().get_node_id()
+            here = NodeAffinitySchedulingStrategy(node, soft=False)
+            actor = ray.remote(Hub).options(
+                name=f"hub/{run_id}/{os.getpid()}", get_if_exists=True, num_cpus=0,
+                max_restarts=0, scheduling_strategy=here,
+            )  # fmt: skip
+            _hubs[run_id] = actor.remote()
+        return _hubs[run_id]
+
+
+def drop(run_id: str) -> None:
+    """Forget this runner's hub for the run (it died): the next attempt makes a new one."""
+    with _hubs_lock:
+        _hubs.pop(run_id, None)
 
 
 class Link:

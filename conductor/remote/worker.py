@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from conductor.exec.procs import sweep as sweep_marked
-from conductor.remote.hub import Link
+from conductor.remote.hub import END, Link
 
 
 def serve(job: Callable[[Any, Link], Any], spec: Any, hub: Any, key: str) -> Any:
@@ -21,6 +21,7 @@ def serve(job: Callable[[Any, Link], Any], spec: Any, hub: Any, key: str) -> Any
     try:
         return job(spec, link)
     finally:
+        link.send(END)  # the runner stops polling and waits for the result itself
         link.close()
 
 

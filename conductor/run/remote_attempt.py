@@ -41,8 +41,10 @@ from typing import IO, TYPE_CHECKING, Any
 from conductor.agents import profiles as agents
 from conductor.errors import ConductorError, Rejected
 from conductor.git import bundles, refs
-from conductor.remote.call import Call, NodeLost, submit
-from conductor.remote.placement import task_options
+from conductor.remote.call import Call, NodeLost, live_nodes, submit
+from conductor.remote.cluster import fits
+from conductor.remote.hub import END
+from conductor.remote.placement import needs, task_options
 from conductor.run import usage, validators
 from conductor.run.outcome import Outcome, trailers
 from conductor.run.outputs import record, upstream_values
@@ -57,6 +59,7 @@ if TYPE_CHECKING:
 POLL_S = 0.25  # longest wait for the worker's messages before checking cancel again
 DEADLINE_MARGIN_S = 120.0  # past the task's timeout (the worker enforces it): stop it here
 STOP_WAIT_S = 30.0  # a stopped worker that has not returned by then: Ray kills it
+FIT_CHECK_S = 10.0  # not placed yet: this often, ask whether any live node fits at all
 # attempts.host of a remote attempt: "ray" until placed, then "ray:<node id>" (recovery
 # looks for it: a runner that died leaves remote processes to stop on the cluster)
 RAY_HOST = "ray"
@@ -106,6 +109,7 @@ class _Remote:
         self.stop_sent_at = 0.0
         self.node = ""  # the Ray node it runs on, once the worker said
         self.validating = False  # the task is in state validating (said once)
+        self.ended = False  # the worker said its result is on the way
 
     # -- start ------------------------------------------------------------------
 
@@ -169,16 +173,20 @@ class _Remote:
     # -- while it runs ----------------------------------------------------------
 
     def _follow(self, call: Call) -> RemoteResult:
-        t0 = time.monotonic()
+        t0 = next_fit_check = time.monotonic()
         while True:
             done = call.done()
             items, asks = call.messages(0.0 if done else POLL_S)
             self._take(items)
             for question in asks:
                 self._answer(call, question)
-            if done:
+            if done or self.ended:
                 break
-            self._stop_if_needed(call, time.monotonic() - t0)
+            now = time.monotonic()
+            self._stop_if_needed(call, now - t0)
+            if not self.node and now >= next_fit_check + FIT_CHECK_S:
+                next_fit_check = now
+                self._give_up_if_unplaceable(call)
         result = call.result()
         assert isinstance(result, RemoteResult)
         return result
@@ -201,6 +209,8 @@ class _Remote:
                 self.tick(float(data[0]), float(data[1]))
             elif kind == "node":
                 self._placed(str(data[0]), str(data[1]))
+            elif kind == END:
+                self.ended = True
             elif kind == "phase" and data[0] == "validate" and not self.validating:
                 self.validating = True  # the worker runs the task's checks
                 ctx.set_state(tid, "validating")
@@ -208,6 +218,7 @@ class _Remote:
     def _placed(self, node: str, host: str) -> None:
         self._log_line(f"# conductor: running on {host} (ray node {node})")
         self.node = node
+        self.ctx.pools_down.pop(self.where.pool, None)
         self.att.update(host=f"{RAY_HOST}:{node}")
 
     def _log_line(self, line: str) -> None:
@@ -234,6 +245,18 @@ class _Remote:
             ref = call.put(path.read_bytes())
         self.refs.append(ref)
         call.answer([ref])
+
+    def _give_up_if_unplaceable(self, call: Call) -> None:
+        """Not placed yet, and no live node could ever take it (its nodes died): Ray would
+        hold it forever. Say the pool is down (its tasks wait; with nothing else to do the
+        run ends in a deadlock alert naming it) and end the attempt as lost."""
+        where = self.where
+        if any(fits(n, needs(where.resources), where.labels) for n in live_nodes(where.address)):
+            return
+        why = f"no live Ray node fits pool {where.pool}"
+        self.ctx.pools_down[where.pool] = why
+        call.abandon()
+        raise NodeLost(why)
 
     def _stop_if_needed(self, call: Call, elapsed: float) -> None:
         """Pass cancel / Ctrl-C (second: kill) and the runner's own deadline to the worker;

@@ -19,6 +19,8 @@ import pytest
 ray = pytest.importorskip("ray", reason='Ray is not installed (pip install ".[ray]")')
 from ray.cluster_utils import Cluster  # noqa: E402
 
+from conductor.remote.cluster import connect  # noqa: E402
+
 STORE = 80 * 1024 * 1024
 
 
@@ -67,6 +69,9 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClust
         local.add("gpu", {"gpuish": 1}, {"zone": "b"})
         cluster.wait_for_nodes()
         local.address = cluster.address
+        # the test process joins now, so its own node is one that stays (the run's hub
+        # lives on the runner's node; a test kills only nodes it added itself)
+        connect(cluster.address)
         os.environ["RAY_ADDRESS"] = cluster.address  # what `ray.address: auto` finds
         yield local
     finally:

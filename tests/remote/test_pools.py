@@ -54,7 +54,6 @@ def _wait_for_marked(prefix: str, timeout: float = 30) -> list[int]:
     raise AssertionError("the remote command never started")
 
 
-@pytest.mark.slow
 def test_cancel_stops_the_whole_remote_tree(repo: Path, ray_cluster: LocalCluster) -> None:
     wf = workflow(repo, _remote("C", GPU, LINGER), pools={"gpu": GPU})
     with start(wf) as h:

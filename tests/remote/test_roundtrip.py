@@ -43,7 +43,7 @@ def test_a_result_comes_back_as_a_bundle_and_merges(repo: Path, ray_cluster: Loc
 
 
 def test_lines_stream_while_the_task_runs(repo: Path, ray_cluster: LocalCluster) -> None:
-    script = "echo first; sleep 3; echo second"
+    script = "echo first; sleep 2; echo second"
     wf = workflow(repo, task("S", agent="sh", run=script))
     with start(wf) as h:
         att = _attempt(h, "S")
