@@ -19,6 +19,7 @@ like any local attempt's commit.
 from __future__ import annotations
 
 import fcntl
+import random
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -33,6 +34,7 @@ from conductor.git.workspace import Workspace
 HAVE_PREFIX = "refs/conductor/have/"
 KEEP_HAVES = 64  # cache refs a worker keeps (and reports): its most recent tips
 SENT_HAVES = 32  # of those, how many it offers as the basis of an incremental bundle
+PRUNE_EVERY = 8
 # no background gc or maintenance started by a fetch: the worker's process is short-lived
 _QUIET = ("-c", "gc.auto=0", "-c", "maintenance.auto=false", "-c", "fetch.writeCommitGraph=false")
 
@@ -124,14 +126,18 @@ class Cache(Workspace):
         """Make ``sha`` available: fetched from ``bundle`` (None when the runner found that
         this cache has it already), then remembered as a have."""
         if bundle is not None:
-            fetch(self.common_dir, bundle, src_ref, HAVE_PREFIX + sha)
+            fetch(self.common_dir, bundle, src_ref, HAVE_PREFIX + sha)  # a have already
         elif self.rev(sha) is None:
             raise GitError(["bundle"], 1, f"commit {sha} is neither sent nor cached")
-        self.remember(sha)
+        else:
+            self.remember(sha)
 
     def remember(self, sha: str) -> None:
-        """Record ``sha`` as a have and forget the oldest beyond ``KEEP_HAVES``."""
+        """Record ``sha`` as a have; now and then, forget the oldest beyond ``KEEP_HAVES``
+        (one in ``PRUNE_EVERY`` calls: a task's path is a few git calls shorter)."""
         self._git(["update-ref", HAVE_PREFIX + sha, sha])
+        if random.randrange(PRUNE_EVERY):
+            return
         stale = self.haves(limit=KEEP_HAVES + 16)[KEEP_HAVES:]
         if stale:
             self._git(["update-ref", "--stdin"],

@@ -43,7 +43,7 @@ def test_a_result_comes_back_as_a_bundle_and_merges(repo: Path, ray_cluster: Loc
 
 
 def test_lines_stream_while_the_task_runs(repo: Path, ray_cluster: LocalCluster) -> None:
-    script = "echo first; sleep 2; echo second"
+    script = 'echo first; "$CONDUCTOR_BIN" progress 50 halfway; sleep 2; echo second'
     wf = workflow(repo, task("S", agent="sh", run=script))
     with start(wf) as h:
         att = _attempt(h, "S")
@@ -59,3 +59,6 @@ def test_lines_stream_while_the_task_runs(repo: Path, ray_cluster: LocalCluster)
         worker.join(30)
         assert done and done[0].ok
         assert not marked(f"{h.run_id}/")
+        # `conductor progress` on the worker reached the runner's store
+        progress = [e["data"] for e in h.store.events(h.run_id) if e["kind"] == "task_progress"]
+        assert {"percent": 50.0, "message": "halfway"} in progress, progress
