@@ -15,11 +15,11 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from conductor.report.alerts import alerts
 from conductor.report.approvals import approvals_section
 from conductor.report.logsections import (
     _flowchart,
     _timeline,
-    alerts,
     failures,
     header,
     task_tables,

@@ -9,15 +9,13 @@ lines, and alerts are capped, so that one noisy task cannot swamp the log.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
 
 from conductor.report.failure import gate_lines
 from conductor.report.fanlog import rows_under_templates
 from conductor.report.mdtext import (
     cell,
     clean,
-    clock,
     fence,
     para,
     row,
@@ -29,15 +27,35 @@ from conductor.report.mdtext import (
 from conductor.report.rundata import ICON, RunData, fmt_duration, fmt_usd
 from conductor.report.spend import per_group, per_task, spend_text, tokens_text, total
 from conductor.spec.model import Workflow
-from conductor.state.endings import count_states, counts_text, settled_conflicts
+from conductor.state.endings import count_states, settled_conflicts
 from conductor.state.records import AttemptRow, Spend, TaskRow
 
 LOG_TAIL_LINES = 30
 CHECK_TAIL_LINES = 40
-MAX_ALERTS = 100
 
 
 # ------------------------------------------------------------------ header
+
+
+def shown(t: TaskRow) -> str:
+    """A task's state as people name it: one skipped because an earlier run did its work
+    is `up to date`, apart from one skipped by its `when:` or trigger rule."""
+    up = t["state"] == "skipped" and (t["error"] or "").startswith("up to date (")
+    return "up to date" if up else t["state"]
+
+
+def told(tasks: Iterable[TaskRow]) -> dict[str, int]:
+    """The counts as the log tells them: each state apart, `up to date` after succeeded."""
+    tasks = list(tasks)
+    fresh = sum(1 for t in tasks if shown(t) == "up to date")
+    out: dict[str, int] = {}
+    for s, n in count_states(t["state"] for t in tasks).items():
+        if s == "skipped" and fresh:
+            out["up to date"] = fresh
+            out.update({"skipped": n - fresh} if n > fresh else {})
+        else:
+            out[s] = n
+    return out
 
 
 def _outcome(d: RunData) -> str:
@@ -45,7 +63,7 @@ def _outcome(d: RunData) -> str:
     every merge conflict a retry settled: whose change the task was redone on top of."""
     state = d.run["state"]
     end = d.run["finished"] or d.now
-    counts = counts_text(count_states(t["state"] for t in d.tasks)) or "no tasks"
+    counts = ", ".join(f"{n} {s}" for s, n in told(d.tasks).items()) or "no tasks"
     lines = [f"> {ICON.get(state, '')} **{state}** after "
              f"{fmt_duration(end - d.run['started'])}: {counts}"]  # fmt: skip
     states = {t["task_id"]: t["state"] for t in d.tasks}
@@ -81,7 +99,7 @@ def _attempts_text(n: int, retries: int) -> str:
 
 def header(d: RunData, wf: Workflow) -> str:
     run, icon = d.run, ICON.get(d.run["state"], "")
-    counts = counts_text(d.counts(), " · ")
+    counts = " · ".join(f"{n} {s}" for s, n in told(d.tasks).items())
     retries = sum(1 for a in d.attempts if a["n"] > 1)
     rows = [
         ("Workflow", f"`{wf.name}` (`{run['workflow']}`)"),
@@ -177,7 +195,7 @@ def _task_row(
         cell(spec.title, 80) if spec and spec.title else "–",
         cell(spec.role, 40) if spec and spec.role else "–",
         cell(t["agent"] or "–"),
-        f"{ICON.get(t['state'], '')} {t['state']}",
+        f"{ICON.get(shown(t), '')} {shown(t)}",
         str(wave or "–"),
         str(len(atts)),
         fmt_duration(d.task_span(t["task_id"])),
@@ -186,14 +204,17 @@ def _task_row(
     ]
     if spend is not None:
         cells += _spend_cells(spend.get(t["task_id"], Spend()))
-    cells.append(cell(t["error"], 100) if t["error"] else "")
+    why = t["error"] or ""
+    if shown(t) == "up to date":  # its state says that much: the run that did the work
+        why = "from run " + why.removeprefix("up to date (succeeded in run ").rstrip(")")
+    cells.append(cell(why, 100) if why else "")
     return row(cells)
 
 
 def _section_title(wf: Workflow, gid: str | None, rows: list[TaskRow], d: RunData) -> str:
     counts: dict[str, int] = {}
     for t in rows:
-        counts[t["state"]] = counts.get(t["state"], 0) + 1
+        counts[shown(t)] = counts.get(shown(t), 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in counts.items())
     if gid is None:
         return f"### Ungrouped tasks ({summary})"
@@ -316,70 +337,3 @@ def failures(d: RunData) -> str:
             text = tail_lines(clean(str(e["data"].get("output") or "")), CHECK_TAIL_LINES)
             out += [f"### ❌ Gate of {group}", "", fence(text or "(no output)"), ""]
     return "## Failures and retries\n\n" + "\n".join(out) if out else ""
-
-
-def _alert_text(kind: str, data: dict[str, Any]) -> str:
-    special = _ALERT_TEXTS.get(kind)
-    if special is not None:
-        return special(data)
-    if kind == "task_blocked" and data.get("cause"):
-        return f"blocked by {data['cause']}"
-    if kind == "conflict":
-        return "merge conflict: " + ", ".join(map(str, data.get("paths") or []))
-    if kind == "task_retrying":
-        return f"attempt {data.get('attempt', '?')} failed: {data.get('error') or '?'}"
-    if kind == "gate_failed":
-        return f"gate of {data.get('group', '?')} failed"
-    text = str(data.get("error") or data.get("warning") or data.get("message") or "")
-    if data.get("idle_s") is not None:
-        text += f" for {fmt_duration(float(data['idle_s']))}"
-    return text or ", ".join(f"{k} {_plain(v)}" for k, v in data.items())
-
-
-def _plain(value: Any) -> str:
-    """A value of an event's data as words: never a Python dict or list literal."""
-    if isinstance(value, dict):
-        return ", ".join(f"{k} {_plain(v)}" for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return ", ".join(_plain(v) for v in value)
-    return str(value)
-
-
-def _run_finished(d: dict[str, Any]) -> str:
-    counts = counts_text(d.get("counts") or {})
-    return f"run {d.get('state', '?')}" + (f": {counts}" if counts else "")
-
-
-def _budget(d: dict[str, Any]) -> str:
-    spent, budget = d.get("spent"), d.get("budget")
-    if isinstance(spent, (int, float)) and isinstance(budget, (int, float)):
-        return f"budget reached: {fmt_usd(spent)} of {fmt_usd(budget)} spent"
-    return "budget reached"
-
-
-_ALERT_TEXTS: dict[str, Callable[[dict[str, Any]], str]] = {
-    "run_finished": _run_finished,
-    "budget_reached": _budget,
-    "system_alert": lambda d: (
-        str(d.get("alert") or d.get("warning") or d.get("message") or "system alert")
-        + (f" ({d['action']})" if d.get("action") else "")
-    ),
-    "validation_failed": lambda d: f"check failed: {d.get('check', '?')}",
-    "hook_failed": lambda d: f"hook {d.get('hook') or ''} failed: {d.get('message', '?')}",
-}
-
-
-def alerts(d: RunData) -> str:
-    if not d.alerts:
-        return ""
-    shown = d.alerts[-MAX_ALERTS:]
-    out = ["## Alerts", ""]
-    if len(d.alerts) > len(shown):
-        out += [f"The last {len(shown)} of {len(d.alerts)}.", ""]
-    out += [row(("Time", "Level", "Event", "Task", "Message")), "|---|---|---|---|---|"]
-    for e in shown:
-        level = "❗ error" if e["level"] == "error" else "⚠️ warning"
-        task = f"`{e['task_id']}`" if e["task_id"] else ""
-        text = cell(_alert_text(e["kind"], e["data"]), 160)
-        out.append(row((clock(e["ts"]), level, e["kind"], task, text)))
-    return "\n".join(out) + "\n"

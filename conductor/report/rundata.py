@@ -32,6 +32,7 @@ ICON = {
     "ready": "⏳",
     "pending": "⏳",
     "skipped": "⏭️",
+    "up to date": "✅",  # skipped: an earlier run did its work
     "passed": "✅",  # a gate
     "not run": "⏭️",  # a gate whose group did not succeed
 }

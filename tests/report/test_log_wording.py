@@ -3,8 +3,9 @@ sentences (never a Python dict), and why a task did not run under "Reason"."""
 
 from __future__ import annotations
 
+from conductor.report.alerts import _alert_text
 from conductor.report.failure import failure_lines, meaningful
-from conductor.report.logsections import _alert_text, _attempts_text
+from conductor.report.logsections import _attempts_text
 
 
 def test_attempts_are_counted_in_the_right_number() -> None:
@@ -58,3 +59,14 @@ def test_failure_lines_prefer_the_failed_check_then_the_log(tmp_path) -> None:  
                                               "output": PYTEST_OUT}])}
     assert failure_lines([checked], "validation failed")[-1].startswith("FAILED test_c.py")  # type: ignore[list-item]
     assert failure_lines([], "merge conflict in a.txt") == ["merge conflict in a.txt"]
+
+
+def test_up_to_date_is_told_apart_from_skipped() -> None:
+    from conductor.report.logsections import shown, told
+
+    rows = [{"state": "succeeded", "error": None},
+            {"state": "skipped", "error": "up to date (succeeded in run r1)"},
+            {"state": "skipped", "error": "condition `false` is false"},
+            {"state": "failed", "error": "agent exited 1"}]  # fmt: skip
+    assert [shown(r) for r in rows] == ["succeeded", "up to date", "skipped", "failed"]  # type: ignore[arg-type]
+    assert told(rows) == {"succeeded": 1, "up to date": 1, "skipped": 1, "failed": 1}  # type: ignore[arg-type]
