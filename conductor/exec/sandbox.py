@@ -161,12 +161,34 @@ def _mounts(policy: SandboxPolicy) -> list[tuple[Path, str]]:
     return sorted(rules, key=lambda r: (len(r[0].parts), order[r[1]]))
 
 
+def _show_args(path: Path, done: set[Path]) -> list[str]:
+    """Bind ``path`` (under /tmp) read-only where it is, unless a bound parent shows it
+    already. A symlink on the way that nothing shows yet (a checkout linked into a temp
+    dir) is made again in the fresh /tmp, and its target shown in turn if under /tmp:
+    bwrap cannot make a bind's directories through a link (it failed with "Can't mkdir
+    parents")."""
+    cur = PRIVATE_TMP
+    for part in path.relative_to(PRIVATE_TMP).parts:
+        cur = cur / part
+        if cur in done:
+            return []
+        if cur.is_symlink():
+            done.add(cur)
+            real = Path(os.path.realpath(cur)) / path.relative_to(cur)
+            link = ["--symlink", os.readlink(cur), str(cur)]
+            return link + (_show_args(real, done) if _under(real, PRIVATE_TMP) else [])
+    done.add(path)
+    return ["--ro-bind-try", str(path), str(path)]
+
+
 def _mount_args(policy: SandboxPolicy, empty_fds: Sequence[int]) -> list[str]:
     out: list[str] = []
-    fds = iter(empty_fds)
+    fds, shown = iter(empty_fds), set[Path]()
     for path, rule in _mounts(policy):
         p = str(path)
-        if rule in ("show", "ro"):
+        if rule == "show":
+            out += _show_args(path, shown)
+        elif rule == "ro":
             out += ["--ro-bind-try", p, p]
         elif rule == "rw":
             out += ["--bind-try", p, p]

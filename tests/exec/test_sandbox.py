@@ -5,6 +5,8 @@ refused is counted and noted in the log; nothing the command started outlives it
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -205,3 +207,29 @@ def test_a_machine_without_bwrap_is_told_how_to_fix_it(monkeypatch: pytest.Monke
         monkeypatch.undo()
         bwrap_path.cache_clear()
         unavailable.cache_clear()
+
+
+@pytest.mark.parametrize("bound_parent", [False, True])
+def test_a_tool_reached_through_a_symlink_under_tmp_still_runs(
+    box: dict[str, Path], bound_parent: bool
+) -> None:
+    """A PATH entry under /tmp that goes through a symlink (tools linked into a checkout
+    under /tmp, the checkout itself shown) still runs: bwrap once failed on it with
+    "Can't mkdir parents"."""
+    outside = Path(tempfile.mkdtemp(prefix="conductor-tools-", dir="/var/tmp"))
+    try:
+        (outside / "bin").mkdir()
+        (outside / "bin" / "hello-tool").write_text("#!/bin/sh\necho tool ran\n")
+        (outside / "bin" / "hello-tool").chmod(0o755)
+        checkout = box["tmp"] / "checkout"
+        checkout.mkdir()
+        (checkout / "tools").symlink_to(outside)
+        env = {**os.environ, "HOME": str(box["home"]),
+               "PATH": f"{checkout / 'tools' / 'bin'}:{os.environ['PATH']}"}  # fmt: skip
+        pol = SandboxPolicy(box["wt"], visible=(checkout,) if bound_parent else ())
+        req = request(["bash", "-c", "hello-tool"], box["wt"], env=env,
+                      log_path=box["tmp"] / "log", sandbox=pol)  # fmt: skip
+        assert FAST.run(req).ok, log(box)
+        assert "tool ran" in log(box)
+    finally:
+        shutil.rmtree(outside, ignore_errors=True)
