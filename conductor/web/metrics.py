@@ -10,7 +10,6 @@ kinds, agents, models and validator kinds; never a task or run id.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -22,10 +21,11 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from conductor.report.poolreport import pools_doc
 from conductor.state.liveness import is_live, shown_task_state
 from conductor.state.readonly import ReadOnlyStore
 from conductor.state.records import RunRow
-from conductor.state.states import RUN_LIVE, TASK_ACTIVE
+from conductor.state.states import RUN_LIVE
 from conductor.web.markup import STATES
 
 # Agents take minutes to hours; no-op tasks well under a second: both ends resolve.
@@ -194,20 +194,24 @@ class StoreCollector(Collector):
         yield from (cost, tokens, turns)
 
     def _pool(self, runs: list[dict[str, Any]], shown: dict[str, str]) -> Iterator[Metric]:
-        """Until pools exist, the live runs' concurrency is one pool named `local`."""
-        size = used = 0
+        """Each pool's slots used and free, summed over the live runs (the same numbers
+        `status --json` shows under `pools`); a pool without a slot cap shows no `free`."""
+        used: dict[str, float] = {}
+        free: dict[str, float] = {}
         for r in runs:
             if shown[r["id"]] not in RUN_LIVE:
                 continue
-            size += int(json.loads(r["options"] or "{}").get("concurrency") or 0)
-            rows = self.store.select(
-                f"SELECT COUNT(*) AS n FROM tasks WHERE run_id = ? AND state IN "
-                f"({_marks(len(TASK_ACTIVE))})", (r["id"], *sorted(TASK_ACTIVE)))  # fmt: skip
-            used += int(rows[0]["n"])
-        for name, value in (("used", used), ("free", max(0, size - used))):
+            tasks = self.store.select("SELECT * FROM tasks WHERE run_id = ?", (r["id"],))
+            tries = self.store.select("SELECT * FROM attempts WHERE run_id = ?", (r["id"],))
+            for pool in pools_doc(r, tasks, tries):  # type: ignore[arg-type]
+                used[pool["name"]] = used.get(pool["name"], 0) + pool["used"]
+                if pool["free"] is not None:
+                    free[pool["name"]] = free.get(pool["name"], 0) + pool["free"]
+        for name, values in (("used", used), ("free", free)):
             fam = GaugeMetricFamily(f"conductor_pool_slots_{name}", f"Slots of a pool {name} "
                                     "by live runs.", labels=["pool"])  # fmt: skip
-            fam.add_metric(["local"], value)
+            for pool_name, value in sorted(values.items()):
+                fam.add_metric([pool_name], value)
             yield fam
 
 

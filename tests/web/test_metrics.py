@@ -124,8 +124,8 @@ def test_durations_are_histograms_in_seconds(scraped: tuple[Samples, Path]) -> N
 
 def test_pool_slots_and_no_task_ids_as_labels(scraped: tuple[Samples, Path]) -> None:
     s, _ = scraped
-    assert value(s, "conductor_pool_slots_used", pool="local") == 0  # nothing is live
-    assert value(s, "conductor_pool_slots_free", pool="local") == 0
+    # pools are a live run's: with nothing live, no pool has a slot to show
+    assert not [name for name, _ in s if name.startswith("conductor_pool_slots")]
     labels: set[Any] = {v for (_, ls) in s for (_, v) in ls}
     assert not labels & {"A", "B", "C", "D"}
     assert all(name.startswith("conductor_") for name, _ in s)
