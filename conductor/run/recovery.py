@@ -9,6 +9,7 @@ integration branch but not the store is found by its trailers, so nothing is mer
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,11 +72,17 @@ def _stop_remote(ws: Workspace, run_id: str, attempts: list[AttemptRow]) -> None
     stops them once it notices the runner's hub is gone; Ray may have killed the worker
     first): stop whatever of them runs there, by their marker, on every live node. They
     are closed as interrupted below; their work never came back, so nothing merges."""
-    from conductor.run.remote_attempt import RAY_HOST, sweep_cluster
+    from conductor.run.remote_attempt import RAY_HOST
 
-    if any((a["host"] or "").startswith(RAY_HOST) and a["state"] in ATTEMPT_OPEN
-           for a in attempts):  # fmt: skip
-        sweep_cluster(ws.root, f"{run_id}/")
+    if not any((a["host"] or "").startswith(RAY_HOST) and a["state"] in ATTEMPT_OPEN
+               for a in attempts):  # fmt: skip
+        return
+    from conductor.remote.call import sweep_everywhere
+    from conductor.spec.config import load_config
+
+    address = str(load_config(ws.root, os.environ)["ray.address"])
+    with contextlib.suppress(ConductorError):  # out of reach: the workers stop them
+        sweep_everywhere(address, f"{run_id}/")
 
 
 def _retire_leftover(ws: Workspace, a: AttemptRow, keep: str) -> None:

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from conductor.agents import profiles as agents
-from conductor.errors import ConductorError, Rejected
+from conductor.errors import ConductorError, InfraError, Rejected
 from conductor.git import bundles, refs
 from conductor.remote.call import Call, NodeLost, live_nodes, submit
 from conductor.remote.cluster import fits
@@ -117,8 +117,11 @@ class _Remote:
         self._open()
         job = self._job()
         key = f"{self.ctx.run_id}/{self.att.tid}/{self.att.n}"
-        call = submit(self.where.address, self.ctx.run_id, key, execute, job,
-                      task_options(self.where.resources, self.where.labels))  # fmt: skip
+        try:
+            call = submit(self.where.address, self.ctx.run_id, key, execute, job,
+                          task_options(self.where.resources, self.where.labels))  # fmt: skip
+        except InfraError as exc:  # the cluster out of reach: not the task's fault either
+            raise NodeLost(str(exc)) from exc
         try:
             return self._follow(call)
         finally:
@@ -165,7 +168,7 @@ class _Remote:
             run_id=ctx.run_id, wf=wf, task=task, n=att.n, branch=att.branch,
             pre_ref=self._pre_ref(), start=self.tree_start, diff_base=att.start_sha,
             instructions=text, secrets=ctx.secrets, mark=att.mark, trailers=tr,
-            env=_trace_env(ctx, task.id, att.n), setup=tuple(ctx.wf.workspace.setup),
+            env=ctx.trace_env(task.id, att.n), setup=tuple(ctx.wf.workspace.setup),
             copies=bundles.shipped_copies(ctx.ws.root, ctx.wf.workspace.copy),
             resume_session=att.prior.session_id, worker_dir=self.where.worker_dir,
         )  # fmt: skip
@@ -214,6 +217,8 @@ class _Remote:
             elif kind == "phase" and data[0] == "validate" and not self.validating:
                 self.validating = True  # the worker runs the task's checks
                 ctx.set_state(tid, "validating")
+            elif kind == "phase" and data[0] != "validate":
+                ctx.phase(tid, str(data[0]))  # setup, agent (the trace's phase spans)
 
     def _placed(self, node: str, host: str) -> None:
         self._log_line(f"# conductor: running on {host} (ray node {node})")
@@ -380,21 +385,3 @@ class _Remote:
         if wanted and att.post:
             with contextlib.suppress(ConductorError):
                 self.ctx.ws.add_worktree(att.worktree, att.branch, att.post)
-
-
-def _trace_env(ctx: Any, task_id: str, n: int) -> dict[str, str]:
-    """The trace context for the attempt's processes, where the run exports traces."""
-    trace = getattr(ctx, "trace_env", None)
-    return dict(trace(task_id, n)) if trace is not None else {}
-
-
-def sweep_cluster(repo_root: Path, prefix: str) -> None:
-    """Resume: stop the processes a dead runner's remote attempts left on the cluster
-    (their marker starts with ``prefix``); a cluster out of reach is left to the workers,
-    which stop their commands once the runner's hub is gone."""
-    from conductor.remote.call import sweep_everywhere
-    from conductor.spec.config import load_config
-
-    address = str(load_config(repo_root, os.environ)["ray.address"])
-    with contextlib.suppress(ConductorError):
-        sweep_everywhere(address, prefix)

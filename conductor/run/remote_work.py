@@ -229,6 +229,8 @@ class _Remote:
             self.link.send("progress", percent, message)
 
     def _setup(self) -> bool:
+        if self.job.setup:
+            self.link.send("phase", "setup")
         for cmd in self.job.setup:
             res = self._exec(["bash", "-c", cmd], Limits(timeout_s=self.job.task.timeout_s),
                              self.task_env())  # fmt: skip

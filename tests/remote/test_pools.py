@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from conductor.exec.procs import marked
+from conductor.run.engine import Runner
 from conductor.spec.model import Pool, Task
 from tests.remote.conftest import LocalCluster
 from tests.testing.engine import Harness, start, task, workflow
@@ -69,6 +70,25 @@ def test_cancel_stops_the_whole_remote_tree(repo: Path, ray_cluster: LocalCluste
         assert not marked(f"{h.run_id}/"), "a process of the remote attempt outlived it"
         row = h.store.attempts(h.run_id, "C")[0]
         assert row["state"] == "interrupted" and row["post_commit"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_whole_remote_tree(repo: Path, ray_cluster: LocalCluster) -> None:
+    wf = workflow(repo, _remote("I", GPU, LINGER), pools={"gpu": GPU})
+    with start(wf) as h:
+        runners: list[Runner] = []
+
+        def interrupt_once_running() -> None:
+            _wait_for_marked(f"{h.run_id}/")
+            runners[0].interrupt()  # what the first Ctrl-C does
+
+        helper = threading.Thread(target=interrupt_once_running)
+        helper.start()
+        result = h.run(runners.append)
+        helper.join()
+        assert result.state == "interrupted"
+        assert not marked(f"{h.run_id}/"), "a process of the remote attempt outlived it"
+        assert h.store.attempts(h.run_id, "I")[0]["post_commit"]  # its work came back
 
 
 @pytest.mark.slow

@@ -7,7 +7,10 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from conductor.exec.procs import marked
+from conductor.run import remote_attempt
 from conductor.run.attempt import Attempt
 from conductor.run.outcome import Outcome, Prior
 from conductor.run.remote_attempt import Placement, run_remote
@@ -62,3 +65,15 @@ def test_lines_stream_while_the_task_runs(repo: Path, ray_cluster: LocalCluster)
         # `conductor progress` on the worker reached the runner's store
         progress = [e["data"] for e in h.store.events(h.run_id) if e["kind"] == "task_progress"]
         assert {"percent": 50.0, "message": "halfway"} in progress, progress
+
+
+def test_a_task_no_live_node_fits_marks_its_pool_down(
+    repo: Path, ray_cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(remote_attempt, "FIT_CHECK_S", 0.2)
+    wf = workflow(repo, task("U", agent="sh", run="true"))
+    with start(wf) as h:
+        out = run_remote(_attempt(h, "U"), _where(ray_cluster, nowhere=1))
+        assert not out.ok and out.extras.get("infra"), out
+        assert h.ctx.pools_down == {"remote": "no live Ray node fits pool remote"}
+        assert h.store.attempts(h.run_id, "U")[0]["state"] == "interrupted"
