@@ -55,7 +55,7 @@ def cluster(tmp: Path) -> object:
     c = Cluster(initialize_head=False)
     for name in ("head", "node"):
         env = {"CONDUCTOR_WORKER_DIR": str(tmp / "workers" / name)}
-        c.add_node(num_cpus=1, object_store_memory=80 << 20, env_vars=env)
+        c.add_node(num_cpus=1, object_store_memory=80 << 20, env_vars=env, include_dashboard=False)
     c.wait_for_nodes()
     return c
 

@@ -107,9 +107,13 @@ def submit(
     return Call(ray, hub, run_id, key, ref)
 
 
-def sweep_everywhere(address: str, prefix: str, grace_s: float = 2.0) -> dict[str, list[int]]:
+def sweep_everywhere(
+    address: str, prefix: str, grace_s: float = 2.0, tidy: Callable[..., Any] | None = None,
+    tidy_args: tuple[Any, ...] = (),
+) -> dict[str, list[int]]:
     """Stop, on every live node, the processes whose marker starts with ``prefix`` (those
-    a dead runner's remote attempts left); {node id: pids found}."""
+    a dead runner's remote attempts left), then run ``tidy(*tidy_args)`` there; {node id:
+    pids found}."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     from conductor.remote.worker import sweep
@@ -120,7 +124,7 @@ def sweep_everywhere(address: str, prefix: str, grace_s: float = 2.0) -> dict[st
     for node in nodes(ray):
         strategy = NodeAffinitySchedulingStrategy(node.node_id, soft=False)
         task = ray.remote(sweep).options(num_cpus=0, max_retries=0, scheduling_strategy=strategy)
-        refs[node.node_id] = task.remote(prefix, grace_s)
+        refs[node.node_id] = task.remote(prefix, grace_s, tidy, tidy_args)
     for node_id, ref in refs.items():
         try:
             found[node_id] = list(ray.get(ref, timeout=60))

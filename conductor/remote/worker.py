@@ -25,6 +25,11 @@ def serve(job: Callable[[Any, Link], Any], spec: Any, hub: Any, key: str) -> Any
         link.close()
 
 
-def sweep(prefix: str, grace_s: float) -> list[int]:
-    """On one node: stop every process whose marker starts with ``prefix``."""
-    return sweep_marked(prefix, grace_s)
+def sweep(prefix: str, grace_s: float, tidy: Callable[..., Any] | None = None,
+          tidy_args: tuple[Any, ...] = ()) -> list[int]:  # fmt: skip
+    """On one node: stop every process whose marker starts with ``prefix``, then
+    ``tidy(*tidy_args)`` (what those attempts left on disk there)."""
+    found = sweep_marked(prefix, grace_s)
+    if tidy is not None:
+        tidy(*tidy_args)
+    return found

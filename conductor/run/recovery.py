@@ -78,11 +78,13 @@ def _stop_remote(ws: Workspace, run_id: str, attempts: list[AttemptRow]) -> None
                for a in attempts):  # fmt: skip
         return
     from conductor.remote.call import sweep_everywhere
+    from conductor.run.remote_work import tidy
     from conductor.spec.config import load_config
 
-    address = str(load_config(ws.root, os.environ)["ray.address"])
+    config = load_config(ws.root, os.environ)
     with contextlib.suppress(ConductorError):  # out of reach: the workers stop them
-        sweep_everywhere(address, f"{run_id}/")
+        sweep_everywhere(str(config["ray.address"]), f"{run_id}/", tidy=tidy,
+                         tidy_args=(run_id, str(config["ray.worker_dir"])))  # fmt: skip
 
 
 def _retire_leftover(ws: Workspace, a: AttemptRow, keep: str) -> None:

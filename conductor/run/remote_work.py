@@ -34,7 +34,7 @@ import socket
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from conductor.agents import profiles as agents
 from conductor.errors import ConductorError
@@ -347,6 +347,19 @@ class _Remote:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def describe(result: RemoteResult) -> dict[str, Any]:
-    """Where it ran, for events and the store."""
-    return {"node": result.node[:12], "host": result.host}
+def tidy(run_id: str, configured: str = "") -> None:
+    """On a node, for `resume`: remove what attempts of a runner that died left in this
+    node's cache (their worktrees and attempt branches; their work never went back)."""
+    directory = worker_dir(configured)
+    if not (directory / "repo" / ".git").is_dir():
+        return
+    cache = Cache.open(directory)
+    home = Layout(cache.state_dir).worktrees_dir(run_id)
+    for path in sorted(home.iterdir()) if home.is_dir() else []:
+        with contextlib.suppress(ConductorError):
+            cache.remove_worktree(path, force=True)
+    mine = [ref.removeprefix("refs/heads/") for ref in cache.list_refs("refs/heads/")
+            if f".attempts/{run_id}/" in ref]  # fmt: skip
+    with contextlib.suppress(ConductorError):
+        cache.delete_branches(mine)
+    shutil.rmtree(Layout(cache.state_dir).run_dir(run_id), ignore_errors=True)

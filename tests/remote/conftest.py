@@ -50,7 +50,7 @@ class LocalCluster:
     def add(self, name: str, resources: dict[str, float], labels: dict[str, str]) -> Any:
         node = self.cluster.add_node(
             num_cpus=1, resources=resources, labels=labels, object_store_memory=STORE,
-            env_vars=self.node_env(name),
+            env_vars=self.node_env(name), include_dashboard=False,  # lighter: not needed
         )  # fmt: skip
         self.nodes[name] = node
         return node

@@ -15,7 +15,7 @@ from conductor.exec.procs import marked, sweep
 from conductor.spec.model import Pool
 from tests.remote.conftest import LocalCluster
 from tests.testing.engine import EngineResult, start, task, workflow
-from tests.testing.repos import live_merges
+from tests.testing.repos import git, live_merges
 from tests.testing.runner import cli, conductor_argv, db_rows, latest_run, write_workflow
 
 pytestmark = pytest.mark.slow
@@ -89,3 +89,7 @@ def test_the_runner_killed_then_resumed_merges_once(repo: Path, ray_cluster: Loc
     assert [r["state"] for r in rows] == ["interrupted", "succeeded"]
     assert len(live_merges(repo, "A")) == 1
     assert not marked(f"{run_id}/"), "a process of the killed runner's attempt is left"
+    cache = ray_cluster.worker_dir("gpu") / "repo"
+    left = cache / ".conductor" / "worktrees" / run_id
+    assert not left.exists() or not any(left.iterdir()), "a worktree is left on the worker"
+    assert f".attempts/{run_id}/" not in git(cache, "for-each-ref", "refs/heads/")
