@@ -3,6 +3,7 @@ on the node the pool's resources pick, its commit comes back as a bundle and is 
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -77,3 +78,20 @@ def test_a_task_no_live_node_fits_marks_its_pool_down(
         assert not out.ok and out.extras.get("infra"), out
         assert h.ctx.pools_down == {"remote": "no live Ray node fits pool remote"}
         assert h.store.attempts(h.run_id, "U")[0]["state"] == "interrupted"
+
+
+def test_secrets_are_masked_on_the_worker_before_they_travel(
+    repo: Path, ray_cluster: LocalCluster
+) -> None:
+    value = "hunter2-the-secret-value"
+    wf = workflow(repo, task("K", agent="sh", run='echo "token is $TOKEN"',
+                             env={"TOKEN": "${MY_SECRET}"}))  # fmt: skip
+    env = {**os.environ, "MY_SECRET": value}
+    with start(wf, environ=env) as h:
+        out = run_remote(_attempt(h, "K"), _where(ray_cluster))
+        assert out.ok, out.error
+        log = h.store.attempts(h.run_id, "K")[0]["log_path"]
+        text = Path(log).read_text()
+        assert "token is ***" in text and value not in text
+        assert value not in str([e["data"] for e in h.store.events(h.run_id)])
+        assert value not in git(repo, "log", "--format=%B", "-1", out.result_commit or "")
