@@ -49,6 +49,7 @@ from conductor.run import usage, validators
 from conductor.run.outcome import Outcome, trailers
 from conductor.run.outputs import record, upstream_values
 from conductor.run.placeholders import fill
+from conductor.run.remote_checks import clear_when_fit
 from conductor.run.remote_work import WORKTREE_TOKEN, RemoteJob, RemoteResult, execute
 
 if TYPE_CHECKING:
@@ -259,7 +260,10 @@ class _Remote:
         if any(fits(n, needs(where.resources), where.labels) for n in live_nodes(where.address)):
             return
         why = f"no live Ray node fits pool {where.pool}"
-        self.ctx.pools_down[where.pool] = why
+        if where.pool not in self.ctx.pools_down:
+            self.ctx.pools_down[where.pool] = why
+            clear_when_fit(self.ctx.pools_down, where.pool, where.resources, where.labels,
+                           where.address, FIT_CHECK_S)  # fmt: skip
         call.abandon()
         raise NodeLost(why)
 

@@ -1,4 +1,6 @@
-"""Preflight of Ray pools, for `run` and `run --validate-only` (exit 2, nothing started).
+"""Does a node fit each Ray pool? Before a run (preflight) and while it waits for one.
+
+Preflight of Ray pools, for `run` and `run --validate-only` (exit 2, nothing started).
 
 For the pools with ``executor: ray`` that the selected tasks use: Ray is installed, the
 cluster (``ray.address`` in config, default ``auto``) is reachable, and each pool has at
@@ -10,10 +12,13 @@ never runs a sandboxed task unconfined: it refuses instead).
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
 from collections.abc import Mapping
 
 from conductor.agents.profiles import profile_for
-from conductor.errors import Diagnostic, InfraError, UserError
+from conductor.errors import ConductorError, Diagnostic, InfraError, UserError
 from conductor.plan.planner import Plan
 from conductor.remote import cluster
 from conductor.remote.placement import needs
@@ -101,3 +106,19 @@ def _offer(node: cluster.Node) -> str:
     labels = ", ".join(f"{k}={v}" for k, v in sorted(node.labels.items())
                        if not k.startswith("ray.io/"))  # fmt: skip
     return f"{node.node_id[:8]}: {text}" + (f" ({labels})" if labels else "")
+
+
+def clear_when_fit(pools_down: dict[str, str], pool: str, resources: Mapping[str, float],
+                   labels: Mapping[str, str], address: str, every_s: float) -> None:  # fmt: skip
+    """While ``pool`` is down (no live node fits it), look every ``every_s`` for a node that
+    does (one came back, or was added) and then lift it: its tasks are dispatched again."""
+    from conductor.remote.call import live_nodes
+
+    def watch() -> None:
+        while pool in pools_down:
+            time.sleep(every_s)
+            with contextlib.suppress(ConductorError):
+                if any(cluster.fits(n, needs(resources), labels) for n in live_nodes(address)):
+                    pools_down.pop(pool, None)
+
+    threading.Thread(target=watch, name=f"pool-{pool}", daemon=True).start()

@@ -12,6 +12,10 @@ from pathlib import Path
 import pytest
 
 from conductor.exec.procs import marked, sweep
+from conductor.run import remote_attempt
+from conductor.run.attempt import Attempt
+from conductor.run.outcome import Prior
+from conductor.run.remote_attempt import Placement, run_remote
 from conductor.spec.model import Pool
 from tests.remote.conftest import LocalCluster
 from tests.testing.engine import EngineResult, start, task, workflow
@@ -93,3 +97,18 @@ def test_the_runner_killed_then_resumed_merges_once(repo: Path, ray_cluster: Loc
     left = cache / ".conductor" / "worktrees" / run_id
     assert not left.exists() or not any(left.iterdir()), "a worktree is left on the worker"
     assert f".attempts/{run_id}/" not in git(cache, "for-each-ref", "refs/heads/")
+
+
+def test_a_pool_down_comes_back_with_a_node_that_fits(
+    repo: Path, ray_cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(remote_attempt, "FIT_CHECK_S", 0.2)
+    wf = workflow(repo, task("L", agent="sh", run="true"))
+    with start(wf) as h:
+        where = Placement("late", {"late": 1}, {}, address=ray_cluster.address)
+        out = run_remote(Attempt(h.ctx, h.wf.tasks["L"], 1, Prior()), where)
+        assert out.extras.get("infra") and "late" in h.ctx.pools_down
+        ray_cluster.add("late", {"late": 1}, {})
+        _until(lambda: "late" not in h.ctx.pools_down, timeout=30)
+        out = run_remote(Attempt(h.ctx, h.wf.tasks["L"], 2, Prior()), where)
+        assert out.ok, out.error
