@@ -45,6 +45,15 @@ def ray_module() -> ModuleType:
     return ray
 
 
+def current() -> ModuleType | None:
+    """``ray``, if this process has joined a cluster (and not left it: ``ray.shutdown``);
+    never joins one."""
+    import sys
+
+    ray = sys.modules.get("ray")
+    return ray if ray is not None and ray.is_initialized() else None
+
+
 def connect(address: str = DEFAULT_ADDRESS) -> ModuleType:
     """Join the cluster at ``address`` (once per process; later calls reuse it). Never
     starts a cluster: none reachable is an ``InfraError`` that says how to get one."""

@@ -263,7 +263,7 @@ class _Remote:
         if where.pool not in self.ctx.pools_down:
             self.ctx.pools_down[where.pool] = why
             clear_when_fit(self.ctx.pools_down, where.pool, where.resources, where.labels,
-                           where.address, FIT_CHECK_S)  # fmt: skip
+                           FIT_CHECK_S)  # fmt: skip
         call.abandon()
         raise NodeLost(why)
 

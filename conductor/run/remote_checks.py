@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping
 
 from conductor.agents.profiles import profile_for
-from conductor.errors import ConductorError, Diagnostic, InfraError, UserError
+from conductor.errors import Diagnostic, InfraError, UserError
 from conductor.plan.planner import Plan
 from conductor.remote import cluster
 from conductor.remote.placement import needs
@@ -109,16 +109,17 @@ def _offer(node: cluster.Node) -> str:
 
 
 def clear_when_fit(pools_down: dict[str, str], pool: str, resources: Mapping[str, float],
-                   labels: Mapping[str, str], address: str, every_s: float) -> None:  # fmt: skip
+                   labels: Mapping[str, str], every_s: float) -> None:  # fmt: skip
     """While ``pool`` is down (no live node fits it), look every ``every_s`` for a node that
     does (one came back, or was added) and then lift it: its tasks are dispatched again."""
-    from conductor.remote.call import live_nodes
-
     def watch() -> None:
         while pool in pools_down:
             time.sleep(every_s)
-            with contextlib.suppress(ConductorError):
-                if any(cluster.fits(n, needs(resources), labels) for n in live_nodes(address)):
+            ray = cluster.current()
+            if ray is None:  # the runner left the cluster: nothing to wait for
+                return
+            with contextlib.suppress(Exception):  # a cluster going away: look again later
+                if any(cluster.fits(n, needs(resources), labels) for n in cluster.nodes(ray)):
                     pools_down.pop(pool, None)
 
     threading.Thread(target=watch, name=f"pool-{pool}", daemon=True).start()
