@@ -327,6 +327,10 @@ def _runnable(env: Mapping[str, str]) -> list[Path]:
     (a checkout or a virtualenv there, tests): its PATH, and this interpreter and
     package (`conductor progress`, the forwarder)."""
     dirs = [Path(p) for p in env.get("PATH", "").split(os.pathsep) if p.startswith("/")]
+    # npm's node_modules/.bin holds links into its packages (and they load their siblings):
+    # the whole node_modules must show, not just the links
+    dirs = [d.parent if d.name == ".bin" and d.parent.name == "node_modules" else d
+            for d in dirs]  # fmt: skip
     dirs += [Path(sys.executable).parent, Path(sys.prefix), Path(__file__).parents[2],
              Path(os.path.realpath(sys.executable)).parents[1]]  # fmt: skip
     inside = [d for d in dict.fromkeys(dirs) if d != PRIVATE_TMP and _under(d, PRIVATE_TMP)]

@@ -233,3 +233,23 @@ def test_a_tool_reached_through_a_symlink_under_tmp_still_runs(
         assert "tool ran" in log(box)
     finally:
         shutil.rmtree(outside, ignore_errors=True)
+
+
+def test_an_npm_installed_cli_under_tmp_runs_with_its_packages(box: dict[str, Path]) -> None:
+    """A CLI installed by npm into a checkout under /tmp (CI clones there): its
+    node_modules/.bin entry links into its package, which loads a sibling package."""
+    modules = box["tmp"] / "checkout" / "node_modules"
+    (modules / "cli" / "bin").mkdir(parents=True)
+    (modules / "cli-linux" ).mkdir()
+    (modules / "cli-linux" / "native.sh").write_text("echo native part ran\n")
+    main = modules / "cli" / "bin" / "cli.sh"
+    main.write_text('#!/bin/sh\n. "$(dirname "$(readlink -f "$0")")/../../cli-linux/native.sh"\n')
+    main.chmod(0o755)
+    (modules / ".bin").mkdir()
+    (modules / ".bin" / "the-cli").symlink_to("../cli/bin/cli.sh")
+    env = {**os.environ, "HOME": str(box["home"]),
+           "PATH": f"{modules / '.bin'}:{os.environ['PATH']}"}  # fmt: skip
+    req = request(["bash", "-c", "the-cli"], box["wt"], env=env, log_path=box["tmp"] / "log",
+                  sandbox=SandboxPolicy(box["wt"]))  # fmt: skip
+    assert FAST.run(req).ok, log(box)
+    assert "native part ran" in log(box)

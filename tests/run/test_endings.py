@@ -146,8 +146,8 @@ def test_skipped_tasks_are_counted_apart_everywhere(repo: Path) -> None:
 
     log = _log(repo, run_id)
     assert "**succeeded** after" in log
-    assert ": 1 succeeded, 2 skipped\n" in log
-    assert "| Tasks | 3: 1 succeeded · 2 skipped |" in log
+    assert ": 1 succeeded, 2 up to date\n" in log
+    assert "| Tasks | 3: 1 succeeded · 2 up to date |" in log
 
 
 def test_run_json_counts_skipped_apart(repo: Path) -> None:
