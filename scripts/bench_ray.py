@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -25,9 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def git(cwd: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+from benchlib import attempt_durations, seed_repo
 
 
 def workflow(pairs: int, concurrency: int) -> str:
@@ -38,15 +35,6 @@ def workflow(pairs: int, concurrency: int) -> str:
         lines.append(f"  L{i}: {{run: 'true'}}")
         lines.append(f"  R{i}: {{run: 'true', pool: cluster}}")
     return "\n".join(lines) + "\n"
-
-
-def durations(db: Path) -> dict[str, float]:
-    con = sqlite3.connect(db)
-    try:
-        rows = con.execute("SELECT task_id, started, finished FROM attempts").fetchall()
-    finally:
-        con.close()
-    return {tid: float(end) - float(start) for tid, start, end in rows if end}
 
 
 def cluster(tmp: Path) -> object:
@@ -76,13 +64,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=2)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        repo = Path(tmp) / "repo"
-        repo.mkdir()
-        git(repo, "init", "-q", "-b", "main")
-        (repo / "README.md").write_text("bench\n")
-        (repo / "wf.yaml").write_text(workflow(args.pairs, args.concurrency))
-        git(repo, "add", "-A")
-        git(repo, "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "init")
+        repo = seed_repo(Path(tmp), workflow(args.pairs, args.concurrency))
         c = cluster(Path(tmp))
         try:
             done, wall = run(repo, c.address)  # type: ignore[attr-defined]
@@ -90,7 +72,7 @@ def main() -> None:
             c.shutdown()  # type: ignore[attr-defined]
         if done.returncode != 0:
             sys.exit(f"the run failed ({done.returncode}):\n{done.stdout}{done.stderr}")
-        took = durations(repo / ".conductor" / "state.db")
+        took = attempt_durations(repo)
     local = [took[f"L{i}"] for i in range(args.pairs)]
     remote = [took[f"R{i}"] for i in range(args.pairs)]
     extra = statistics.median(r - p for r, p in zip(remote, local, strict=True)) * 1000

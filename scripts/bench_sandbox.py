@@ -16,16 +16,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-
-def git(cwd: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+from benchlib import attempt_durations, seed_repo
 
 
 def workflow(pairs: int, network: str, concurrency: int) -> str:
@@ -39,15 +36,6 @@ def workflow(pairs: int, network: str, concurrency: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def durations(db: Path) -> dict[str, float]:
-    con = sqlite3.connect(db)
-    try:
-        rows = con.execute("SELECT task_id, started, finished FROM attempts").fetchall()
-    finally:
-        con.close()
-    return {tid: float(end) - float(start) for tid, start, end in rows if end}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--pairs", type=int, default=100)
@@ -55,20 +43,14 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=2)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        repo = Path(tmp) / "repo"
-        repo.mkdir()
-        git(repo, "init", "-q", "-b", "main")
-        (repo / "README.md").write_text("bench\n")
-        (repo / "wf.yaml").write_text(workflow(args.pairs, args.network, args.concurrency))
-        git(repo, "add", "-A")
-        git(repo, "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "init")
+        repo = seed_repo(Path(tmp), workflow(args.pairs, args.network, args.concurrency))
         env = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b",
                "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"}  # fmt: skip
         done = subprocess.run([sys.executable, "-m", "conductor", "run", "wf.yaml", "--quiet"],
                               cwd=repo, env=env, capture_output=True, text=True)  # fmt: skip
         if done.returncode != 0:
             sys.exit(f"the run failed ({done.returncode}):\n{done.stdout}{done.stderr}")
-        took = durations(repo / ".conductor" / "state.db")
+        took = attempt_durations(repo)
     plain = [took[f"P{i}"] for i in range(args.pairs)]
     boxed = [took[f"S{i}"] for i in range(args.pairs)]
     ratio = statistics.median(s / p for s, p in zip(boxed, plain, strict=True))
