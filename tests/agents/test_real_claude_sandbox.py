@@ -13,7 +13,6 @@ the user's repository and home (but Claude's own state directory) are byte-ident
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from conductor.exec.sandbox import unavailable
 from tests.run.test_sandbox import tree_hash, user_repo
 from tests.testing.hello import GET, hello_servers
 from tests.testing.modelserver import ModelServer
+from tests.testing.procs import kill_with, pids_with
 from tests.testing.realcli import AgentSandbox, find_cli, missing_reason
 from tests.testing.repos import git, write
 from tests.testing.runner import db_rows, run_json, write_workflow
@@ -40,12 +40,7 @@ OWN_STATE = (".claude", ".claude.json")  # the agent's state directory: writable
 def token() -> Iterator[str]:
     value = f"cnd-sbx-{uuid.uuid4().hex[:8]}"
     yield value
-    for name in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if value.encode() in Path(f"/proc/{name}/cmdline").read_bytes():
-                os.kill(int(name), 9)  # never leak, pass or fail
-        except OSError:
-            continue
+    kill_with(value)
 
 
 def attacks(repo: Path, token: str, other: int) -> str:
@@ -98,7 +93,7 @@ def test_claude_in_the_sandbox_is_refused_everything_but_its_work(
     assert user_repo(repo) == before_repo
     assert tree_hash(home, skip=OWN_STATE) == before_home
     assert not (repo / ".conductor" / "worktrees" / "outside.txt").exists()
-    assert [p for p in _pids(token)] == []
+    assert [p for p in pids_with(token)] == []
     (boxed,) = [e["data"] for e in events if e["kind"] == "task_sandbox"]
     assert boxed["policy"].startswith(f"network only 127.0.0.1:{server.url.rsplit(':', 1)[1]}")
     assert boxed["refused"] >= 1  # the second server's closed port, inside the namespace
@@ -119,14 +114,3 @@ def _tool_output(log: Path) -> str:
                 content = item.get("content")
                 out.append(content if isinstance(content, str) else json.dumps(content))
     return "\n".join(out)
-
-
-def _pids(token: str) -> list[int]:
-    found = []
-    for name in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if token.encode() in Path(f"/proc/{name}/cmdline").read_bytes():
-                found.append(int(name))
-        except OSError:
-            continue
-    return found

@@ -24,6 +24,7 @@ from conductor.exec.sandbox import (
     unavailable,
 )
 from tests.testing.hello import GET, hello_servers
+from tests.testing.procs import pids_with
 from tests.testing.requests import request
 
 pytestmark = pytest.mark.skipif(unavailable() is not None, reason=str(unavailable()))
@@ -96,7 +97,7 @@ def test_what_the_command_starts_ends_with_it(box: dict[str, Path]) -> None:
     script = f"setsid bash -c 'exec -a {token} sleep 1000' & nohup sleep 1001 & echo started"
     res = run(box, script, policy(box))
     assert res.ok, log(box)
-    assert _with_token(token) == []
+    assert pids_with(token) == []
 
 
 def test_a_timeout_stops_the_whole_sandbox(box: dict[str, Path]) -> None:
@@ -104,18 +105,7 @@ def test_a_timeout_stops_the_whole_sandbox(box: dict[str, Path]) -> None:
     res = run(box, f"setsid bash -c 'exec -a {token} sleep 1000' & sleep 1000", policy(box),
               timeout_s=0.5)  # fmt: skip
     assert res.reason == "timeout"
-    assert _with_token(token) == []
-
-
-def _with_token(token: str) -> list[int]:
-    found = []
-    for name in os.listdir("/proc"):
-        try:
-            if name.isdigit() and token.encode() in Path(f"/proc/{name}/cmdline").read_bytes():
-                found.append(int(name))
-        except OSError:
-            continue
-    return found
+    assert pids_with(token) == []
 
 
 # ---------------------------------------------------------------- network

@@ -16,6 +16,7 @@ import pytest
 
 from conductor.exec.sandbox import unavailable
 from tests.testing.hello import GET, hello_servers
+from tests.testing.procs import kill_with, pids_with
 from tests.testing.repos import git, write
 from tests.testing.runner import cli, db_rows, run_json, write_workflow
 
@@ -86,19 +87,7 @@ def home(tmp_path: Path) -> Path:
 def token() -> Iterator[str]:
     value = f"cnd-sbx-{uuid.uuid4().hex[:8]}"
     yield value
-    for pid in _with_token(value):  # never leak, pass or fail
-        os.kill(pid, 9)
-
-
-def _with_token(token: str) -> list[int]:
-    found = []
-    for name in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if token.encode() in Path(f"/proc/{name}/cmdline").read_bytes():
-                found.append(int(name))
-        except OSError:
-            continue
-    return found
+    kill_with(value)
 
 
 @needs_bwrap
@@ -128,7 +117,7 @@ def test_a_sandboxed_task_reaches_nothing_but_its_worktree(
     # the user's repository and home are byte-identical; nothing it started lives on
     assert user_repo(repo) == before_repo
     assert tree_hash(home) == before_home
-    assert _with_token(token) == []
+    assert pids_with(token) == []
     boxed = [e["data"] for e in events if e["kind"] == "task_sandbox"]
     assert boxed and boxed[0]["policy"].startswith("network none") and boxed[0]["refused"] == 0
 
