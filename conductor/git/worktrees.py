@@ -6,18 +6,58 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from conductor.errors import InfraError
 from conductor.git import cmd as gitcmd
 from conductor.git import refs
-from conductor.git.prepare import unprepared
+from conductor.git.prepare import prepare, unprepared
 from conductor.git.repo import Repo, real
+
+
+@dataclass(frozen=True)
+class Taken:
+    """What ``take_worktree`` handed out: a pooled worktree (``reused``), and whether its
+    kept directories still match their key, so `setup` need not run again."""
+
+    reused: bool = False
+    setup_kept: bool = False
 
 
 class Worktrees(Repo):
     """The worktree half of ``Workspace``."""
+
+    def take_worktree(
+        self,
+        path: Path,
+        branch: str,
+        start_sha: str,
+        *,
+        pre_ref: str,
+        copy: Sequence[str] = (),
+        symlink: Sequence[str] = (),
+        keep: Sequence[str] = (),
+        key_files: Sequence[str] = (),
+        salt: str = "",
+    ) -> Taken:
+        """An attempt's worktree at ``path`` on a new ``branch`` at ``start_sha``, its
+        pre-snapshot ref ``pre_ref`` set, ``copy``/``symlink`` placed. A pooled one keeps
+        the ignored directories ``keep`` while the contents of ``key_files`` (and
+        ``salt``, the setup commands) are what they were when `setup` made them."""
+        self.add_worktree(path, branch, start_sha)
+        self._git(["update-ref", pre_ref, start_sha])
+        prepare(self.root, path, copy, symlink)
+        return Taken()
+
+    def setup_done(self, path: Path) -> None:
+        """`setup` succeeded in ``path``: its kept directories are good for ``key``."""
+
+    def recycle_worktree(self, path: Path, head: str | None = None) -> None:
+        """A finished attempt's worktree (its work committed): back to the pool, or
+        removed when the pool is full. ``head`` is its branch's sha when known."""
+        self.remove_worktree(path, force=True)
 
     def repair_worktrees(self, mine: Collection[str] = ()) -> list[str]:
         """Drop the admin dirs of worktrees whose creation was cut short (kill -9).

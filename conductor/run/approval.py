@@ -193,6 +193,6 @@ class ApprovingRunner(Runner):
         if keep == "always" or (keep == "on_failure" and not ok) or not att["worktree"]:
             return
         try:
-            self.ctx.ws.remove_worktree(Path(att["worktree"]), force=True)
+            self.ctx.ws.recycle_worktree(Path(att["worktree"]))
         except ConductorError as exc:
             self.ctx.emit("task_warning", att["task_id"], warning=f"worktree not removed: {exc}")

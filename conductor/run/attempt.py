@@ -18,6 +18,7 @@ from conductor.exec.base import Executor, Limits, ProcessResult, Request
 from conductor.exec.procs import new_mark
 from conductor.git import refs
 from conductor.git.guard import Pinned, Snapshot, repair, tampering
+from conductor.git.worktrees import Taken
 from conductor.run import sandboxing, usage, validators
 from conductor.run.faults import crash_point
 from conductor.run.merging import hold, merge_result
@@ -52,6 +53,7 @@ class Attempt:
         self.pinned: Pinned | None = None  # the attempt's git, named explicitly
         self.before: Snapshot | None = None  # the refs the agent must not move
         self.misuse: list[str] = []  # what the agent did to git outside its attempt
+        self.taken = Taken()  # how the worktree was had: fresh, or from the pool
 
     def update(self, **fields: object) -> None:
         self.ctx.store.update_attempt(self.ctx.run_id, self.tid, self.n, **fields)
@@ -105,10 +107,14 @@ class Attempt:
             host=socket.gethostname(),  # a remote executor records its node instead
             pool=self.task.pool,
         )
-        ws.add_worktree(self.worktree, self.branch, tree_start)
+        space = ctx.wf.workspace
+        self.taken = ws.take_worktree(
+            self.worktree, self.branch, tree_start,
+            pre_ref=refs.pre_ref(ctx.run_id, self.tid, self.n),
+            copy=space.copy, symlink=space.symlink, keep=space.reuse.keep,
+            key_files=space.reuse.key, salt="\n".join(space.setup),
+        )  # fmt: skip
         crash_point("worktree")
-        ws.set_ref(refs.pre_ref(ctx.run_id, self.tid, self.n), tree_start)
-        ws.prepare(self.worktree, ctx.wf.workspace.copy, ctx.wf.workspace.symlink)
         self.pinned = ws.pin_attempt(self.worktree, self.branch)
         ctx.emit(
             "task_started",
@@ -165,12 +171,17 @@ class Attempt:
         return Outcome(self.tid, self.n, False, "interrupted", interrupted=True, result_commit=post)
 
     def _setup(self) -> None:
-        if self.ctx.wf.workspace.setup:
+        space = self.ctx.wf.workspace
+        if self.taken.setup_kept:  # a pooled worktree kept what setup made (workspace.reuse)
+            self.ctx.progress(self.tid, "setup skipped: kept " + ", ".join(space.reuse.keep))
+            return
+        if space.setup:
             self.ctx.phase(self.tid, "setup")
-        for cmd in self.ctx.wf.workspace.setup:
+        for cmd in space.setup:
             res = self._exec(["bash", "-c", cmd], Limits(timeout_s=self.task.timeout_s))
             if res.reason != "exited" or res.exit_code != 0:
                 raise Rejected(f"workspace setup `{cmd}` failed", self._tail())
+        self.ctx.ws.setup_done(self.worktree)
 
     def _exec(
         self,

@@ -193,7 +193,7 @@ class Runner:
         if keep == "always" or out.awaiting_approval or (keep == "on_failure" and not out.ok):
             return
         try:
-            self.ctx.ws.remove_worktree(attempt.worktree, force=True)
+            self.ctx.ws.recycle_worktree(attempt.worktree)
         except ConductorError as exc:
             self.ctx.emit("task_warning", attempt.tid, warning=f"worktree not removed: {exc}")
 

@@ -96,7 +96,7 @@ def _retire_leftover(ws: Workspace, a: AttemptRow, keep: str) -> None:
         return
     if keep == "never" or a["state"] == "succeeded":
         with contextlib.suppress(ConductorError):
-            ws.remove_worktree(worktree, force=True)
+            ws.recycle_worktree(worktree)
 
 
 def _close_open_attempt(ws: Workspace, store: Store, run_id: str, a: AttemptRow, keep: str) -> None:
@@ -119,7 +119,7 @@ def _close_open_attempt(ws: Workspace, store: Store, run_id: str, a: AttemptRow,
                 pinned,
             )  # fmt: skip
             if keep != "always":
-                ws.remove_worktree(worktree, force=True)
+                ws.recycle_worktree(worktree, post)
         except ConductorError:
             # a half-made worktree (killed inside `git worktree add`): the agent never ran
             # there, so there is nothing to keep; drop it rather than leak it

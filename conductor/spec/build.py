@@ -22,6 +22,7 @@ from conductor.spec.model import (
     AgentProfile,
     Group,
     Loc,
+    ReuseSpec,
     Task,
     TmuxSpec,
     Validator,
@@ -71,6 +72,10 @@ def _build(source: Source, path: Path) -> Workflow:
             symlink=tuple(workspace.get("symlink", ())),
             setup=tuple(workspace.get("setup", ())),
             keep=workspace.get("keep", DEFAULT_KEEP),
+            reuse=ReuseSpec(
+                keep=tuple(workspace.get("reuse", {}).get("keep", ())),
+                key=tuple(workspace.get("reuse", {}).get("key", ())),
+            ),
         ),
         budget_usd=_usd(data.get("budget")),
         hooks={event: tuple(argv) for event, argv in data.get("on", {}).items()},

@@ -147,11 +147,22 @@ class AgentProfile:
 
 
 @dataclass(frozen=True)
+class ReuseSpec:
+    """``workspace.reuse``: ignored directories a pooled worktree keeps across attempts
+    (``keep``) while the contents of the ``key`` files are unchanged; then `setup` is
+    skipped."""
+
+    keep: tuple[str, ...] = ()
+    key: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class WorkspaceSpec:
     copy: tuple[str, ...] = ()
     symlink: tuple[str, ...] = ()
     setup: tuple[str, ...] = ()
     keep: KeepPolicy = DEFAULT_KEEP
+    reuse: ReuseSpec = field(default_factory=ReuseSpec)
 
 
 @dataclass(frozen=True)
