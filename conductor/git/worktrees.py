@@ -10,11 +10,13 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from conductor.errors import InfraError
+from conductor.errors import ConductorError, InfraError
 from conductor.git import cmd as gitcmd
 from conductor.git import refs
+from conductor.git.guard import read_refs
+from conductor.git.pool import Pooling
 from conductor.git.prepare import prepare, unprepared
-from conductor.git.repo import Repo, real
+from conductor.git.repo import real
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,7 @@ class Taken:
     setup_kept: bool = False
 
 
-class Worktrees(Repo):
+class Worktrees(Pooling):
     """The worktree half of ``Workspace``."""
 
     def take_worktree(
@@ -43,21 +45,49 @@ class Worktrees(Repo):
         salt: str = "",
     ) -> Taken:
         """An attempt's worktree at ``path`` on a new ``branch`` at ``start_sha``, its
-        pre-snapshot ref ``pre_ref`` set, ``copy``/``symlink`` placed. A pooled one keeps
-        the ignored directories ``keep`` while the contents of ``key_files`` (and
-        ``salt``, the setup commands) are what they were when `setup` made them."""
-        self.add_worktree(path, branch, start_sha)
-        self._git(["update-ref", pre_ref, start_sha])
+        pre-snapshot ref ``pre_ref`` set, ``copy``/``symlink`` placed: a pooled one when
+        there is one (reset to look fresh), else a fresh one. A pooled one keeps the
+        ignored directories ``keep`` while the contents of ``key_files`` (and ``salt``,
+        the setup commands) are what they were when `setup` made them."""
+        path = Path(path).absolute()
+        self._keys[str(path)] = (tuple(key_files), salt)
+        kept: bool | None = None
+        # a resumed attempt's own worktree or branch: `add_worktree` continues with them
+        if not os.path.lexists(path) and not self._branch_exists(branch):
+            kept = self._from_pool(path, branch, start_sha, keep, (key_files, salt))
+        if kept is None:
+            self.add_worktree(path, branch, start_sha)
+        self.write_ref(pre_ref, start_sha)
         prepare(self.root, path, copy, symlink)
-        return Taken()
+        return Taken(reused=kept is not None, setup_kept=bool(kept))
 
     def setup_done(self, path: Path) -> None:
-        """`setup` succeeded in ``path``: its kept directories are good for ``key``."""
+        """`setup` succeeded in ``path``: with `workspace.reuse`, its kept directories
+        are good for later attempts while the key files are unchanged."""
+        key_files, salt = self._keys.get(str(Path(path).absolute()), ((), ""))
+        if key_files:
+            self._made(Path(path).absolute(), key_files, salt)
 
     def recycle_worktree(self, path: Path, head: str | None = None) -> None:
         """A finished attempt's worktree (its work committed): back to the pool, or
         removed when the pool is full. ``head`` is its branch's sha when known."""
-        self.remove_worktree(path, force=True)
+        if not self.park_worktree(path, head):
+            self.remove_worktree(path, force=True)
+
+    def park_worktree(self, path: Path, head: str | None = None) -> bool:
+        """Put a finished attempt's worktree in the pool (a few renames, no process);
+        False when the pool is full or the worktree is not fit, and it stays where it is."""
+        path = Path(path).absolute()
+        self._keys.pop(str(path), None)
+        try:
+            return path.is_dir() and self._to_pool(path, head)
+        except (OSError, ConductorError):
+            return False  # half moved: `open_pool` repairs or discards it on the next start
+
+    def _branch_exists(self, branch: str) -> bool:
+        ref = refs.branch_ref(branch)
+        found = read_refs(self.common_dir, (ref,), attempts=True)
+        return (ref in found) if found is not None else self.rev(ref) is not None
 
     def repair_worktrees(self, mine: Collection[str] = ()) -> list[str]:
         """Drop the admin dirs of worktrees whose creation was cut short (kill -9).

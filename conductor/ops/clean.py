@@ -13,6 +13,7 @@ from pathlib import Path
 
 from conductor.errors import ConductorError
 from conductor.git import refs
+from conductor.git.pool import POOL_DIR
 from conductor.git.workspace import Workspace
 from conductor.state.layout import GATE_PREFIX, Layout
 from conductor.state.liveness import may_be_live
@@ -112,6 +113,9 @@ def _pick_worktrees(sweep: _Sweep, force: bool) -> None:
         run, _, name = (
             real[len(home) :].partition(os.sep) if real.startswith(home) else ("", "", "")
         )
+        if run == POOL_DIR:
+            _pick_pooled(sweep, path)
+            continue
         why = "" if run else "not conductor's"
         if run in sweep.live:
             why = f"run {run} is live"
@@ -130,6 +134,16 @@ def _pick_worktrees(sweep: _Sweep, force: bool) -> None:
             sweep.busy[branch] = path
 
 
+def _pick_pooled(sweep: _Sweep, path: Path) -> None:
+    """A worktree waiting in the pool: what it holds was committed before it was parked,
+    so it goes whatever it holds, unless a live run may be taking it right now."""
+    if sweep.live:
+        sweep.keep("worktree", sweep.rel(path), "pooled for the next attempt of a live run")
+        return
+    sweep.worktrees.append((path, None))
+    sweep.remove("worktree", sweep.rel(path))
+
+
 def _dirty_reason(ws: Workspace, path: Path) -> str:
     try:
         dirty = ws.is_dirty(path)
@@ -144,10 +158,12 @@ def _pick_strays(sweep: _Sweep, force: bool) -> None:
     for run_dir in sorted(home.iterdir()) if home.is_dir() else []:
         if run_dir.name in sweep.live or not run_dir.is_dir():
             continue
+        if run_dir.name == POOL_DIR and sweep.live:
+            continue  # a live run's pool: a slot may be half way through a move
         for entry in sorted(run_dir.iterdir()):
             if os.path.realpath(entry) in sweep.registered:
                 continue
-            if force:
+            if force or run_dir.name == POOL_DIR:  # conductor's own, never the user's files
                 sweep.strays.append(entry)
                 sweep.remove("directory", sweep.rel(entry))
             else:

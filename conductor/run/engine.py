@@ -94,7 +94,7 @@ class Runner:
 
     def _announce_queue(self) -> None:
         """One `task_queued` per task that is ready but has to wait, with why."""
-        for pos, t in enumerate(self.sched.waiting, 1):
+        for pos, t in self.sched.newly_queued():  # only what joined the queue: O(changes)
             if t in self._queued:
                 continue
             self._queued.add(t)
@@ -185,15 +185,18 @@ class Runner:
             outcome = attempt.run()
         except Exception as exc:  # a bug must fail the task, never hang the run
             outcome = Outcome(attempt.tid, attempt.n, False, f"internal error: {exc!r}")
-        self.done.put(outcome)  # free the slot first; removing the worktree can overlap
-        self._retire(attempt, outcome)
-
-    def _retire(self, attempt: Attempt, out: Outcome) -> None:
         keep = self.ctx.wf.workspace.keep  # one held for approval is kept for its reviewer
-        if keep == "always" or out.awaiting_approval or (keep == "on_failure" and not out.ok):
-            return
+        goes = not (keep == "always" or outcome.awaiting_approval
+                    or (keep == "on_failure" and not outcome.ok))  # fmt: skip
+        # into the pool before the slot is freed, so that the next task finds it there
+        parked = goes and self.ctx.ws.park_worktree(attempt.worktree, outcome.result_commit)
+        self.done.put(outcome)  # free the slot first; removing the worktree can overlap
+        if goes and not parked:
+            self._retire(attempt)
+
+    def _retire(self, attempt: Attempt) -> None:
         try:
-            self.ctx.ws.recycle_worktree(attempt.worktree)
+            self.ctx.ws.remove_worktree(attempt.worktree, force=True)
         except ConductorError as exc:
             self.ctx.emit("task_warning", attempt.tid, warning=f"worktree not removed: {exc}")
 

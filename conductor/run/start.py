@@ -294,6 +294,8 @@ def _prepare_runner(ctx: RunContext, plan: Plan, opts: Mapping[str, Any]) -> Run
 
     store, run_id, wf = ctx.store, ctx.run_id, ctx.wf
     fresh = not store.attempts(run_id)
+    # before recovery prunes worktrees: a pooled one a crash left half moved is put right
+    ctx.ws.open_pool(int(opts.get("concurrency") or wf.concurrency))
     rec = recover(ctx.ws, store, run_id, wf.integration_branch, wf.workspace.keep)
     if fresh:
         ctx.emit.replay()  # e.g. the earlier results this run took out before it started

@@ -14,7 +14,7 @@ from conductor.run.engine import Runner
 from conductor.spec.model import Pool, Task
 from tests.remote.conftest import LocalCluster
 from tests.testing.engine import Harness, start, task, workflow
-from tests.testing.repos import git
+from tests.testing.repos import attempt_worktrees
 from tests.testing.runner import cli, write_workflow
 
 GPU = Pool("gpu", executor="ray", resources={"gpuish": 1})
@@ -42,7 +42,7 @@ def test_tasks_land_on_the_nodes_their_pools_fit(repo: Path, ray_cluster: LocalC
         assert hosts["A"] == f"ray:{ray_cluster.node_id('head')}"
         assert {a["pool"] for a in h.store.attempts(h.run_id)} == {"gpu", "zone-a"}
         assert result.merges("G") == 1 and result.show(str(result.head), "a.txt") == "a"
-        assert "worktrees" not in git(repo, "worktree", "list")
+        assert attempt_worktrees(repo) == []
 
 
 def _wait_for_marked(prefix: str, timeout: float = 30) -> list[int]:

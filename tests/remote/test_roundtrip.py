@@ -17,7 +17,7 @@ from conductor.run.outcome import Outcome, Prior
 from conductor.run.remote_attempt import Placement, run_remote
 from tests.remote.conftest import LocalCluster
 from tests.testing.engine import Harness, start, task, workflow
-from tests.testing.repos import git
+from tests.testing.repos import attempt_worktrees, git
 
 
 def _attempt(h: Harness, task_id: str) -> Attempt:
@@ -41,7 +41,7 @@ def test_a_result_comes_back_as_a_bundle_and_merges(repo: Path, ray_cluster: Loc
         assert "out-line" in log
         # the runner's repository never had a worktree for it: the work happened in the
         # worker's own cache, under its worker directory
-        assert "worktrees" not in git(repo, "worktree", "list")
+        assert attempt_worktrees(repo) == []
         assert (ray_cluster.worker_dir("gpu") / "repo" / ".git").is_dir()
         assert row["host"] == f"ray:{ray_cluster.node_id('gpu')}" and row["pool"] == "remote"
 

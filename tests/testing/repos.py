@@ -24,6 +24,29 @@ def make_repo(path: Path, files: dict[str, str] | None = None) -> Path:
     return path
 
 
+def attempt_worktrees(repo: Path) -> list[str]:
+    """Worktrees besides the main one and those waiting in conductor's pool
+    (``.conductor/worktrees/.pool/``): what an attempt left behind."""
+    out = git(repo, "worktree", "list", "--porcelain")
+    paths = [line[len("worktree ") :] for line in out.splitlines() if line.startswith("worktree ")]
+    return [p for p in paths[1:] if "/.conductor/worktrees/.pool/" not in p]
+
+
+def pooled_worktrees(repo: Path) -> list[Path]:
+    """The worktrees waiting in conductor's pool, each checked to be sound: registered
+    with git at that path, on a detached HEAD (holding no branch), unlocked, and no
+    slot left half taken."""
+    home = repo / ".conductor" / "worktrees" / ".pool"
+    slots = sorted(home.iterdir()) if home.is_dir() else []
+    listed = git(repo, "worktree", "list", "--porcelain").split("\n\n")
+    for slot in slots:
+        assert not slot.name.startswith("."), f"a slot left half taken: {slot.name}"
+        entry = next((e for e in listed if e.startswith(f"worktree {slot}\n")), "")
+        assert entry, f"{slot} is not a registered worktree"
+        assert "detached" in entry and "locked" not in entry and "prunable" not in entry, entry
+    return slots
+
+
 def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)

@@ -1,0 +1,341 @@
+"""The worktree pool: finished attempts' worktrees, reset for the next attempt instead of
+removed and added again (issue 16).
+
+A fresh `git worktree add` checks out every file and the first `add -A` in it re-reads
+them all (they were written in the same second); on a 7,000-file repository that is most
+of a no-op task. A pooled worktree is reset with `checkout -f -B` and `clean -ffdx`,
+which touch only what the previous attempt changed.
+
+Where things are: a slot at rest is ``.conductor/worktrees/.pool/<id>`` with a detached
+HEAD (so no branch is checked out there: `branch -D`, `clean` and resume may use any
+attempt branch). Taking one claims it with an atomic rename (several runners may share a
+repository), resets it in the pool, and renames it to the attempt's own path, so an
+attempt's worktree is where DESIGN §4 says whether it was pooled or fresh. Moving a
+worktree is two renames and one file git keeps (``<admin>/gitdir``); the admin dir is
+``locked`` meanwhile so that no `git worktree prune` drops it half way.
+
+A reused worktree must look fresh to the agent: the admin dir loses everything a
+previous attempt may have left (locks, per-worktree config, sparse patterns, rebase and
+merge state, per-worktree refs, the reflog), an index whose entries carry flags
+(assume-unchanged, skip-worktree, intent-to-add) is dropped and rebuilt, and the tree is
+cleaned of untracked and ignored files — except the directories ``workspace.reuse.keep``
+names, while the ``key`` files' contents match what they were when `setup` made them.
+Whatever cannot be reset (a file `clean` cannot delete, a broken admin dir) makes the
+slot discarded and the attempt gets a fresh worktree: never a wrong one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import struct
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from conductor.errors import ConductorError
+from conductor.git.guard import ADMIN_DIR, read_refs
+from conductor.git.repo import Repo
+
+POOL_DIR = ".pool"  # under .conductor/worktrees/, beside the run dirs (run ids never start with .)
+CLAIM = ".taking-"  # a slot being taken: .taking-<pid>-<id>
+REUSE_FILE = "conductor-reuse"  # <admin>/conductor-reuse: the key its kept dirs were made for
+# What a fresh `git worktree add` leaves in the admin dir (plus the kept-dirs key).
+_ADMIN_KEEP = frozenset({"commondir", "gitdir", "HEAD", "index", "ORIG_HEAD", REUSE_FILE})
+_LOCK_REASON = "conductor: moving this worktree in or out of its pool\n"
+_local = threading.Lock()  # the runner's attempt threads: one count of the slots at a time
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return None
+
+
+def index_is_plain(index: Path) -> bool:
+    """True when the index can be reset in place: version 2 or 3 and no entry with a flag
+    that makes git skip its file (assume-unchanged, skip-worktree, intent-to-add), which
+    `checkout -f` would honour and so leave a previous attempt's file behind. Missing
+    is fine (git builds one); version 4 (prefix-compressed paths) is not read here."""
+    try:
+        data = index.read_bytes()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    if len(data) < 12 or data[:4] != b"DIRC":
+        return False
+    version, count = struct.unpack_from(">II", data, 4)
+    if version not in (2, 3):
+        return False
+    pos = 12
+    for _ in range(count):
+        if pos + 62 > len(data):
+            return False
+        (flags,) = struct.unpack_from(">H", data, pos + 60)
+        if flags & 0xC000:  # assume-valid, or extended flags (skip-worktree, intent-to-add)
+            return False
+        size = 62 + (flags & 0x0FFF)
+        if flags & 0x0FFF == 0x0FFF:  # a path too long for the length field
+            size = 62 + data.index(b"\0", pos + 62) - (pos + 62)
+        pos += (size + 8) & ~7  # NUL-padded to a multiple of 8
+    return True
+
+
+def reuse_key(tree: Path, key_files: Sequence[str], salt: str) -> str:
+    """What decides whether kept directories are still good: the setup commands and the
+    contents of the key files, as they are in the freshly reset tree."""
+    h = hashlib.sha256(salt.encode())
+    for rel in key_files:
+        h.update(b"\0" + rel.encode() + b"\0")
+        try:
+            h.update(hashlib.sha256((tree / rel).read_bytes()).digest())
+        except OSError:
+            h.update(b"missing")
+    return h.hexdigest()
+
+
+class Pooling(Repo):
+    """The worktree pool, as part of ``Workspace``."""
+
+    pool_slots = 0  # how many worktrees may wait in the pool; 0: none (set per run)
+
+    @property
+    def _keys(self) -> dict[str, tuple[tuple[str, ...], str]]:
+        """worktree -> (key files, salt) it was taken with, for ``setup_done``."""
+        found: dict[str, tuple[tuple[str, ...], str]] = self.__dict__.setdefault("_reuse_keys", {})
+        return found
+
+    @property
+    def pool_dir(self) -> Path:
+        return self.state_dir / "worktrees" / POOL_DIR
+
+    # ---- taking ---------------------------------------------------------------------
+
+    def _from_pool(
+        self,
+        path: Path,
+        branch: str,
+        start: str,
+        keep: Sequence[str],
+        key: tuple[Sequence[str], str],
+    ) -> bool | None:
+        """Reset a pooled worktree onto ``branch`` at ``start`` and move it to ``path``.
+        None when no slot could be had; else whether its kept directories still match."""
+        for slot in self._slots():
+            claim = slot.with_name(f"{CLAIM}{os.getpid()}-{slot.name}")
+            try:
+                os.rename(slot, claim)  # atomic: another runner cannot take it too
+            except OSError:
+                continue
+            try:
+                kept = self._reset(claim, branch, start, keep, key)
+                if kept is not None:
+                    self._move(claim, path)
+                    return kept
+            except (OSError, ConductorError):
+                pass
+            self._discard(claim)
+        return None
+
+    def _reset(
+        self,
+        tree: Path,
+        branch: str,
+        start: str,
+        keep: Sequence[str],
+        key: tuple[Sequence[str], str],
+    ) -> bool | None:
+        admin = self._admin_of(tree, repair=True)  # it names the slot's old place
+        if admin is None:
+            return None
+        (admin / "locked").write_text(_LOCK_REASON, encoding="utf-8")
+        for entry in admin.iterdir():
+            if entry.name not in _ADMIN_KEEP | {"locked"}:
+                _remove(entry)
+        if not index_is_plain(admin / "index"):
+            (admin / "index").unlink(missing_ok=True)  # rebuilt by the checkout below
+        where = ["--git-dir", str(admin), "--work-tree", str(tree)]
+        self._git([*where, "checkout", "-f", "-q", "--no-recurse-submodules", "-B", branch, start],
+                  tree)  # fmt: skip
+        (admin / "ORIG_HEAD").write_text(start + "\n", encoding="utf-8")  # as `worktree add`
+        made_for = _read(admin / REUSE_FILE)
+        new_key = reuse_key(tree, key[0], key[1]) if keep else None
+        kept = bool(keep) and made_for == new_key and all((tree / k).is_dir() for k in keep)
+        spare = [a for k in keep for a in ("-e", "/" + k.strip("/"))] if kept else []
+        res = self._run([*where, "clean", "-ffdxq", *spare], tree, c_locale=True)
+        if not res.ok or res.stderr.strip():  # "failed to remove": a file it cannot delete
+            return None
+        if not kept:
+            (admin / REUSE_FILE).unlink(missing_ok=True)
+        return kept
+
+    def _made(self, path: Path, key_files: Sequence[str], salt: str) -> None:
+        """`setup` succeeded in ``path``: what it made is good while the key is unchanged."""
+        admin = self._admin_of(path)
+        if admin is not None:
+            (admin / REUSE_FILE).write_text(reuse_key(path, key_files, salt) + "\n",
+                                            encoding="utf-8")  # fmt: skip
+
+    # ---- giving back ----------------------------------------------------------------
+
+    def _to_pool(self, path: Path, head: str | None) -> bool:
+        """Park a finished attempt's worktree in the pool with a detached HEAD; False when
+        the pool is full or the worktree cannot be trusted (then the caller removes it)."""
+        admin = self._admin_of(path)
+        if admin is None or self.pool_slots <= 0:
+            return False
+        head = head or self._head_sha(admin)
+        if head is None:
+            return False
+        with _local:
+            if len(self._slots()) >= self.pool_slots:
+                return False
+            dest = self.pool_dir / admin.name
+            if os.path.lexists(dest):
+                return False
+            (admin / "HEAD").write_text(head + "\n", encoding="utf-8")  # detached
+            self.pool_dir.mkdir(parents=True, exist_ok=True)
+            self._move(path, dest)
+        return True
+
+    def _head_sha(self, admin: Path) -> str | None:
+        """The sha a worktree's HEAD is at, from files: its branch (maybe deleted since
+        by `tidy`), else the last entry of its reflog."""
+        head = _read(admin / "HEAD") or ""
+        if head.startswith("ref: "):
+            found = read_refs(self.common_dir, (head[5:],), attempts=True)
+            sha = found.get(head[5:]) if found else None
+            if sha is None:
+                lines = (_read(admin / "logs" / "HEAD") or "").splitlines()
+                sha = lines[-1].split(" ", 2)[1] if lines and " " in lines[-1] else None
+            head = sha or ""
+        return (
+            head if len(head) in (40, 64) and all(c in "0123456789abcdef" for c in head) else None
+        )
+
+    # ---- the pool as a whole --------------------------------------------------------
+
+    def _slots(self) -> list[Path]:
+        try:
+            entries = sorted(self.pool_dir.iterdir())
+        except OSError:
+            return []
+        return [e for e in entries if not e.name.startswith(".") and e.is_dir()]
+
+    def open_pool(self, slots: int) -> list[str]:
+        """Size the pool for this run and repair what a crash left: a slot whose move was
+        cut short gets its admin dir pointed back at it, a claimed one whose runner died is
+        discarded, and one that is not a sound worktree is discarded. Names discarded."""
+        self.pool_slots = slots
+        dropped = []
+        for entry in sorted(self.pool_dir.iterdir()) if self.pool_dir.is_dir() else []:
+            if entry.name.startswith(CLAIM) and _alive(entry.name):
+                continue  # another runner is taking it right now
+            admin = None if entry.name.startswith(".") else self._admin_of(entry, repair=True)
+            if admin is None or self._head_sha(admin) is None:
+                self._discard(entry)
+                dropped.append(entry.name)
+                continue
+            (admin / "HEAD").write_text(f"{self._head_sha(admin)}\n", encoding="utf-8")
+            (admin / "locked").unlink(missing_ok=True)
+        return dropped
+
+    def pooled(self) -> list[Path]:
+        """The worktrees waiting in the pool, claimed ones too (what `clean` empties)."""
+        if not self.pool_dir.is_dir():
+            return []
+        return [e for e in sorted(self.pool_dir.iterdir()) if e.is_dir()]
+
+    def empty_pool(self) -> list[Path]:
+        """Delete every pooled worktree (`clean`); the ones deleted."""
+        gone = self.pooled()
+        for tree in gone:
+            self._discard(tree)
+        return gone
+
+    def write_ref(self, ref: str, sha: str) -> None:
+        """Create or move ``ref`` as git's files backend does (``<ref>.lock``, then a
+        rename), which costs no process; through `update-ref` when refs are not files."""
+        path = self.common_dir / ref
+        lock = path.with_name(path.name + ".lock")
+        if not (self.common_dir / "reftable").exists():
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                with os.fdopen(fd, "w", encoding="ascii") as fh:
+                    fh.write(sha + "\n")
+                os.rename(lock, path)
+                return
+            except OSError:
+                lock.unlink(missing_ok=True)
+        self._git(["update-ref", ref, sha])
+
+    def _admin_of(self, tree: Path, repair: bool = False) -> Path | None:
+        """The admin dir a worktree's `.git` file names, when it is one of this
+        repository's and names this tree (or, with ``repair``, is made to)."""
+        text = _read(tree / ".git") or ""
+        if not text.startswith("gitdir:") or (tree / ".git").is_symlink():
+            return None
+        admin = Path(text[len("gitdir:") :].strip())
+        home = self.common_dir / ADMIN_DIR
+        if admin.parent != home or not all((admin / f).is_file() for f in ("commondir", "HEAD")):
+            return None
+        want = str(Path(tree).absolute() / ".git")
+        if _read(admin / "gitdir") != want:
+            if not repair:
+                return None
+            (admin / "gitdir").write_text(want + "\n", encoding="utf-8")
+        return admin
+
+    def _move(self, src: Path, dst: Path) -> None:
+        """Move a worktree: the directory, then git's record of where it is."""
+        admin = self._admin_of(src, repair=True)
+        if admin is None:
+            raise ConductorError(f"{src} is not a worktree of {self.root}")
+        (admin / "locked").write_text(_LOCK_REASON, encoding="utf-8")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(src, dst)
+        (admin / "gitdir").write_text(f"{Path(dst).absolute() / '.git'}\n", encoding="utf-8")
+        (admin / "locked").unlink(missing_ok=True)
+
+    def _discard(self, tree: Path) -> None:
+        """Delete a pooled worktree and git's record of it, without asking git (which
+        may be what is broken)."""
+        text = _read(tree / ".git") or ""
+        admin = Path(text[len("gitdir:") :].strip()) if text.startswith("gitdir:") else None
+        _remove(tree)
+        if admin is not None and admin.parent == self.common_dir / ADMIN_DIR:
+            _remove(admin)
+
+
+def _alive(claim_name: str) -> bool:
+    pid = claim_name[len(CLAIM) :].split("-", 1)[0]
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return int(pid) != os.getpid()
+
+
+def _remove(path: Path) -> None:
+    """Delete a file or a tree, read-only directories included."""
+    if path.is_dir() and not path.is_symlink():
+
+        def unlock(func: object, p: str, exc: object) -> None:
+            with contextlib.suppress(OSError):
+                os.chmod(os.path.dirname(p), 0o700)
+                os.chmod(p, 0o700)
+                (os.rmdir if os.path.isdir(p) and not os.path.islink(p) else os.unlink)(p)
+
+        shutil.rmtree(path, onerror=unlock)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
