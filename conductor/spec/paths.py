@@ -33,6 +33,12 @@ WORKSPACE_HINT = (
     "placed at the same path in each worktree (e.g. `.env`, `node_modules`)"
 )
 
+REUSE_HINT = (
+    "workspace.reuse names paths relative to the repository root: `keep` the ignored "
+    "directories setup makes (e.g. `node_modules`), `key` the files that decide them "
+    "(e.g. `package-lock.json`)"
+)
+
 
 def path_problem(value: str, where: str = "the worktree") -> str | None:
     """Why ``value`` (a relative path, maybe a glob) could leave ``where``, or None.
@@ -104,6 +110,11 @@ def path_problems(src: Source) -> list[Diagnostic]:
     for key in ("copy", "symlink"):
         for i, value in _items(workspace.get(key)):
             report(("workspace", key, i), path_problem(value, "the repository"), WORKSPACE_HINT)
+    reuse = _dict(workspace.get("reuse"))
+    for key in ("keep", "key"):
+        for i, value in _items(reuse.get(key)):
+            report(("workspace", "reuse", key, i), path_problem(value, "the repository"),
+                   REUSE_HINT)  # fmt: skip
     log = data.get("log")
     if isinstance(log, str):
         why = path_problem(log, "the repository")

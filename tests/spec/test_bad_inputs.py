@@ -31,6 +31,8 @@ CASES: dict[str, tuple[int | None, int | None, str, str | None]] = {
     "bad_hook_event": (4, 3, "on: unknown key `task_faild`", "did you mean `task_failed`?"),
     "bad_integration_branch": (3, 21, "not a valid branch name: it contains a space", None),
     "bad_keep_policy": (3, 19, "workspace.keep: 'sometimes' is not one of always", None),
+    "reuse_keep_escapes": (4, 18, "workspace.reuse.keep[0]: `../cache` leads outside", "`node_modules`"),
+    "reuse_without_key": (4, 10, "workspace.reuse: missing required key `key`", None),
     "bad_name": (2, 7, "name: invalid value 'Phase 5'", "lowercase letters"),
     "bad_priority": (6, 15, "tasks.T1.priority: 'urgent' is not one of high, normal, low", None),
     "bad_regex": (7, 42, "contains.pattern: invalid regular expression", None),
