@@ -277,6 +277,8 @@ class Pooling(Repo):
     def _admin_of(self, tree: Path, repair: bool = False) -> Path | None:
         """The admin dir a worktree's `.git` file names, when it is one of this
         repository's and names this tree (or, with ``repair``, is made to)."""
+        if Path(tree).is_symlink():  # an agent swapped its worktree for a link elsewhere:
+            return None  # resetting "it" would clean whatever the link points at
         text = _read(tree / ".git") or ""
         if not text.startswith("gitdir:") or (tree / ".git").is_symlink():
             return None

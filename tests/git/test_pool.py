@@ -221,3 +221,14 @@ def test_an_index_with_flags_is_not_trusted(tmp_path: Path) -> None:
     assert poolmod.index_is_plain(tmp_path / "missing")
     write(tmp_path / "junk", "not an index")
     assert not poolmod.index_is_plain(tmp_path / "junk")
+
+
+def test_a_worktree_swapped_for_a_link_is_never_pooled(ws: Workspace) -> None:
+    path, _ = take(ws, "A-1")
+    pinned = ws.pin_attempt(path, f"{BRANCH}/A-1")
+    ws.commit_all(path, "attempt", "", {}, pinned)
+    moved = path.with_name("elsewhere")
+    path.rename(moved)
+    path.symlink_to(moved)  # git's records still match through the link
+    assert not ws.park_worktree(path)  # a slot must be a directory, never a link
+    assert ws._slots() == [] and path.is_symlink()
