@@ -27,23 +27,28 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from conductor.errors import InfraError, UserError
+from conductor.git import indexfile, refs, summary
 from conductor.git import prepare as _prepare
-from conductor.git import refs
 from conductor.git.cmd import format_message
 from conductor.git.guard import Guarding, Pinned
 from conductor.git.history import History, LoggedCommit
+from conductor.git.indexfile import IndexMark
 from conductor.git.merge import BranchMoved, Merging
+from conductor.git.summary import Committed
 from conductor.git.worktrees import Worktrees
 from conductor.state.layout import STATE_DIR_NAME
 
-__all__ = ["BranchMoved", "LoggedCommit", "Workspace"]
+__all__ = ["BranchMoved", "Committed", "IndexMark", "LoggedCommit", "Workspace"]
 
 AIDER_CACHE = ".aider.tags.cache*/"
 # core.abbrev=no: the summary line carries the full sha (saves a rev-parse).
 # maintenance.auto=false: no `git maintenance run --auto` child process per commit.
 # --no-gpg-sign: an unattended commit must not wait on a pinentry.
+# diff.algorithm=myers: the summary line counts lines as diff-tree (which ignores that
+# setting) does, so commit_work may take its counts (patience or histogram differ).
 _COMMIT_ARGS = (
-    *("-c", "core.abbrev=no", "-c", "maintenance.auto=false", "commit", "--allow-empty"),
+    *("-c", "core.abbrev=no", "-c", "maintenance.auto=false", "-c", "diff.algorithm=myers"),
+    *("commit", "--allow-empty"),
     *("--no-verify", "--no-gpg-sign", "--cleanup=whitespace", "-F", "-"),
 )
 
@@ -159,9 +164,58 @@ class Workspace(Merging, Worktrees, History, Guarding):
         an empty commit is fine); return the new HEAD sha. With ``pinned`` (an attempt)
         git is told the attempt's git directory and work tree, so whatever the agent did to
         the worktree's `.git` cannot send the commit anywhere else."""
+        return self._add_commit(worktree, subject, body, trailers, pinned, verbose=False)[0]
+
+    def index_mark(self, pinned: Pinned | None, start: str) -> IndexMark | None:
+        """The attempt's index as its worktree was made at ``start`` (no git process), for
+        ``commit_work`` to tell whether anything was staged since."""
+        if pinned is None or len(start) not in (40, 64):
+            return None
+        return indexfile.mark(pinned.git_dir / "index", len(start) // 2)
+
+    def commit_work(
+        self,
+        worktree: Path,
+        subject: str,
+        body: str,
+        trailers: Mapping[str, str],
+        pinned: Pinned | None,
+        *,
+        start: str,
+        mark: IndexMark | None,
+    ) -> Committed:
+        """``commit_all``, and what the commit changed since ``start``, equal to
+        ``diff_summary(start, sha)``. Read off the add and the commit when that is exact:
+        the index still holds what ``mark`` saw when the worktree was made at ``start``
+        (nothing staged, so the add reports the whole change), the new commit's parent is
+        ``start`` (the agent made no commit), and the add's paths are as many as the
+        commit's summary counts (no renames, which that summary always looks for);
+        otherwise one ``diff-tree``."""
+        clean = (
+            mark is not None and pinned is not None
+            and indexfile.unchanged(mark, pinned.git_dir / "index", len(start) // 2)
+        )  # fmt: skip
+        sha, added, said = self._add_commit(worktree, subject, body, trailers, pinned, clean)
+        told = summary.fold(added, said) if clean else None
+        if told is not None and summary.loose_parents(self.common_dir, sha) == [start]:
+            return Committed(sha, *told, folded=True)
+        return Committed(sha, *self.diff_summary(start, sha))
+
+    def _add_commit(
+        self,
+        worktree: Path,
+        subject: str,
+        body: str,
+        trailers: Mapping[str, str],
+        pinned: Pinned | None,
+        verbose: bool,
+    ) -> tuple[str, str, str]:
+        """`git add -A` (``--verbose``: it lists what it stages) and `git commit`: the new
+        sha, and what each of the two printed."""
         where = pinned.args() if pinned is not None else []
         exclude = _prepare.unprepared(worktree, pinned.git_dir if pinned else None)
-        self._git([*where, "add", "-A", *exclude], worktree)
+        loud = ["--verbose"] if verbose else []
+        added = self._git([*where, "add", "-A", *loud, *exclude], worktree, c_locale=verbose)
         message = format_message(subject, body, trailers)
         args = [*where, *self._identity(), *_COMMIT_ARGS]
         out = self._git(args, worktree, input=message, c_locale=True)
@@ -169,8 +223,8 @@ class Workspace(Merging, Worktrees, History, Guarding):
         if first.startswith("[") and "] " in first:
             sha = first.split("] ", 1)[0].rsplit(" ", 1)[-1]
             if len(sha) in (40, 64) and all(c in "0123456789abcdef" for c in sha):
-                return sha
-        return self._git([*where, "rev-parse", "HEAD"], worktree)
+                return sha, added, out
+        return self._git([*where, "rev-parse", "HEAD"], worktree), added, out
 
     def changed_files(self, base: str, head: str) -> list[str]:
         """Repo-relative paths added, modified or deleted between two commits."""
