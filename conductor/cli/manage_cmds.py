@@ -134,7 +134,8 @@ def export_cmd(
     spec_hash, result_commit, merge_commit, error, cost_usd, ...); "attempts" every
     attempt (n, state, worktree, branch, pre_commit, post_commit, exit_code, error,
     files_changed, tokens, cost_usd, ...) with "checks" as the list of validator results
-    ({name, ok, output, ...}) or null; "events" every event (id, ts, kind, level, task_id,
+    ({name, ok, output, ...}) or null and "changed_files" as the list of paths its commit
+    changed (null before it committed); "events" every event (id, ts, kind, level, task_id,
     data as an object). Times are Unix seconds.
 
     markdown: the execution log; when the workflow file no longer loads or no longer

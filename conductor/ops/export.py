@@ -33,7 +33,8 @@ def export_record(store: Store, run_id: str, state_dir: Path) -> dict[str, Any]:
                            "live": may_be_live(state_dir, row),
                            **spend_doc(total(spend))}  # fmt: skip
     attempts = [{**a, "checks": json.loads(a["checks"]) if a["checks"] else None,
-                 "outputs": outputs_of(a) or None}
+                 "outputs": outputs_of(a) or None,
+                 "changed_files": json.loads(a["changed_files"]) if a["changed_files"] else None}
                 for a in store.attempts(run_id)]  # fmt: skip
     tasks = store.tasks(run_id)
     return {

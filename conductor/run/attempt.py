@@ -18,6 +18,7 @@ from conductor.exec.base import Executor, Limits, ProcessResult, Request
 from conductor.exec.procs import new_mark
 from conductor.git import refs
 from conductor.git.guard import Pinned, Snapshot, repair, tampering
+from conductor.git.indexfile import IndexMark
 from conductor.git.worktrees import Taken
 from conductor.run import sandboxing, usage, validators
 from conductor.run.faults import crash_point
@@ -52,6 +53,7 @@ class Attempt:
         self.session_id: str | None = None
         self.pinned: Pinned | None = None  # the attempt's git, named explicitly
         self.before: Snapshot | None = None  # the refs the agent must not move
+        self.index_mark: IndexMark | None = None  # its index before setup and agent ran
         self.misuse: list[str] = []  # what the agent did to git outside its attempt
         self.taken = Taken()  # how the worktree was had: fresh, or from the pool
 
@@ -128,6 +130,7 @@ class Attempt:
     def _work(self) -> Outcome:
         self.task = fill(self.ctx, self.task)  # what upstream tasks produced, and env
         self.before = self.ctx.ws.snapshot()
+        self.index_mark = self.ctx.ws.index_mark(self.pinned, self.start_sha)
         self._setup()
         missing = validators.check_inputs(self.task, self.worktree)
         if missing is not None and not missing.ok:
@@ -317,23 +320,20 @@ class Attempt:
         status: str = "ok" if result.ok else result.reason
         if result.reason == "exited" and result.exit_code != 0:
             status = f"exit {result.exit_code}"
-        body = (
-            f"Agent exited: {result.reason} (code {result.exit_code}) after "
-            f"{result.duration_s:.1f}s."
-        )
+        body = (f"Agent exited: {result.reason} (code {result.exit_code}) after "
+                f"{result.duration_s:.1f}s.")  # fmt: skip
         tr = trailers(self.ctx, self.task, self.n, status)
         tr["Conductor-Duration"] = f"{result.duration_s:.1f}s"
         # commit messages are pushed and shared: they are masked like every other sink
         redact = self.ctx.secrets.redact
         tr = {k: redact(v) for k, v in tr.items()}
-        post = self.ctx.ws.commit_all(
-            self.worktree, f"conductor: {self.tid} attempt {self.n}", redact(body), tr, self.pinned
-        )
-        self.changed, ins, dels = self.ctx.ws.diff_summary(self.start_sha, post)
-        self.update(post_commit=post, files_changed=len(self.changed), insertions=ins,
-                    deletions=dels)  # fmt: skip
-        self.post = post
-        return post
+        done = self.ctx.ws.commit_work(self.worktree, f"conductor: {self.tid} attempt {self.n}",
+                                       redact(body), tr, self.pinned, start=self.start_sha,
+                                       mark=self.index_mark)  # fmt: skip
+        self.changed, self.post = done.paths, done.sha  # the paths: for `upstream`, stored
+        self.update(post_commit=done.sha, files_changed=len(done.paths), insertions=done.insertions,
+                    deletions=done.deletions, changed_files=json.dumps(done.paths))  # fmt: skip
+        return done.sha
 
     def _check(self, post: str) -> None:
         ctx = self.ctx

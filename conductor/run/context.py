@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
@@ -20,6 +21,7 @@ from conductor.spec.model import Task, Workflow
 from conductor.spec.secrets import Secrets
 from conductor.state.events import Emitter
 from conductor.state.layout import Layout
+from conductor.state.records import AttemptRow
 from conductor.state.store import Store
 
 PROGRESS_EVERY_S = 2.0  # throttle for step events parsed from agent output
@@ -201,6 +203,15 @@ class RunContext:
         a = atts[-1]
         if not a["pre_commit"] or not a["post_commit"]:
             return "succeeded"
-        files = self.ws.changed_files(a["pre_commit"], a["post_commit"])
+        files = self._changed(a)
         shown = ", ".join(files[:20]) + (f" (+{len(files) - 20} more)" if len(files) > 20 else "")
         return f"changed {len(files)} file(s): {shown or 'none'}"
+
+    def _changed(self, a: AttemptRow) -> list[str]:
+        """The paths an attempt changed: recorded when it committed (no git process per
+        dependency edge); asked of git for one recorded before the store kept them."""
+        recorded = a.get("changed_files")
+        found = json.loads(recorded) if recorded else None
+        if isinstance(found, list):
+            return [str(p) for p in found]
+        return self.ws.changed_files(a["pre_commit"] or "", a["post_commit"] or "")

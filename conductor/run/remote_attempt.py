@@ -345,7 +345,8 @@ class _Remote:
             post = bundles.fetch(ws.common_dir, path, ref, ref)
         att.post, att.changed = post, result.changed
         att.update(post_commit=post, files_changed=len(result.changed),
-                   insertions=result.insertions, deletions=result.deletions)  # fmt: skip
+                   insertions=result.insertions, deletions=result.deletions,
+                   changed_files=json.dumps(result.changed))  # fmt: skip
         return post
 
     def _usage(self, result: RemoteResult, report: agents.AgentReport) -> None:

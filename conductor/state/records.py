@@ -12,7 +12,7 @@ from typing import Any, TypedDict, TypeVar
 
 _N = TypeVar("_N", int, float)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Columns added since version 1, as ALTER TABLE adds them to an older store (a store keeps
 # its history across upgrades: `conductor runs` and `resume` must work on yesterday's runs).
@@ -27,6 +27,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE attempts ADD COLUMN host TEXT",
         "ALTER TABLE attempts ADD COLUMN pool TEXT",
     ),
+    4: ("ALTER TABLE attempts ADD COLUMN changed_files TEXT",),
 }
 
 SCHEMA = """
@@ -93,6 +94,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     outputs TEXT,                    -- JSON object: what the task wrote to $CONDUCTOR_OUTPUT
     host TEXT,                       -- where it ran: a host name, or a Ray node id
     pool TEXT,                       -- the pool whose slot and quota it used
+    changed_files TEXT,              -- JSON list: the paths post_commit changed since pre_commit
     PRIMARY KEY (run_id, task_id, n)
 );
 CREATE TABLE IF NOT EXISTS events (
@@ -149,6 +151,7 @@ ATTEMPT_COLUMNS = (
     "outputs",
     "host",
     "pool",
+    "changed_files",
 )
 
 
@@ -216,6 +219,9 @@ class AttemptRow(TypedDict):
     outputs: str | None  # JSON object, or None when the task wrote none
     host: str | None  # where it ran: the host name (local), the Ray node id (ray)
     pool: str | None  # None: recorded before pools existed
+    # JSON list of the paths post_commit changed since pre_commit, recorded with it
+    # (None: not committed, or recorded before version 4: ask git)
+    changed_files: str | None
 
 
 @dataclass(frozen=True)
