@@ -2,7 +2,12 @@
 # The reference for scripts/bench_run.py: the git and process work a "worktree per task,
 # merge into an integration branch" runner cannot avoid, done by hand with no bookkeeping.
 #
-#   scripts/bench_reference.sh REPO TASKS CONCURRENCY [COMMAND]
+#   scripts/bench_reference.sh REPO TASKS CONCURRENCY [COMMAND [LAYER_SIZE...]]
+#
+# With LAYER_SIZEs (a DAG whose tasks are numbered level by level) the layers run one after
+# another, each layer's tasks starting from the integration head once the layer before has
+# merged (a barrier, so a little slower than a scheduler that starts a task as soon as its
+# own dependencies merged: bench_run.py's Python reference does that).
 #
 # Per task, CONCURRENCY at a time (xargs -P): `git worktree add -b`, run COMMAND through
 # `bash -c` in the worktree (as conductor's shell preset does), `git add -A` + `git commit`,
@@ -51,14 +56,25 @@ if [[ "${1:-}" == "--task" ]]; then
 fi
 
 if [[ $# -lt 3 ]]; then
-    echo "usage: $0 REPO TASKS CONCURRENCY [COMMAND]" >&2
+    echo "usage: $0 REPO TASKS CONCURRENCY [COMMAND [LAYER_SIZE...]]" >&2
     exit 2
 fi
 repo=$(cd "$1" && pwd) tasks=$2 conc=$3 cmd=${4:-true}
+shift $(($# < 4 ? $# : 4))
+layers=("$@")
+((${#layers[@]})) || layers=("$tasks")
 int=bench-ref
 mkdir -p "$repo/.ref/worktrees"
 info="$(git -C "$repo" rev-parse --path-format=absolute --git-common-dir)/info"
 mkdir -p "$info"
 echo ".ref/" >>"$info/exclude"
 git -C "$repo" branch "$int" HEAD
-seq 0 $((tasks - 1)) | xargs -P "$conc" -n 1 bash "$0" --task "$repo" "$int" "$cmd"
+first=0
+for size in "${layers[@]}"; do
+    seq "$first" $((first + size - 1)) | xargs -P "$conc" -n 1 bash "$0" --task "$repo" "$int" "$cmd"
+    first=$((first + size))
+done
+if ((first != tasks)); then
+    echo "layer sizes add up to $first, not $tasks" >&2
+    exit 2
+fi

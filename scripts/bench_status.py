@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import resource
 import shutil
 import signal
 import statistics
@@ -37,6 +36,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchlib import Sample, conductor_argv, isolated_env, make_repo, run_timed, timed
+
 from conductor.state.liveness import lock_held
 from conductor.state.store import Store
 
@@ -45,12 +46,6 @@ DETACH_TARGET = 1.3
 # Stacks `status` must never load: they belong to validate/run, not to reading the store.
 HEAVY = ("yaml", "jsonschema", "networkx", "git", "rich")
 EVENT_KINDS = ("task_queued", "task_started", "task_progress", "validation_passed", "merged")
-
-
-@dataclass
-class Sample:
-    wall: float  # seconds, the whole process
-    cpu: float  # user + sys seconds: steadier than wall on a busy machine
 
 
 def median(samples: list[Sample]) -> Sample:
@@ -74,73 +69,6 @@ class Row:
     @property
     def ok(self) -> bool:
         return self.target is None or self.ratio <= self.target
-
-
-# ------------------------------------------------------------------ environment and repos
-
-
-def isolated_env(home: Path) -> dict[str, str]:
-    """No user/system git config or hooks; a fixed identity; this venv's conductor first.
-
-    Bytecode is cached (as on a user's machine) but under ``home``, never in the source
-    tree: with PYTHONDONTWRITEBYTECODE every start would recompile conductor and the
-    measurement would be of the compiler. Callers warm the cache up before timing.
-    """
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "CONDUCTOR_"))}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env.update(
-        PYTHONPYCACHEPREFIX=str(home / "pycache"),
-        HOME=str(home),
-        XDG_CONFIG_HOME=str(home / ".config"),
-        GIT_CONFIG_NOSYSTEM="1",
-        GIT_TEMPLATE_DIR="",
-        GIT_AUTHOR_NAME="Bench",
-        GIT_AUTHOR_EMAIL="bench@example.com",
-        GIT_COMMITTER_NAME="Bench",
-        GIT_COMMITTER_EMAIL="bench@example.com",
-        PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-    )
-    return env
-
-
-def git(cwd: Path, env: dict[str, str], *args: str) -> str:
-    out = subprocess.run(
-        ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
-    )
-    return out.stdout.strip()
-
-
-def make_repo(path: Path, env: dict[str, str]) -> Path:
-    """A repository on `main` with one commit, like a user's project (tiny)."""
-    path.mkdir(parents=True)
-    git(path, env, "init", "-q", "-b", "main")
-    (path / "README.md").write_text("bench\n")
-    git(path, env, "add", "-A")
-    git(path, env, "commit", "-q", "-m", "initial")
-    return path
-
-
-def conductor_argv() -> list[str]:
-    # The installed console script, as users start it (not `python -m`, which differs a bit).
-    exe = Path(sys.executable).parent / "conductor"
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "conductor"]
-
-
-def run_timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[Sample, str]:
-    """Wall and CPU time of one whole process, and its stdout; a failure stops the benchmark."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        sys.exit(f"{' '.join(argv)} exited {proc.returncode}:\n{proc.stderr}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return Sample(wall, cpu), proc.stdout
-
-
-def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> Sample:
-    return run_timed(argv, cwd, env)[0]
 
 
 # ------------------------------------------------------------------ the stored run
@@ -363,7 +291,7 @@ def main() -> int:
     ap.add_argument("--only", choices=("status", "detach"), help="run one half only")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-status-")).resolve()
-    env = isolated_env(work / "home")
+    env = isolated_env(work / "home", bytecode_cache=True)
     try:
         rows = [] if args.only == "detach" else bench_status(work, env, args)
         rows += [] if args.only == "status" else bench_detach(work, env, args)
