@@ -229,7 +229,8 @@ class Pooling(Repo):
     def open_pool(self, slots: int) -> list[str]:
         """Size the pool for this run and repair what a crash left: a slot whose move was
         cut short gets its admin dir pointed back at it, a claimed one whose runner died is
-        discarded, and one that is not a sound worktree is discarded. Names discarded."""
+        discarded, one that is not a sound worktree is discarded, and slots beyond
+        ``slots`` (an earlier run's larger pool) are deleted. Names discarded."""
         self.pool_slots = slots
         dropped = []
         for entry in sorted(self.pool_dir.iterdir()) if self.pool_dir.is_dir() else []:
@@ -242,6 +243,12 @@ class Pooling(Repo):
                 continue
             (admin / "HEAD").write_text(f"{self._head_sha(admin)}\n", encoding="utf-8")
             (admin / "locked").unlink(missing_ok=True)
+        for extra in self._slots()[max(slots, 0) :]:  # an earlier run's larger pool
+            claim = extra.with_name(f"{CLAIM}{os.getpid()}-{extra.name}")
+            with contextlib.suppress(OSError):  # taken meanwhile by another runner
+                os.rename(extra, claim)
+                self._discard(claim)
+                dropped.append(extra.name)
         return dropped
 
     def pooled(self) -> list[Path]:

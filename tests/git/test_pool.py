@@ -188,6 +188,16 @@ def test_open_pool_repairs_what_a_crash_left(ws: Workspace) -> None:
         assert git(path, "status", "--porcelain", "--ignored") == ""
 
 
+def test_a_smaller_run_trims_an_earlier_runs_larger_pool(ws: Workspace) -> None:
+    for p in [take(ws, f"T{i}-1")[0] for i in range(4)]:
+        finish(ws, p)
+    assert len(ws._slots()) == 4
+    assert len(ws.open_pool(2)) == 2
+    assert len(ws._slots()) == 2
+    ws.prune_worktrees()
+    assert git(ws.root, "worktree", "list", "--porcelain").count("worktree ") == 3
+
+
 def test_threads_never_share_a_slot(ws: Workspace) -> None:
     for p in [take(ws, f"P{i}-1")[0] for i in range(2)]:
         finish(ws, p)
