@@ -165,7 +165,11 @@ def test_the_summary_equals_diff_tree_whatever_the_agent_did(tmp_path: Path) -> 
               suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
     @given(st.lists(ops, max_size=6))
     def case(agent_ops: list[Op]) -> None:
-        folded.append(run_case(ws, lambda p: [op(p) for op in agent_ops] and None).folded)
+        def agent(p: Path) -> None:
+            for op in agent_ops:
+                op(p)
+
+        folded.append(run_case(ws, agent).folded)
 
     case()
     assert any(folded) and not all(folded)  # both ways were taken, and both were exact
@@ -256,3 +260,24 @@ def test_without_a_mark_git_is_asked(ws: Workspace) -> None:
     done = ws.commit_work(path, "s", "", {}, pinned, start=head, mark=None)
     assert not done.folded and done.paths == ["a.txt"]
     assert ws.commit_all(path, "again", "", {}, pinned) == git(path, "rev-parse", "HEAD")
+
+
+def test_sha256_repositories_are_read_off_too(tmp_path: Path) -> None:
+    repo = tmp_path / "r"
+    repo.mkdir()
+    made = subprocess.run(["git", "init", "-q", "--object-format=sha256", "-b", "main"],
+                          cwd=repo, check=False)  # fmt: skip
+    if made.returncode != 0:
+        pytest.skip("this git makes no SHA-256 repositories")
+    write(repo / "a.txt", "a\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "initial")
+    ws = Workspace(repo)
+    ws.ensure_state_dir()
+
+    def agent(p: Path) -> None:
+        put(p, "a.txt", "b\n")
+        put(p, "n.txt", "n\n")
+
+    done = run_case(ws, agent)
+    assert done.folded and len(done.sha) == 64 and done.paths == ["a.txt", "n.txt"]
