@@ -213,6 +213,12 @@ class Workspace(Merging, Worktrees, History, Guarding):
         """`git add -A` (``--verbose``: it lists what it stages) and `git commit`: the new
         sha, and what each of the two printed."""
         where = pinned.args() if pinned is not None else []
+        if pinned is not None:  # every process of the attempt is stopped by now: a lock
+            # left in its own git is a git the agent's end cut short (a timeout during its
+            # `git add`), and would stop this commit and so lose the work
+            for lock in (pinned.git_dir / "index.lock",
+                         self.common_dir / f"{refs.branch_ref(pinned.branch)}.lock"):  # fmt: skip
+                lock.unlink(missing_ok=True)
         exclude = _prepare.unprepared(worktree, pinned.git_dir if pinned else None)
         loud = ["--verbose"] if verbose else []
         added = self._git([*where, "add", "-A", *loud, *exclude], worktree, c_locale=verbose)
