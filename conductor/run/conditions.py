@@ -58,9 +58,11 @@ class Conditions:
                     self._skip(t, false)
 
     def _ready_to_check(self) -> list[str]:
-        sched, tasks = self.sched, self.ctx.wf.tasks
-        return [t for t in sched.selected
-                if tasks[t].when and t not in self.checked and sched.state[t] == "pending"
+        """Pending tasks with a `when:` whose trigger rule now runs them, in file order:
+        the scheduler lists those that became runnable (no look at every task)."""
+        sched = self.sched
+        return [t for t in sched.take_when_due()
+                if t not in self.checked and sched.state[t] == "pending"
                 and sched.verdict(t) == "run"]  # fmt: skip
 
     def _first_false(self, task: Task) -> str | None:

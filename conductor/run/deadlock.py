@@ -45,21 +45,18 @@ def _moving(sched: Scheduler, now: float) -> bool:
     """Whether something is under way or will happen by itself (no stall)."""
     if sched.running() or sched.paused or sched.gate_ready():
         return True
-    if any(st == "running" for st in sched.gates.values()):
+    if any(st == "running" for st in sched.gates.values()) or sched.in_states(TASK_HELD):
         return True
-    for t in sched.selected:
-        st = sched.state[t]
-        if st in TASK_HELD or (st == "retrying" and sched.not_before.get(t, 0.0) > now):
-            return True
-    return False
+    return any(sched.not_before.get(t, 0.0) > now for t in sched.in_states(("retrying",)))
 
 
 def stalled(sched: Scheduler, now: float) -> list[Wait] | None:
     """What each remaining task waits for when nothing runs and nothing can start; None
-    while the run is moving (or done)."""
-    remaining = [t for t in sched.selected if sched.state[t] not in TASK_TERMINAL]
-    if not remaining or _moving(sched, now):
+    while the run is moving (or done). Asked at every turn of the run's loop, so the
+    answer for a moving run costs no look at every task."""
+    if sched.all_settled() or _moving(sched, now):
         return None
+    remaining = [t for t in sched.selected if sched.state[t] not in TASK_TERMINAL]
     ready = set(sched.ready(now))
     return [_wait_of(sched, t, t in ready) for t in remaining]
 

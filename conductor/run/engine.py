@@ -94,7 +94,7 @@ class Runner:
 
     def _announce_queue(self) -> None:
         """One `task_queued` per task that is ready but has to wait, with why."""
-        for pos, t in enumerate(self.sched.waiting, 1):
+        for pos, t in self.sched.newly_queued():  # only what joined the queue: O(changes)
             if t in self._queued:
                 continue
             self._queued.add(t)

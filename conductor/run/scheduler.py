@@ -4,20 +4,31 @@ Pure bookkeeping over task states; the engine feeds it transitions (and run/quot
 what pools spent and which are paused) and asks it for the next tasks to start. No I/O,
 so its rules are unit-testable. The order among ready tasks is the policy's
 (run/policies.py); the scheduler is also the :class:`SchedulerView` a policy reads.
+
+Each transition updates counts and sets (run/readiness.py) rather than each dispatch
+scanning every task, so a dispatch costs what changed, not the size of the run. With a
+built-in `default` or `fifo` policy the ready queue is kept sorted by the policy's key;
+another policy (`cost-aware`, one's own) orders the whole ready queue at each dispatch.
 """
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from conductor.plan.graph import group_members, task_deps
-from conductor.run.policies import DefaultPolicy, Policy, default_key
-from conductor.run.triggers import BAD, OK, Verdict, rule_verdict, skip_reason
+from conductor.run.policies import DefaultPolicy, FifoPolicy, Policy, default_key
+from conductor.run.queue import Key, ReadyQueue
+from conductor.run.readiness import GateStates, Readiness
+from conductor.run.triggers import Verdict
 from conductor.spec.model import Pool, Workflow
-from conductor.state.states import TASK_ACTIVE, TASK_TERMINAL, TASK_WAITING
+from conductor.state.states import TASK_ACTIVE, TASK_WAITING
+
+# policies whose order is a fixed key per task, so the queue stays sorted as it changes
+_KEYED: dict[type, str] = {DefaultPolicy: "default", FifoPolicy: "fifo"}
 
 
 @dataclass
@@ -33,7 +44,6 @@ class Scheduler:
     gates: dict[str, str] = field(default_factory=dict)  # group -> pending|running|passed|failed
     not_before: dict[str, float] = field(default_factory=dict)  # retry backoff deadlines
     paused: bool = False
-    waiting: list[str] = field(default_factory=list)  # ready but not started, best first
     held: dict[str, float] = field(default_factory=dict)  # agent profile -> paused until
     agent_of: dict[str, str] = field(default_factory=dict)  # task -> profile it will use
     policy: Policy = field(default_factory=DefaultPolicy)
@@ -55,115 +65,122 @@ class Scheduler:
         wf, members = self.workflow, group_members(self.workflow)
         self._deps = {t: [d for d in task_deps(wf, wf.tasks[t], members) if d in chosen]
                       for t in chosen}  # fmt: skip
-        self._dependents: dict[str, list[str]] = {t: [] for t in chosen}
-        for t, deps in self._deps.items():
-            for d in deps:
-                self._dependents[d].append(t)
         for t in self.selected:
             self.state.setdefault(t, "pending")
             self.agent_of.setdefault(t, self.workflow.tasks[t].agent)
-        for g, group in self.workflow.groups.items():
-            if group.validate and any(self.workflow.tasks[t].group == g for t in chosen):
-                self.gates.setdefault(g, "pending")
-        self._members = {g: [t for t in self.selected if self.workflow.tasks[t].group == g]
-                         for g in self.gates}  # fmt: skip
+        used = {wf.tasks[t].group for t in chosen}
+        gates = dict(self.gates)
+        for g, group in wf.groups.items():
+            if group.validate and g in used:
+                gates.setdefault(g, "pending")
+        # a gate written (the engine starts or ends it) is news to the tasks it holds
+        self.gates = GateStates(gates, lambda g: self._book.gate_changed(g))
         self._ready_at: dict[str, int] = {}  # task -> when it joined the ready queue
         self._tick = itertools.count()
+        self._queue = ReadyQueue()  # ready (passed the time filters once), by pool
+        self._cands: set[str] = set()  # may run but for the clock: retry backoff, a hold
+        self._fresh: set[str] = set()  # joined the queue, not yet announced as waiting
+        self._nb: set[str] = set()  # queued with a retry deadline (a clock may hold them)
+        self._mode = ""  # the policy the queue's keys are for (see _KEYED)
+        self._now = 0.0
+        self._last: list[str] = []  # another policy: the last dispatch's ready list
+        self._picked: list[str] = []  # the last dispatch's batch
+        self._book = Readiness(wf, self.selected, self._deps, self.wave,
+                               self.strategy != "waves", self.state, self.gates,
+                               self._on_admit)  # fmt: skip
 
     # -- queries ------------------------------------------------------------
 
     def gates_needed(self, task_id: str) -> list[str]:
         """Gated groups this task waits for: those its own group depends on."""
-        group = self.workflow.tasks[task_id].group
-        if group is None or group not in self.workflow.groups:
-            return []
-        return [g for g in self.workflow.groups[group].depends_on if g in self.gates]
+        return self._book.gates_of[task_id]
 
     def running(self) -> list[str]:
-        return [t for t in self.selected if self.state[t] in TASK_ACTIVE]
+        return sorted(self._book.in_states(TASK_ACTIVE), key=self._seq.__getitem__)
+
+    def in_states(self, states: Iterable[str]) -> set[str]:
+        """The tasks in any of ``states`` now."""
+        return self._book.in_states(frozenset(states))
+
+    def all_settled(self) -> bool:
+        """Every task is terminal (gates may still run)."""
+        return self._book.terminal == len(self.selected)
 
     def finished(self) -> bool:
         gates_busy = any(s == "running" for s in self.gates.values())
-        return not gates_busy and all(self.state[t] in TASK_TERMINAL for t in self.selected)
+        return not gates_busy and self.all_settled()
 
     def _open_wave(self) -> int:
         """The highest wave allowed to start: with `waves`, the lowest unfinished one."""
-        if self.strategy != "waves":
-            return 1 << 30
-        unfinished = [self.wave[t] for t in self.selected if self.state[t] not in TASK_TERMINAL]
-        return min(unfinished, default=0)
+        return self._book.open_wave
 
     def deps_of(self, task_id: str) -> list[str]:
         """The selected tasks it depends on."""
         return self._deps[task_id]
 
-    def _deps_met(self, task_id: str) -> bool:
-        return self.verdict(task_id) == "run"
-
     def verdict(self, task_id: str) -> Verdict:
         """What the task's trigger rule says, given its dependencies and gates (triggers.py)."""
-        return rule_verdict(self.workflow.tasks[task_id].trigger, self._inputs(task_id))
-
-    def _inputs(self, task_id: str) -> list[str]:
-        """The states of what the task waits for: its dependencies, then its gates."""
-        gates = [self._gate_state(g) for g in self.gates_needed(task_id)]
-        return [*(self.state[d] for d in self._deps[task_id]), *gates]
-
-    def _gate_state(self, group: str) -> str:
-        """A gate as a dependency: passed succeeded, failed failed, and one that will never
-        run (a member of its group settled without succeeding) blocked."""
-        st = self.gates[group]
-        if st in ("passed", "failed"):
-            return "succeeded" if st == "passed" else "failed"
-        members = self._members[group]  # stops at the first member still to settle
-        if all(self.state[t] in TASK_TERMINAL for t in members) and not all(
-            self.state[t] in OK for t in members
-        ):
-            return "blocked"
-        return "pending"
+        return self._book.verdict(task_id)
 
     def settle(self) -> list[tuple[str, str, str]]:
         """Waiting tasks their trigger rule will never run, now skipped or blocked, as
-        (task, state, why); in rounds, since one task settled may settle the next."""
-        out: list[tuple[str, str, str]] = []
-        changed = True
-        while changed:
-            changed = False
-            for t in self.selected:
-                if self.state[t] != "pending":
-                    continue
-                v = self.verdict(t)
-                if v in ("skip", "block"):
-                    rule = self.workflow.tasks[t].trigger
-                    why = skip_reason(rule) if v == "skip" else self._bad_input(t)
-                    self.state[t] = "skipped" if v == "skip" else "blocked"
-                    out.append((t, self.state[t], why))
-                    changed = True
-        return out
+        (task, state, why); see ``Readiness.settle``."""
+        return self._book.settle(self._put, self._seq)
 
-    def _bad_input(self, task_id: str) -> str:
-        """The first dependency (or gate) that did not succeed: what blocks the task."""
-        deps = self._deps[task_id]
-        bad = next((d for d in deps if self.state[d] in BAD), None)
-        if bad is not None:
-            return bad
-        return next((f"gate {g}" for g in self.gates_needed(task_id)
-                     if self._gate_state(g) in BAD), "a dependency")  # fmt: skip
+    def take_when_due(self) -> list[str]:
+        """Tasks with a `when:` that became runnable since the last call, in file order."""
+        due, self._book.when_due = self._book.when_due, set()
+        return sorted(due, key=self._seq.__getitem__)
+
+    # -- the ready queue ----------------------------------------------------
+
+    def _on_admit(self, task_id: str, yes: bool) -> None:
+        """Its dependencies and wave now let it run (``yes``), or no longer do."""
+        if yes:
+            self._cands.add(task_id)
+            return
+        self._cands.discard(task_id)
+        self._queue.discard(task_id)
+        self._nb.discard(task_id)
+        if self.state[task_id] not in TASK_WAITING:
+            self._fresh.discard(task_id)
+
+    def _timely(self, task_id: str, now: float) -> bool:
+        """Neither a retry's backoff nor a usage-limit hold on its agent holds it now."""
+        return (self.not_before.get(task_id, 0.0) <= now
+                and self.held.get(self.agent_of[task_id], 0.0) <= now)  # fmt: skip
+
+    def _key(self, task_id: str) -> Key:
+        if self._mode == "default":
+            return default_key(task_id, self)
+        if self._mode == "fifo":
+            return (self.ready_since(task_id), self._seq[task_id])
+        return (self._seq[task_id],)  # the policy orders them at each dispatch
+
+    def _find(self, now: float) -> None:
+        """Admitted tasks the clock lets go join the queue (in file order: fifo's tie)."""
+        mode = _KEYED.get(type(self.policy), "any")
+        if mode != self._mode:  # the policy was set after construction: keys anew
+            self._mode, queued = mode, self._queue.items()
+            self._queue.clear()
+            self._queue.add([(t, pool, self._key(t)) for t, pool in queued])
+        due = sorted((t for t in self._cands if self._timely(t, now)), key=self._seq.__getitem__)
+        if due:  # a new set: one emptied by discards would still be iterated at full size
+            self._cands = self._cands.difference(due)
+        items = []
+        for t in due:
+            self._ready_at.setdefault(t, next(self._tick))
+            items.append((t, self.workflow.tasks[t].pool, self._key(t)))
+            self._fresh.add(t)
+            if t in self.not_before:
+                self._nb.add(t)
+        self._queue.add(items)
 
     def ready(self, now: float) -> list[str]:
         """Tasks whose dependencies and gates are satisfied, best first."""
-        top = self._open_wave()
-        found = [
-            t for t in self.selected
-            if self.state[t] in TASK_WAITING
-            and self.wave[t] <= top
-            and self.not_before.get(t, 0.0) <= now
-            and self.held.get(self.agent_of[t], 0.0) <= now
-            and self._deps_met(t)
-        ]  # fmt: skip
-        for t in found:
-            self._ready_at.setdefault(t, next(self._tick))
-        return self._ordered(found)
+        self._find(now)
+        found = [t for t in self._queue.merged() if self._timely(t, now)]
+        return found if self._mode != "any" else self._ordered(found)
 
     def _ordered(self, found: list[str]) -> list[str]:
         """The policy's order, kept honest: a user's policy that drops or invents ids
@@ -174,24 +191,75 @@ class Scheduler:
 
     def next_batch(self, now: float) -> list[str]:
         """What to start now: ready tasks within capacity whose scopes are free."""
-        self.waiting = ready = self.ready(now)
+        self._find(now)
+        self._now, self._picked = now, []
+        self._last = self.ready(now) if self._mode == "any" else []
         if self.paused:
             return []
-        busy = self.running()
+        shut: set[str] = set()
+        order = iter(self._last) if self._mode == "any" else self._queue.merged(shut)
+        self._picked = self._walk(order, shut, now)
+        return self._picked
+
+    def _walk(self, order: Iterator[str], shut: set[str], now: float) -> list[str]:
+        """Down the queue, what fits: a pool found closed or full is ``shut`` (it stays so
+        for the rest of the walk), so the walk does not visit its other tasks."""
+        busy, tasks = self.running(), self.workflow.tasks
+        in_pool: dict[str, int] = {}
+        for o in busy:
+            in_pool[tasks[o].pool] = in_pool.get(tasks[o].pool, 0) + 1
         picked: list[str] = []
-        for t in ready:
+        for t in order:
             if len(busy) + len(picked) >= self.concurrency:
                 break
+            if not self._timely(t, now):
+                continue
+            pool = self.pool_of(t)
+            if self.pool_stop(t) is not None or in_pool.get(pool.name, 0) >= pool.cap(
+                self.concurrency
+            ):
+                shut.add(tasks[t].pool)
+                continue
             others = (*busy, *picked)
-            if self.pool_stop(t) is not None or self._pool_full(t, others):
-                continue
-            if any(self._clash(t, other) for other in others):
-                continue
-            if self._capped(t, others) is not None:
+            if any(self._clash(t, o) for o in others) or self._capped(t, others) is not None:
                 continue
             picked.append(t)
-        self.waiting = [t for t in ready if t not in picked]
+            in_pool[tasks[t].pool] = in_pool.get(tasks[t].pool, 0) + 1
         return picked
+
+    @property
+    def waiting(self) -> list[str]:
+        """Ready but not started at the last dispatch, best first."""
+        if self._mode == "any":
+            return [t for t in self._last if t not in self._picked]
+        return [t for t in self._queue.merged()
+                if self._timely(t, self._now) and t not in self._picked]  # fmt: skip
+
+    def newly_queued(self) -> list[tuple[int, str]]:
+        """(position in ``waiting``, task) of the waiting tasks not listed before, in
+        queue order: a dispatch looks only at the tasks that joined the queue."""
+        if self._mode == "any":
+            out = [(i, t) for i, t in enumerate(self.waiting, 1) if t in self._fresh]
+        else:
+            now, queue = self._now, self._queue
+            out = []
+            late = sorted(queue.key(t) for t in self._late(now))  # queued, not waiting
+            for t in self._fresh:
+                if t in queue and self._timely(t, now) and t not in self._picked:
+                    key = queue.key(t)
+                    out.append((queue.rank(key) - bisect.bisect_left(late, key) + 1, t))
+            out.sort()
+        if out:  # a new set, not discards: an emptied set is still iterated at full size
+            self._fresh = self._fresh.difference(t for _, t in out)
+        return out
+
+    def _late(self, now: float) -> list[str]:
+        """Queued tasks not in ``waiting``: held back by the clock, or just picked."""
+        if any(until > now for until in self.held.values()):
+            late = [t for t, _ in self._queue.items() if not self._timely(t, now)]
+        else:
+            late = [t for t in self._nb if not self._timely(t, now)]
+        return late + [t for t in self._picked if t in self._queue]
 
     def wait_reason(self, task_id: str) -> str:
         stop = self.pool_stop(task_id)
@@ -279,7 +347,8 @@ class Scheduler:
         return bool(ta and tb and self.overlap(ta, tb))
 
     def next_wakeup(self, now: float) -> float | None:
-        waits = [d for t, d in self.not_before.items() if self.state[t] == "retrying" and d > now]
+        retrying = self._book.by_state.get("retrying", ())
+        waits = [d for t in retrying if (d := self.not_before.get(t, 0.0)) > now]
         waits += [d for d in (*self.held.values(), *self.pool_held.values()) if d > now]
         waits += [self.alarm] if self.alarm is not None and self.alarm > now else []
         return min(waits) if waits else None
@@ -287,45 +356,45 @@ class Scheduler:
     # -- transitions --------------------------------------------------------
 
     def set(self, task_id: str, state: str) -> None:
-        self.state[task_id] = state
+        self._put(task_id, state)
         if state not in TASK_WAITING:  # started or settled: it leaves the ready queue
             self._ready_at.pop(task_id, None)
+
+    def _put(self, task_id: str, state: str) -> None:
+        old, self.state[task_id] = self.state[task_id], state
+        self._book.moved(task_id, old, state)
 
     def block_downstream(self, roots: Iterable[str]) -> list[str]:
         """Mark every not-yet-started task downstream of ``roots`` blocked."""
         blocked: list[str] = []
-        stack = [d for r in roots for d in self._dependents.get(r, [])]
+        dependents = self._book.dependents
+        stack = [d for r in roots for d in dependents.get(r, [])]
         while stack:
             t = stack.pop()
             # a task whose trigger rule runs it anyway (all_done, one_failed) is not blocked
             if self.state[t] in TASK_WAITING and self.verdict(t) == "block":
-                self.state[t] = "blocked"
+                self._put(t, "blocked")
                 blocked.append(t)
-                stack.extend(self._dependents[t])
+                stack.extend(dependents[t])
         return sorted(blocked, key=self.seq)
 
     def gate_ready(self) -> list[str]:
         """Gated groups whose selected tasks have all succeeded and whose gate has not run."""
-        out = []
-        for g, st in self.gates.items():
-            members = [t for t in self.selected if self.workflow.tasks[t].group == g]
-            if st == "pending" and all(self.state[t] in OK for t in members):
-                out.append(g)
-        return out
+        return self._book.gate_ready()
 
     def gate_failed(self, group: str) -> list[str]:
         self.gates[group] = "failed"
-        waiting = [t for t in self.selected if group in self.gates_needed(t)]
+        waiting = self._book.needers[group]
         for t in waiting:
             if self.state[t] == "pending" and self.verdict(t) == "block":
-                self.state[t] = "blocked"
+                self._put(t, "blocked")
         return sorted(
             {*(t for t in waiting if self.state[t] == "blocked"), *self.block_downstream(waiting)},
             key=self._seq.__getitem__,
         )
 
     def cancel_pending(self) -> list[str]:
-        out = [t for t in self.selected if self.state[t] in TASK_WAITING]
+        out = sorted(self._book.in_states(TASK_WAITING), key=self._seq.__getitem__)
         for t in out:
-            self.state[t] = "cancelled"
+            self._put(t, "cancelled")
         return out

@@ -33,14 +33,20 @@ BAD: frozenset[str] = frozenset({"failed", "blocked", "cancelled"})
 
 def rule_verdict(rule: str, states: Sequence[str]) -> Verdict:
     """What a task with trigger ``rule`` does, its dependencies being in ``states``."""
-    settled = all(s in OK or s in BAD for s in states)
-    bad = any(s in BAD for s in states)
+    return counts_verdict(rule, len(states), sum(s in OK for s in states),
+                          sum(s in BAD for s in states), states.count("succeeded"))  # fmt: skip
+
+
+def counts_verdict(rule: str, total: int, ok: int, bad: int, succeeded: int) -> Verdict:
+    """``rule_verdict`` from counts alone (of ``total`` inputs: ``ok`` ones, of which
+    ``succeeded`` succeeded, and ``bad`` ones), which the scheduler keeps per task."""
+    settled = ok + bad == total
     if rule == "all_done":
         return "run" if settled else "wait"
     if rule == "one_failed":
         return "run" if bad else "skip" if settled else "wait"
     if rule == "one_success":
-        if not states or "succeeded" in states:
+        if not total or succeeded:
             return "run"
         return "wait" if not settled else "block" if bad else "skip"
     return "block" if bad else "run" if settled else "wait"
