@@ -154,20 +154,28 @@ def _timeline(d: RunData, wf: Workflow) -> str:
 
 
 def waves(wf: Workflow, task_ids: Iterable[str]) -> dict[str, int]:
-    """1-based topological generation of each task within the run (no networkx: speed)."""
+    """1-based topological generation of each task within the run (no networkx: speed).
+
+    One pass over tasks and edges (Kahn's order): the log is rendered again while a run
+    goes, so this must not cost tasks × waves. A task on a cycle (spec refuses those)
+    or after one gets no wave."""
     ids = [t for t in task_ids if t in wf.tasks]
     inside = set(ids)
     deps = {t: [p for p in wf.tasks[t].deps if p in inside] for t in ids}
+    waiting = {t: len(ps) for t, ps in deps.items()}  # dependencies without a wave yet
+    after: dict[str, list[str]] = {t: [] for t in ids}
+    for t, ps in deps.items():
+        for p in ps:
+            after[p].append(t)
     wave: dict[str, int] = {}
-    pending = list(ids)
-    while pending:
-        rest = [t for t in pending if any(p not in wave for p in deps[t])]
-        if len(rest) == len(pending):  # a cycle cannot pass spec; never loop on one
-            break
-        for t in pending:
-            if t not in rest:
-                wave[t] = 1 + max((wave[p] for p in deps[t]), default=0)
-        pending = rest
+    todo = [t for t in ids if not waiting[t]]
+    while todo:
+        t = todo.pop()
+        wave[t] = 1 + max((wave[p] for p in deps[t]), default=0)
+        for k in after[t]:
+            waiting[k] -= 1
+            if not waiting[k]:
+                todo.append(k)
     return wave
 
 

@@ -18,10 +18,15 @@ SORT_AT_ONCE = 64  # a batch bigger than this (a run's first dispatch) is sorted
 
 class ReadyQueue:
     """Tasks by pool, each pool's sorted by key (keys are unique: they end in the task's
-    position in the file), merged on the way out."""
+    position in the file), merged on the way out.
+
+    The best task of a pool is the one most often taken, so taking it costs no shift of
+    the list: it only moves the pool's start (``_lo``) past it; the dead front is cut off
+    once it is half the list. Everything reads a pool's list from its start on."""
 
     def __init__(self) -> None:
         self._lists: dict[str, list[tuple[Key, str]]] = {}
+        self._lo: dict[str, int] = {}
         self._where: dict[str, tuple[str, Key]] = {}
 
     def __contains__(self, t: object) -> bool:
@@ -32,22 +37,39 @@ class ReadyQueue:
 
     def add(self, items: Sequence[tuple[str, str, Key]]) -> None:
         """(task, pool, key) each; a big batch (a run's first dispatch) sorts once."""
+        bulk = len(items) > SORT_AT_ONCE
+        if bulk:
+            for pool in self._lists:
+                self._compact(pool, always=True)
         for t, pool, key in items:
             self._where[t] = (pool, key)
             lst = self._lists.setdefault(pool, [])
-            if len(items) > SORT_AT_ONCE:
+            lo = self._lo.setdefault(pool, 0)
+            if bulk:
                 lst.append((key, t))
-            else:
-                bisect.insort(lst, (key, t))
-        if len(items) > SORT_AT_ONCE:
+            else:  # one better than the dead front goes in at the start: lst[lo:] is sorted
+                bisect.insort(lst, (key, t), lo)
+        if bulk:
             for lst in self._lists.values():
                 lst.sort()
 
     def discard(self, t: str) -> None:
         where = self._where.pop(t, None)
-        if where is not None:
-            lst = self._lists[where[0]]
-            del lst[bisect.bisect_left(lst, (where[1], t))]
+        if where is None:
+            return
+        pool, lst = where[0], self._lists[where[0]]
+        i = bisect.bisect_left(lst, (where[1], t), self._lo[pool])
+        if i == self._lo[pool]:
+            self._lo[pool] = i + 1
+            self._compact(pool)
+        else:
+            del lst[i]
+
+    def _compact(self, pool: str, always: bool = False) -> None:
+        lst, lo = self._lists[pool], self._lo[pool]
+        if lo and (always or 2 * lo >= len(lst)):
+            del lst[:lo]
+            self._lo[pool] = 0
 
     def key(self, t: str) -> Key:
         return self._where[t][1]
@@ -58,13 +80,15 @@ class ReadyQueue:
 
     def clear(self) -> None:
         self._lists.clear()
+        self._lo.clear()
         self._where.clear()
 
     def merged(self, shut: set[str] | None = None) -> Iterator[str]:
         """Every queued task in key order. A pool the caller adds to ``shut`` while it
         walks yields nothing more (it cannot take another task in this dispatch)."""
         shut = set() if shut is None else shut
-        heads = [(lst[0][0], pool, 0) for pool, lst in self._lists.items() if lst]
+        heads = [(lst[self._lo[pool]][0], pool, self._lo[pool])
+                 for pool, lst in self._lists.items() if len(lst) > self._lo[pool]]  # fmt: skip
         heapq.heapify(heads)
         while heads:
             _, pool, i = heapq.heappop(heads)
@@ -77,4 +101,5 @@ class ReadyQueue:
 
     def rank(self, key: Key) -> int:
         """How many queued tasks come before one with ``key``."""
-        return sum(bisect.bisect_left(lst, (key,)) for lst in self._lists.values())
+        return sum(bisect.bisect_left(lst, (key,), self._lo[pool]) - self._lo[pool]
+                   for pool, lst in self._lists.items())  # fmt: skip
