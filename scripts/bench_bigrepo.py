@@ -62,6 +62,7 @@ from benchlib import (
     workflow_yaml,
 )
 
+LAYOUT = 2  # in the cache key: a repository built by an older version of this script is not reused
 RUNS = {"cold": "bench-cold", "warm": "bench-warm"}  # conductor run -> workflow name
 REFS = {"cold": "bench-ref-1", "warm": "bench-ref-2"}  # the floor's run -> its branch
 WORDS = ("def", "class", "return", "self", "import", "from", "model", "field", "query",
@@ -89,7 +90,6 @@ def build_template(dest: Path, files: int, seed: int, env: dict[str, str]) -> No
     """``files`` files in a tree like a web framework's: ~12 top packages, sub-packages
     two or three deep, ~15 files a directory, 1-6 KB each; one commit, packed."""
     rng = random.Random(seed)
-    text = " ".join(rng.choice(WORDS) for _ in range(40_000))  # sliced for each file's body
     dirs = [Path(f"pkg{i}") for i in range(12)]
     while len(dirs) * 15 < files:
         parent = rng.choice([d for d in dirs if len(d.parts) < 4])
@@ -97,9 +97,10 @@ def build_template(dest: Path, files: int, seed: int, env: dict[str, str]) -> No
     for n in range(files):
         path = dest / rng.choice(dirs) / f"mod_{n}.py"
         path.parent.mkdir(parents=True, exist_ok=True)
-        size = rng.randint(1000, 6000)
-        start = rng.randrange(len(text) - size)
-        path.write_text(f"# file {n}\n" + text[start : start + size] + "\n")
+        # words drawn anew for each file: files alike enough to compress, not to delta
+        # against each other (slices of one text made every checkout a delta-chain walk)
+        body = " ".join(rng.choices(WORDS, k=rng.randint(1000, 6000) // 6))
+        path.write_text(f"# file {n}\n{body}\n")
     (dest / "README.md").write_text("bench\n")
     git(dest, "init", "-q", "-b", "main", env=env)
     git(dest, "add", "-A", env=env)
@@ -113,7 +114,7 @@ def build_template(dest: Path, files: int, seed: int, env: dict[str, str]) -> No
 def template(cache: Path, files: int, seed: int, env: dict[str, str]) -> Path:
     """The cached repository for (seed, files), built on first use (beside, then renamed
     into place, so an interrupted or concurrent build never leaves a half one)."""
-    final = cache / f"seed{seed}-files{files}"
+    final = cache / f"seed{seed}-files{files}-v{LAYOUT}"
     if (final / "done").exists():
         return final / "repo"
     building = cache / f"{final.name}.building-{os.getpid()}"

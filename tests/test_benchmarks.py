@@ -54,7 +54,7 @@ def test_bench_bigrepo_reports_cold_and_warm(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "cold (first run" in done.stdout and "warm (steady state" in done.stdout
     assert "target met: steady-state ratio" in done.stdout
-    assert (tmp_path / "cache" / "seed1-files60" / "done").exists()  # kept for the next run
+    assert (tmp_path / "cache" / "seed1-files60-v2" / "done").exists()  # kept for the next run
 
 
 @pytest.mark.slow
