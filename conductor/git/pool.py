@@ -294,8 +294,11 @@ class Pooling(Repo):
         if admin.parent != home or not all((admin / f).is_file() for f in ("commondir", "HEAD")):
             return None
         want = str(Path(tree).absolute() / ".git")
-        if _read(admin / "gitdir") != want:
-            if not repair:
+        was = _read(admin / "gitdir") or ""
+        if was != want:
+            # only a record of one of conductor's own worktrees is ever rewritten: a `.git`
+            # file naming the admin dir of one of the user's worktrees must not capture it
+            if not repair or not was.startswith(self._home()):
                 return None
             (admin / "gitdir").write_text(want + "\n", encoding="utf-8")
         return admin
@@ -314,11 +317,16 @@ class Pooling(Repo):
     def _discard(self, tree: Path) -> None:
         """Delete a pooled worktree and git's record of it, without asking git (which
         may be what is broken)."""
-        text = _read(tree / ".git") or ""
+        text = "" if Path(tree).is_symlink() else (_read(tree / ".git") or "")
         admin = Path(text[len("gitdir:") :].strip()) if text.startswith("gitdir:") else None
         _remove(tree)
         if admin is not None and admin.parent == self.common_dir / ADMIN_DIR:
-            _remove(admin)
+            if (_read(admin / "gitdir") or "").startswith(self._home()):  # never the user's
+                _remove(admin)
+
+    def _home(self) -> str:
+        """Where conductor's worktrees live: the only ones whose git records it touches."""
+        return str(Path(self.state_dir).absolute() / "worktrees") + os.sep
 
 
 def _alive(claim_name: str) -> bool:

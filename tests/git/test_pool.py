@@ -168,7 +168,8 @@ def test_open_pool_repairs_what_a_crash_left(ws: Workspace) -> None:
         finish(ws, p)
     a, b, c, d = ws._slots()
     admin_a = Path(git(a, "rev-parse", "--absolute-git-dir"))
-    (admin_a / "gitdir").write_text("/gone/.git\n")  # killed between rename and record
+    where_it_was = ws.state_dir.absolute() / "worktrees" / "r1" / "T0-1" / ".git"
+    (admin_a / "gitdir").write_text(f"{where_it_was}\n")  # killed between rename and record
     (admin_a / "locked").write_text("moving\n")
     os.rename(b, b.with_name(f"{poolmod.CLAIM}999999-{b.name}"))  # a dead runner's claim
     admin_c = Path(git(c, "rev-parse", "--absolute-git-dir"))
@@ -242,3 +243,17 @@ def test_a_worktree_swapped_for_a_link_is_never_pooled(ws: Workspace) -> None:
     path.symlink_to(moved)  # git's records still match through the link
     assert not ws.park_worktree(path)  # a slot must be a directory, never a link
     assert ws._slots() == [] and path.is_symlink()
+
+
+def test_a_planted_slot_never_captures_the_users_own_worktree(ws: Workspace, tmp_path: Path) -> None:
+    mine = tmp_path / "my-other-checkout"
+    git(ws.root, "worktree", "add", "-q", "-b", "feature", str(mine))
+    admin = Path(git(mine, "rev-parse", "--absolute-git-dir"))
+    planted = ws.pool_dir / "evil"
+    write(planted / ".git", f"gitdir: {admin}\n")
+    assert planted.name in ws.open_pool(4)  # discarded, not adopted
+    assert (admin / "gitdir").read_text().strip() == str(mine / ".git")
+    assert git(mine, "symbolic-ref", "--short", "HEAD") == "feature"
+    path, taken = take(ws, "A-1")
+    assert not taken.reused  # type: ignore[attr-defined]
+    assert admin.is_dir() and git(mine, "status", "--porcelain") == ""
