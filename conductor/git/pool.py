@@ -320,9 +320,13 @@ class Pooling(Repo):
         text = "" if Path(tree).is_symlink() else (_read(tree / ".git") or "")
         admin = Path(text[len("gitdir:") :].strip()) if text.startswith("gitdir:") else None
         _remove(tree)
-        if admin is not None and admin.parent == self.common_dir / ADMIN_DIR:
-            if (_read(admin / "gitdir") or "").startswith(self._home()):  # never the user's
-                _remove(admin)
+        home = self.common_dir / ADMIN_DIR
+        # only the record of one of conductor's own worktrees, never one of the user's
+        if admin is not None and admin.parent == home and self._records_ours(admin):
+            _remove(admin)
+
+    def _records_ours(self, admin: Path) -> bool:
+        return (_read(admin / "gitdir") or "").startswith(self._home())
 
     def _home(self) -> str:
         """Where conductor's worktrees live: the only ones whose git records it touches."""

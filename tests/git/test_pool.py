@@ -254,6 +254,6 @@ def test_a_planted_slot_never_captures_the_users_own_worktree(ws: Workspace, tmp
     assert planted.name in ws.open_pool(4)  # discarded, not adopted
     assert (admin / "gitdir").read_text().strip() == str(mine / ".git")
     assert git(mine, "symbolic-ref", "--short", "HEAD") == "feature"
-    path, taken = take(ws, "A-1")
+    _, taken = take(ws, "A-1")
     assert not taken.reused  # type: ignore[attr-defined]
     assert admin.is_dir() and git(mine, "status", "--porcelain") == ""
