@@ -151,8 +151,10 @@ class Guarding(Repo):
         deleted, or the agent reached the repository through a repointed `.git` (then the
         user's HEAD and index are restored too). A user's own commit made meanwhile (a
         descendant unrelated to the attempt) is left alone."""
-        with _MERGE_LOCK:
-            said = self._restore_integration(before, integration)
+        said: list[str] = []
+        if not self._integration_intact(before, integration):
+            with _MERGE_LOCK:  # a merge of ours may be moving it right now: ask again
+                said = self._restore_integration(before, integration)
         after = self._watched()
         tip = self._ref_now(refs.branch_ref(pinned.branch)) or ""
         for ref in sorted(set(before.refs) | set(after)):
@@ -169,6 +171,15 @@ class Guarding(Repo):
         if reached_out:
             said += self._restore_files(before)
         return said
+
+    def _integration_intact(self, before: Snapshot, integration: str) -> bool:
+        """Where conductor left it, read without the merge lock (every attempt's end would
+        otherwise queue behind the merges in progress). The ref moves before ``_heads``
+        does, so a merge half done reads as moved, and the locked check decides."""
+        ref = refs.branch_ref(integration)
+        now = self._ref_now(ref)
+        expected = self._heads.get(integration) or before.refs.get(ref)
+        return expected is None or now == expected
 
     def _restore_integration(self, before: Snapshot, integration: str) -> list[str]:
         ref = refs.branch_ref(integration)
