@@ -8,6 +8,7 @@ parser as strict as the real CLI's, and the parsers read the real output formats
 from __future__ import annotations
 
 import dataclasses
+import resource
 import subprocess
 import time
 from pathlib import Path
@@ -181,7 +182,15 @@ def test_fakes_are_executable_and_start_fast(repo: Path) -> None:
         assert (FAKES / name).stat().st_mode & 0o111
     argv = ["claude", "-p", "hi", "--output-format", "stream-json", "--verbose"]
     subprocess.run(argv, cwd=repo, env=env, capture_output=True, check=True)  # warm caches
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _children_cpu()
     for _ in range(5):
         subprocess.run(argv, cwd=repo, env=env, capture_output=True, check=True)
-    assert (time.perf_counter() - start) / 5 < 0.3
+    # what a start costs is CPU time; the wall clock also counts waiting for a core, which
+    # tests running side by side (pytest -n) on 2 cores make long
+    assert (_children_cpu() - cpu) / 5 < 0.3
+    assert (time.perf_counter() - start) / 5 < 1.0  # and nothing waits
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime

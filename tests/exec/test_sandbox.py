@@ -10,6 +10,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -137,16 +138,24 @@ def test_no_network_leaves_only_loopback_and_counts_refusals(
 
 
 def test_allowed_endpoint_reachable_others_refused(
-    box: dict[str, Path], servers: list[int]
+    box: dict[str, Path], servers: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     allowed, other = servers
     pol = policy(box, network="allow", allow=(Endpoint("127.0.0.1", allowed),))
     script = (f"{GET} http://127.0.0.1:{allowed}/; {GET} http://127.0.0.1:{other}/ "
               f"|| echo other unreachable\n{CONNECT}set -- {allowed}\n{VIA_PROXY}")  # fmt: skip
-    relays = set(Path("/tmp").glob("cnd-net-*"))
+    made: list[str] = []  # this run's relay dirs only: tests side by side make their own
+    real_mkdtemp = tempfile.mkdtemp
+
+    def mkdtemp(*args: Any, **kw: Any) -> str:
+        made.append(real_mkdtemp(*args, **kw))
+        return made[-1]
+
+    monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
     res = run(box, script, pol)
     text = log(box)
-    assert set(Path("/tmp").glob("cnd-net-*")) <= relays  # the relay's sockets are gone
+    relays = [d for d in made if Path(d).name.startswith("cnd-net-")]
+    assert relays and not any(Path(d).exists() for d in relays)  # the relay's sockets are gone
     assert f"hello from {allowed}" in text, text
     assert f"hello from {other}" not in text and "other unreachable" in text
     assert "tunnel refused" in text and "403" in text

@@ -3,6 +3,7 @@ Both slow (a node is started for the first, a runner process for the second)."""
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import threading
 import time
@@ -27,9 +28,16 @@ pytestmark = pytest.mark.slow
 
 def _until(what: Callable[[], bool], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
-    while not what():
+    while not _holds(what):
         assert time.monotonic() < deadline, "timed out waiting"
         time.sleep(0.1)
+
+
+def _holds(what: Callable[[], bool]) -> bool:
+    try:
+        return what()
+    except sqlite3.OperationalError:  # the runner made state.db but not yet its tables
+        return False
 
 
 def _hosts(repo: Path, task_id: str) -> list[str]:
