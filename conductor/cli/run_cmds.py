@@ -101,7 +101,7 @@ def run_cmd(
             from conductor.run.launch import hand_over
 
             hand_over(prep.store, prep.ws.root, prep.run_id)
-        from conductor.console.live import display
+        from conductor.console.sinks import display
 
         shown = display(plan, as_json=as_json, color=cfg.color, emoji=cfg.emoji,
                         verbosity=cfg.verbosity)  # fmt: skip

@@ -118,7 +118,7 @@ def _watch_display(store: Store, row: RunRow, as_json: bool) -> Iterator[Any]:
     if as_json or not sys.stdout.isatty():
         yield make_sink(as_json)
         return
-    from conductor.console.live import display
+    from conductor.console.sinks import display
     from conductor.run.start import replan
 
     try:

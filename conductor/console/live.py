@@ -12,15 +12,14 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, TextIO
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from conductor.console.palette import Palette, fmt_secs, make_console
+from conductor.console.palette import Palette, fmt_secs
 from conductor.console.poolboard import pool_lines
 from conductor.console.runmodel import ACTIVE, HELD_BY, TERMINAL, RunModel, TaskModel
 from conductor.report.failure import gate_lines
@@ -34,9 +33,7 @@ from conductor.state.records import EventRow
 if TYPE_CHECKING:
     from rich.live import Live
 
-    from conductor.plan.planner import Plan
     from conductor.spec.model import Workflow
-    from conductor.state.events import Sink
 
 COUNT_ORDER = ("succeeded", "running", "validating", "merging", "awaiting_approval", "retrying",
                "pending", "failed", "blocked", "skipped", "cancelled")  # fmt: skip
@@ -317,42 +314,3 @@ def _under_templates(rows: list[TaskModel]) -> list[TaskModel | str]:
             out += [t.template, t]
             placed[t.template] = len(out)
     return out
-
-
-# -- choosing the display -------------------------------------------------------------
-
-
-@contextmanager
-def display(
-    plan: Plan,
-    *,
-    as_json: bool = False,
-    color: str = "auto",
-    emoji: bool = True,
-    verbosity: str = "normal",
-    file: TextIO | None = None,
-) -> Iterator[Sink]:
-    """The sink `run` and `demo` feed: JSON lines, the live view on a terminal, else plain
-    timestamped lines. The live view is started on entry and stopped on exit."""
-    from conductor.console.plain import JsonSink, PlainSink
-
-    if as_json:
-        yield JsonSink(file)
-        return
-    console = make_console(color, file)
-    quiet, verbose = verbosity == "quiet", verbosity == "verbose"
-    if quiet or not console.is_terminal or console.is_dumb_terminal:
-        yield PlainSink(file, quiet=quiet, verbose=verbose)
-        return
-    waves = {t: plan.wave_of(t) for t in plan.selected}
-    view = LiveView(
-        console,
-        plan.workflow,
-        plan.selected,
-        waves,
-        emoji=emoji,
-        no_color=color == "never",
-        verbose=verbose,
-    )
-    with view:
-        yield view

@@ -166,7 +166,7 @@ def _task_environ(environ: Mapping[str, str]) -> dict[str, str]:
 
 def run_demo(root: Path, environ: Mapping[str, str], *, as_json: bool = False) -> DemoResult:
     """Run the demo workflow in ``root`` through the same path `conductor run` takes."""
-    from conductor.console.live import display
+    from conductor.console.sinks import display
     from conductor.plan.planner import make_plan
     from conductor.report import log as report
     from conductor.run.start import RunOptions, drive, prepare

@@ -23,3 +23,7 @@ as git bundles (``conductor.git.bundles``). The parts:
 Nothing here imports ``conductor.run``: the job a worker runs is handed to :func:`.call.submit`
 as a function (Ray ships it by reference; the worker has conductor installed, same version).
 """
+
+# `attempts.host` of a remote attempt starts with this (then `:<node>`); kept here, light,
+# so recovery can tell remote attempts apart without importing Ray or asyncio.
+RAY_HOST = "ray"

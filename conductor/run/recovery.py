@@ -72,7 +72,7 @@ def _stop_remote(ws: Workspace, run_id: str, attempts: list[AttemptRow]) -> None
     stops them once it notices the runner's hub is gone; Ray may have killed the worker
     first): stop whatever of them runs there, by their marker, on every live node. They
     are closed as interrupted below; their work never came back, so nothing merges."""
-    from conductor.run.remote_attempt import RAY_HOST
+    from conductor.remote import RAY_HOST
 
     if not any((a["host"] or "").startswith(RAY_HOST) and a["state"] in ATTEMPT_OPEN
                for a in attempts):  # fmt: skip

@@ -41,6 +41,7 @@ from typing import IO, TYPE_CHECKING, Any
 from conductor.agents import profiles as agents
 from conductor.errors import ConductorError, InfraError, Rejected
 from conductor.git import bundles, refs
+from conductor.remote import RAY_HOST
 from conductor.remote.call import Call, NodeLost, live_nodes, submit
 from conductor.remote.cluster import fits
 from conductor.remote.hub import END
@@ -63,7 +64,6 @@ STOP_WAIT_S = 30.0  # a stopped worker that has not returned by then: Ray kills 
 FIT_CHECK_S = 10.0  # not placed yet: this often, ask whether any live node fits at all
 # attempts.host of a remote attempt: "ray" until placed, then "ray:<node id>" (recovery
 # looks for it: a runner that died leaves remote processes to stop on the cluster)
-RAY_HOST = "ray"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -114,3 +114,21 @@ def test_status_does_not_pay_for_pydantic(stored_run: Path) -> None:
     # Not conductor's own import, but it alone puts `status --json` over 2x its floor.
     chains, _out = import_chains(["-m", "conductor", "status", "--json"], stored_run)
     assert "pydantic" not in chains, f"pydantic imported via {chains.get('pydantic')}"
+
+
+def test_a_run_into_a_pipe_imports_neither_rich_nor_the_remote_stack(tmp_path: Path) -> None:
+    # rich only draws the live view on a terminal; Ray, its asyncio and the remote
+    # attempt machinery only serve `executor: ray` pools (about 0.1 s of every start)
+    from tests.testing.repos import make_repo
+
+    repo = make_repo(tmp_path / "repo")
+    (repo / "wf.yaml").write_text("version: 1\nname: t\ntasks:\n  A: {run: 'true'}\n")
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "conductor", "run", "wf.yaml"],
+        cwd=repo, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    chains = chains_of(proc.stderr, ("rich", "asyncio", "ray"))
+    assert chains == {}, f"a plain run imports: {chains}"
+    assert "conductor.run.remote_attempt" not in proc.stderr

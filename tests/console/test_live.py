@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from conductor.console.live import LiveView, display
+from conductor.console.live import LiveView
 from conductor.console.plain import PlainSink
+from conductor.console.sinks import display
 from conductor.console.tables import render_runs_table, render_status_table
 from conductor.plan.planner import make_plan
 from conductor.spec.model import Group, Task, Validator, Workflow
