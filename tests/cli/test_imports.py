@@ -132,3 +132,21 @@ def test_a_run_into_a_pipe_imports_neither_rich_nor_the_remote_stack(tmp_path: P
     chains = chains_of(proc.stderr, ("rich", "asyncio", "ray"))
     assert chains == {}, f"a plain run imports: {chains}"
     assert "conductor.run.remote_attempt" not in proc.stderr
+
+
+def test_the_status_view_names_the_default_pool_as_the_spec_does() -> None:
+    # report.poolreport keeps its own copy so that `status` need not import spec.model
+    from conductor.report import poolreport
+    from conductor.spec import model
+
+    assert poolreport.DEFAULT_POOL == model.DEFAULT_POOL
+
+
+def test_status_does_not_import_the_workflow_model(stored_run: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "conductor", "status", "--json"],
+        cwd=stored_run, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "conductor.spec.model" not in proc.stderr
