@@ -22,17 +22,23 @@ from conductor.state.store import Store
 HEAVY = ("yaml", "jsonschema", "networkx", "git", "rich")
 
 
-def import_chains(args: list[str], cwd: Path) -> tuple[dict[str, str], str]:
-    """{heavy package: the chain that imported it first}, and the process's stdout."""
+def importtime(args: list[str], cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """The real interpreter under `-X importtime` (its report on stderr); it must succeed."""
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", *args],
         cwd=cwd,
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},  # never litter the source tree
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
+def import_chains(args: list[str], cwd: Path) -> tuple[dict[str, str], str]:
+    """{heavy package: the chain that imported it first}, and the process's stdout."""
+    proc = importtime(args, cwd)
     return chains_of(proc.stderr, (*HEAVY, "pydantic")), proc.stdout
 
 
@@ -123,12 +129,7 @@ def test_a_run_into_a_pipe_imports_neither_rich_nor_the_remote_stack(tmp_path: P
 
     repo = make_repo(tmp_path / "repo")
     (repo / "wf.yaml").write_text("version: 1\nname: t\ntasks:\n  A: {run: 'true'}\n")
-    proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "conductor", "run", "wf.yaml"],
-        cwd=repo, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = importtime(["-m", "conductor", "run", "wf.yaml"], repo, timeout=120)
     chains = chains_of(proc.stderr, ("rich", "asyncio", "ray"))
     assert chains == {}, f"a plain run imports: {chains}"
     assert "conductor.run.remote_attempt" not in proc.stderr
@@ -143,10 +144,5 @@ def test_the_status_view_names_the_default_pool_as_the_spec_does() -> None:
 
 
 def test_status_does_not_import_the_workflow_model(stored_run: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "conductor", "status", "--json"],
-        cwd=stored_run, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = importtime(["-m", "conductor", "status", "--json"], stored_run)
     assert "conductor.spec.model" not in proc.stderr
