@@ -91,6 +91,7 @@ def run_cmd(
         selection={"groups": batch_group or [], "tasks": task or [], "with_deps": with_deps},
         adopt_branch=adopt_branch,
         auto_approve=auto_approve,
+        detach=detach,
     )
     check_web(web, detach)
     prep = prepare(wf, plan, opts, os.environ)

@@ -161,7 +161,7 @@ class Pooling(Repo):
         where = ["--git-dir", str(admin), "--work-tree", str(tree)]
         self._git([*where, "checkout", "-f", "-q", "--no-recurse-submodules", "-B", branch, start],
                   tree)  # fmt: skip
-        (admin / "ORIG_HEAD").write_text(start + "\n", encoding="utf-8")  # as `worktree add`
+        _put(admin / "ORIG_HEAD", start + "\n")  # as `worktree add`
         made_for = _read(admin / REUSE_FILE)
         new_key = reuse_key(tree, key[0], key[1]) if keep else None
         kept = bool(keep) and made_for == new_key and all((tree / k).is_dir() for k in keep)
@@ -177,8 +177,7 @@ class Pooling(Repo):
         """`setup` succeeded in ``path``: what it made is good while the key is unchanged."""
         admin = self._admin_of(path)
         if admin is not None:
-            (admin / REUSE_FILE).write_text(reuse_key(path, key_files, salt) + "\n",
-                                            encoding="utf-8")  # fmt: skip
+            _put(admin / REUSE_FILE, reuse_key(path, key_files, salt) + "\n")
 
     # ---- giving back ----------------------------------------------------------------
 
@@ -197,25 +196,23 @@ class Pooling(Repo):
             dest = self.pool_dir / admin.name
             if os.path.lexists(dest):
                 return False
-            (admin / "HEAD").write_text(head + "\n", encoding="utf-8")  # detached
+            _put(admin / "HEAD", head + "\n")  # detached
             self.pool_dir.mkdir(parents=True, exist_ok=True)
             self._move(path, dest)
         return True
 
     def _head_sha(self, admin: Path) -> str | None:
         """The sha a worktree's HEAD is at, from files: its branch (maybe deleted since
-        by `tidy`), else the last entry of its reflog."""
+        by `tidy`), else the last entry of its reflog (also when HEAD itself was left
+        empty or garbled)."""
         head = _read(admin / "HEAD") or ""
         if head.startswith("ref: "):
             found = read_refs(self.common_dir, (head[5:],), attempts=True)
-            sha = found.get(head[5:]) if found else None
-            if sha is None:
-                lines = (_read(admin / "logs" / "HEAD") or "").splitlines()
-                sha = lines[-1].split(" ", 2)[1] if lines and " " in lines[-1] else None
-            head = sha or ""
-        return (
-            head if len(head) in (40, 64) and all(c in "0123456789abcdef" for c in head) else None
-        )
+            head = (found or {}).get(head[5:]) or ""
+        if not _is_sha(head):
+            lines = (_read(admin / "logs" / "HEAD") or "").splitlines()
+            head = lines[-1].split(" ", 2)[1] if lines and " " in lines[-1] else ""
+        return head if _is_sha(head) else None
 
     # ---- the pool as a whole --------------------------------------------------------
 
@@ -241,7 +238,7 @@ class Pooling(Repo):
                 self._discard(entry)
                 dropped.append(entry.name)
                 continue
-            (admin / "HEAD").write_text(f"{self._head_sha(admin)}\n", encoding="utf-8")
+            _put(admin / "HEAD", f"{self._head_sha(admin)}\n")
             (admin / "locked").unlink(missing_ok=True)
         for extra in self._slots()[max(slots, 0) :]:  # an earlier run's larger pool
             claim = extra.with_name(f"{CLAIM}{os.getpid()}-{extra.name}")
@@ -300,7 +297,7 @@ class Pooling(Repo):
             # file naming the admin dir of one of the user's worktrees must not capture it
             if not repair or not was.startswith(self._home()):
                 return None
-            (admin / "gitdir").write_text(want + "\n", encoding="utf-8")
+            _put(admin / "gitdir", want + "\n")
         return admin
 
     def _move(self, src: Path, dst: Path) -> None:
@@ -311,7 +308,7 @@ class Pooling(Repo):
         (admin / "locked").write_text(_LOCK_REASON, encoding="utf-8")
         dst.parent.mkdir(parents=True, exist_ok=True)
         os.rename(src, dst)
-        (admin / "gitdir").write_text(f"{Path(dst).absolute() / '.git'}\n", encoding="utf-8")
+        _put(admin / "gitdir", f"{Path(dst).absolute() / '.git'}\n")
         (admin / "locked").unlink(missing_ok=True)
 
     def _discard(self, tree: Path) -> None:
@@ -333,11 +330,23 @@ class Pooling(Repo):
         return str(Path(self.state_dir).absolute() / "worktrees") + os.sep
 
 
+def _is_sha(text: str) -> bool:
+    return len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text)
+
+
 def _alive(claim_name: str) -> bool:
     """Whether the runner that claimed a slot still runs (read from /proc: signalling
     processes is the exec room's business, and Linux is what conductor supports)."""
     pid = claim_name[len(CLAIM) :].split("-", 1)[0]
     return pid.isdigit() and int(pid) != os.getpid() and Path(f"/proc/{pid}").is_dir()
+
+
+def _put(path: Path, text: str) -> None:
+    """Write a file git reads (HEAD, gitdir) so that it is always whole: a kill -9 between
+    truncating and writing would leave an empty HEAD, a worktree git can no longer use."""
+    tmp = path.with_name(f".{path.name}.conductor-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _remove(path: Path) -> None:

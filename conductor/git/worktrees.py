@@ -174,7 +174,9 @@ class Worktrees(Pooling):
         if res.ok:
             return
         if path.exists() and self._registered(path) is not None:
-            raise res.error()
+            if not (force and self._owned(path)):
+                raise res.error()
+            self._discard(path)  # one git cannot read any more (an empty HEAD): by hand
         if path.exists() and force and self._owned(path):
             shutil.rmtree(path)  # a stray directory git no longer knows
         self.prune_worktrees()

@@ -56,6 +56,7 @@ class RunOptions:
     selection: Mapping[str, Any] = field(default_factory=dict)
     adopt_branch: bool = False  # take an existing integration branch conductor did not create
     auto_approve: bool = False  # `approve: true` tasks merge without waiting (CI)
+    detach: bool = False  # a background runner will drive it, not this process
 
 
 @dataclass
@@ -113,6 +114,10 @@ def _record(
     rel = str(wf.path) if rel.startswith("..") else rel  # a file from another place (--repo)
     claim(store, wf.name, lambda: store.create_run(
         run_id, rel, wf.name, wf.integration_branch, options, rows))  # fmt: skip
+    if not opts.detach:  # this process drives it: killed before it takes the run's lock,
+        # the run is free at once instead of after the start-up grace (a detached runner
+        # records its own pid once it has the lock; until then the grace holds)
+        store.update_run(run_id, pid=os.getpid())
     try:
         log = ws.live_merge_log(wf.integration_branch)  # one `git log` answers for all tasks
         live = by_task(log)

@@ -52,7 +52,10 @@ def is_live(state_dir: Path, run: RunRow) -> bool:
         return False
     if lock_held(state_dir, run["id"]):
         return True
-    return run["pid"] is None and time.time() - (run["heartbeat"] or 0) < START_GRACE_S
+    # Starting: the row is in, the lock not yet taken. A runner that recorded its pid and
+    # is gone (killed during its start-up checks) is not starting any more.
+    starting = time.time() - (run["heartbeat"] or 0) < START_GRACE_S
+    return starting and (run["pid"] is None or Path(f"/proc/{run['pid']}").is_dir())
 
 
 def claim(store: Store, name: str, record: Callable[[], None]) -> None:

@@ -203,7 +203,7 @@ class Store:
         now = time.time()
         with self.tx() as db:
             db.execute(
-                # pid stays NULL until a runner takes the run's lock (see liveness.py)
+                # pid: set by the process that starts the run right after (see liveness.py)
                 "INSERT INTO runs (id, workflow, name, state, started, heartbeat,"
                 " integration_branch, options) VALUES (?, ?, ?, 'running', ?, ?, ?, ?)",
                 (run_id, workflow, name, now, now, branch, json.dumps(options)),

@@ -257,3 +257,19 @@ def test_a_planted_slot_never_captures_the_users_own_worktree(ws: Workspace, tmp
     _, taken = take(ws, "A-1")
     assert not taken.reused  # type: ignore[attr-defined]
     assert admin.is_dir() and git(mine, "status", "--porcelain") == ""
+
+
+def test_a_head_left_empty_by_a_kill_still_parks_or_goes(ws: Workspace) -> None:
+    a, _ = take(ws, "A-1")
+    b, _ = take(ws, "B-1")
+    for path in (a, b):
+        pinned = ws.pin_attempt(path, git(path, "symbolic-ref", "--short", "HEAD"))
+        ws.commit_all(path, "attempt", "", {}, pinned)
+        (pinned.git_dir / "HEAD").write_text("")  # killed between truncate and write
+    ws.recycle_worktree(a)  # its reflog still says where it was
+    assert len(ws._slots()) == 1 and not a.exists()
+    admin_b = ws.pin_attempt(b, f"{BRANCH}/B-1").git_dir
+    (admin_b / "logs" / "HEAD").unlink()  # and nothing else says it either
+    ws.recycle_worktree(b)
+    assert not b.exists() and not admin_b.exists()
+    assert str(b) not in git(ws.root, "worktree", "list", "--porcelain")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -101,6 +104,19 @@ def test_a_run_is_live_only_while_its_runner_holds_the_lock(tmp_path: Path) -> N
             assert is_live(state_dir, run) and shown_state(state_dir, run) == "running"
         finally:
             lock.release()
+
+
+def test_a_starting_run_is_live_only_while_its_starter_lives(tmp_path: Path) -> None:
+    # between the run's row and its lock (start-up checks, taking out earlier results);
+    # a starter killed there frees the run at once, not after the start-up grace
+    with _store(tmp_path) as store:
+        state_dir = store.path.parent
+        gone = subprocess.Popen(["true"])
+        gone.wait()
+        for pid, live in ((None, True), (os.getpid(), True), (gone.pid, False)):
+            store.update_run(RUN, pid=pid, heartbeat=time.time())
+            run = store.run(RUN)
+            assert run is not None and is_live(state_dir, run) is live, pid
 
 
 def test_the_named_state_sets_agree_with_each_other() -> None:
