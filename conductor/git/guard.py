@@ -42,7 +42,8 @@ class Pinned:
         return ["--git-dir", str(self.git_dir), "--work-tree", str(self.work_tree)]
 
 
-def _read(path: Path) -> str | None:
+def read_stripped(path: Path) -> str | None:
+    """A small file git keeps (HEAD, gitdir, a loose ref), stripped; None if unreadable."""
     try:
         return path.read_text(encoding="utf-8", errors="replace").strip()
     except OSError:  # missing, or a directory where a file should be
@@ -56,7 +57,7 @@ def pin(common_dir: Path, work_tree: Path, branch: str) -> Pinned | None:
     admin = Path(common_dir) / ADMIN_DIR
     # fast path: the name git gives the admin dir is the worktree's directory name
     for d in (admin / Path(work_tree).name, *(admin.iterdir() if admin.is_dir() else [])):
-        if _read(d / "gitdir") == want:
+        if read_stripped(d / "gitdir") == want:
             return Pinned(d, Path(work_tree).absolute(), branch)
     return None
 
@@ -70,11 +71,11 @@ def tampering(p: Pinned) -> list[str]:
     elif not marker.exists():
         found.append("deleted the worktree's .git")
     else:
-        text = _read(marker) or ""
+        text = read_stripped(marker) or ""
         target = text.removeprefix("gitdir:").strip()
         if not text.startswith("gitdir:") or Path(target) != p.git_dir:
             found.append(f"pointed the worktree's .git at {target or text!r}")
-    head = _read(p.git_dir / "HEAD") or ""
+    head = read_stripped(p.git_dir / "HEAD") or ""
     expected = f"ref: {refs.branch_ref(p.branch)}"
     if head != expected:
         where = head.removeprefix("ref: ").removeprefix(refs.HEADS) if head else "nothing"
@@ -246,7 +247,7 @@ def read_refs(
         base = common / prefix
         files = [base] if base.is_file() else sorted(_loose(base))
         for path in files:
-            sha = _read(path) or ""
+            sha = read_stripped(path) or ""
             if len(sha) in (40, 64) and not path.name.endswith(".lock"):
                 out[path.relative_to(common).as_posix()] = sha
     return out

@@ -36,8 +36,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from conductor.errors import ConductorError
-from conductor.git.guard import ADMIN_DIR, read_refs
-from conductor.git.repo import Repo
+from conductor.git import refs
+from conductor.git.guard import ADMIN_DIR, Guarding
+from conductor.git.guard import read_stripped as _read
 
 POOL_DIR = ".pool"  # under .conductor/worktrees/, beside the run dirs (run ids never start with .)
 CLAIM = ".taking-"  # a slot being taken: .taking-<pid>-<id>
@@ -46,13 +47,6 @@ REUSE_FILE = "conductor-reuse"  # <admin>/conductor-reuse: the key its kept dirs
 _ADMIN_KEEP = frozenset({"commondir", "gitdir", "HEAD", "index", "ORIG_HEAD", REUSE_FILE})
 _LOCK_REASON = "conductor: moving this worktree in or out of its pool\n"
 _local = threading.Lock()  # the runner's attempt threads: one count of the slots at a time
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace").strip()
-    except OSError:
-        return None
 
 
 def index_is_plain(index: Path) -> bool:
@@ -98,16 +92,10 @@ def reuse_key(tree: Path, key_files: Sequence[str], salt: str) -> str:
     return h.hexdigest()
 
 
-class Pooling(Repo):
+class Pooling(Guarding):
     """The worktree pool, as part of ``Workspace``."""
 
     pool_slots = 0  # how many worktrees may wait in the pool; 0: none (set per run)
-
-    @property
-    def _keys(self) -> dict[str, tuple[tuple[str, ...], str]]:
-        """worktree -> (key files, salt) it was taken with, for ``setup_done``."""
-        found: dict[str, tuple[tuple[str, ...], str]] = self.__dict__.setdefault("_reuse_keys", {})
-        return found
 
     @property
     def pool_dir(self) -> Path:
@@ -207,12 +195,11 @@ class Pooling(Repo):
         empty or garbled)."""
         head = _read(admin / "HEAD") or ""
         if head.startswith("ref: "):
-            found = read_refs(self.common_dir, (head[5:],), attempts=True)
-            head = (found or {}).get(head[5:]) or ""
-        if not _is_sha(head):
+            head = self._ref_now(head[5:]) or ""
+        if not refs.is_sha(head):
             lines = (_read(admin / "logs" / "HEAD") or "").splitlines()
             head = lines[-1].split(" ", 2)[1] if lines and " " in lines[-1] else ""
-        return head if _is_sha(head) else None
+        return head if refs.is_sha(head) else None
 
     # ---- the pool as a whole --------------------------------------------------------
 
@@ -247,36 +234,6 @@ class Pooling(Repo):
                 self._discard(claim)
                 dropped.append(extra.name)
         return dropped
-
-    def pooled(self) -> list[Path]:
-        """The worktrees waiting in the pool, claimed ones too (what `clean` empties)."""
-        if not self.pool_dir.is_dir():
-            return []
-        return [e for e in sorted(self.pool_dir.iterdir()) if e.is_dir()]
-
-    def empty_pool(self) -> list[Path]:
-        """Delete every pooled worktree (`clean`); the ones deleted."""
-        gone = self.pooled()
-        for tree in gone:
-            self._discard(tree)
-        return gone
-
-    def write_ref(self, ref: str, sha: str) -> None:
-        """Create or move ``ref`` as git's files backend does (``<ref>.lock``, then a
-        rename), which costs no process; through `update-ref` when refs are not files."""
-        path = self.common_dir / ref
-        lock = path.with_name(path.name + ".lock")
-        if not (self.common_dir / "reftable").exists():
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-                with os.fdopen(fd, "w", encoding="ascii") as fh:
-                    fh.write(sha + "\n")
-                os.rename(lock, path)
-                return
-            except OSError:
-                lock.unlink(missing_ok=True)
-        self._git(["update-ref", ref, sha])
 
     def _admin_of(self, tree: Path, repair: bool = False) -> Path | None:
         """The admin dir a worktree's `.git` file names, when it is one of this
@@ -328,10 +285,6 @@ class Pooling(Repo):
     def _home(self) -> str:
         """Where conductor's worktrees live: the only ones whose git records it touches."""
         return str(Path(self.state_dir).absolute() / "worktrees") + os.sep
-
-
-def _is_sha(text: str) -> bool:
-    return len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text)
 
 
 def _alive(claim_name: str) -> bool:

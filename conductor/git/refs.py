@@ -115,3 +115,8 @@ def may_delete_ref(ref: str) -> bool:
     attempt branches of integration branches outside ``conductor/`` too, each one checked
     against the sha it was seen at)."""
     return ref.startswith((NAMESPACE, HEADS))
+
+
+def is_sha(text: str) -> bool:
+    """A full object name (SHA-1 or SHA-256), as git writes it in ref files and output."""
+    return len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text)

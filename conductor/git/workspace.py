@@ -97,10 +97,6 @@ class Workspace(Merging, Worktrees, History, Guarding):
             raise res.error()
         return head
 
-    def set_ref(self, ref: str, sha: str) -> None:
-        """Point ``ref`` (e.g. ``refs.pre_ref(run, task, n)``) at ``sha``."""
-        self._git(["update-ref", ref, sha])
-
     def delete_branch(self, branch: str) -> None:
         """Delete ``branch``; already gone is fine. git refuses one checked out somewhere."""
         res = self._run(["branch", "-D", branch], c_locale=True)
@@ -228,7 +224,7 @@ class Workspace(Merging, Worktrees, History, Guarding):
         first = out.split("\n", 1)[0]  # "[branch <sha>] subject"
         if first.startswith("[") and "] " in first:
             sha = first.split("] ", 1)[0].rsplit(" ", 1)[-1]
-            if len(sha) in (40, 64) and all(c in "0123456789abcdef" for c in sha):
+            if refs.is_sha(sha):
                 return sha, added, out
         return self._git([*where, "rev-parse", "HEAD"], worktree), added, out
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from conductor.errors import ConductorError, InfraError
 from conductor.git import cmd as gitcmd
 from conductor.git import refs
-from conductor.git.guard import read_refs
 from conductor.git.pool import Pooling
 from conductor.git.prepare import prepare, unprepared
 from conductor.git.repo import real
@@ -26,6 +25,8 @@ class Taken:
 
     reused: bool = False
     setup_kept: bool = False
+    key_files: tuple[str, ...] = ()  # what its kept directories are good for (setup_done)
+    salt: str = ""
 
 
 class Worktrees(Pooling):
@@ -50,23 +51,21 @@ class Worktrees(Pooling):
         ignored directories ``keep`` while the contents of ``key_files`` (and ``salt``,
         the setup commands) are what they were when `setup` made them."""
         path = Path(path).absolute()
-        self._keys[str(path)] = (tuple(key_files), salt)
         kept: bool | None = None
         # a resumed attempt's own worktree or branch: `add_worktree` continues with them
-        if not os.path.lexists(path) and not self._branch_exists(branch):
+        if not os.path.lexists(path) and self._ref_now(refs.branch_ref(branch)) is None:
             kept = self._from_pool(path, branch, start_sha, keep, (key_files, salt))
         if kept is None:
             self.add_worktree(path, branch, start_sha)
-        self.write_ref(pre_ref, start_sha)
+        self.set_ref(pre_ref, start_sha)
         prepare(self.root, path, copy, symlink)
-        return Taken(reused=kept is not None, setup_kept=bool(kept))
+        return Taken(kept is not None, bool(kept), tuple(key_files), salt)
 
-    def setup_done(self, path: Path) -> None:
+    def setup_done(self, path: Path, taken: Taken) -> None:
         """`setup` succeeded in ``path``: with `workspace.reuse`, its kept directories
         are good for later attempts while the key files are unchanged."""
-        key_files, salt = self._keys.get(str(Path(path).absolute()), ((), ""))
-        if key_files:
-            self._made(Path(path).absolute(), key_files, salt)
+        if taken.key_files:
+            self._made(Path(path).absolute(), taken.key_files, taken.salt)
 
     def recycle_worktree(self, path: Path, head: str | None = None) -> None:
         """A finished attempt's worktree (its work committed): back to the pool, or
@@ -78,16 +77,10 @@ class Worktrees(Pooling):
         """Put a finished attempt's worktree in the pool (a few renames, no process);
         False when the pool is full or the worktree is not fit, and it stays where it is."""
         path = Path(path).absolute()
-        self._keys.pop(str(path), None)
         try:
             return path.is_dir() and self._to_pool(path, head)
         except (OSError, ConductorError):
             return False  # half moved: `open_pool` repairs or discards it on the next start
-
-    def _branch_exists(self, branch: str) -> bool:
-        ref = refs.branch_ref(branch)
-        found = read_refs(self.common_dir, (ref,), attempts=True)
-        return (ref in found) if found is not None else self.rev(ref) is not None
 
     def repair_worktrees(self, mine: Collection[str] = ()) -> list[str]:
         """Drop the admin dirs of worktrees whose creation was cut short (kill -9).

@@ -184,7 +184,7 @@ class Attempt:
             res = self._exec(["bash", "-c", cmd], Limits(timeout_s=self.task.timeout_s))
             if res.reason != "exited" or res.exit_code != 0:
                 raise Rejected(f"workspace setup `{cmd}` failed", self._tail())
-        self.ctx.ws.setup_done(self.worktree)
+        self.ctx.ws.setup_done(self.worktree, self.taken)
 
     def _exec(
         self,

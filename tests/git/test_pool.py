@@ -7,11 +7,13 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conductor.git import pool as poolmod
 from conductor.git.workspace import Workspace
+from conductor.git.worktrees import Taken
 from tests.testing.repos import git, make_repo, write
 
 BRANCH = "conductor/t.attempts/r1"
@@ -29,11 +31,11 @@ def ws(tmp_path: Path) -> Workspace:
     return w
 
 
-def take(ws: Workspace, name: str, start: str = "main", **kw: object) -> tuple[Path, object]:
+def take(ws: Workspace, name: str, start: str = "main", **kw: Any) -> tuple[Path, Taken]:
     path = ws.state_dir / "worktrees" / "r1" / name
     sha = git(ws.root, "rev-parse", start)
     taken = ws.take_worktree(path, f"{BRANCH}/{name}", sha, pre_ref=f"refs/conductor/r1/{name}/pre",
-                             **kw)  # type: ignore[arg-type]  # fmt: skip
+                             **kw)  # fmt: skip
     return path, taken
 
 
@@ -93,16 +95,16 @@ def view(path: Path, branch: str) -> dict[str, object]:
 
 def test_a_reused_worktree_looks_exactly_like_a_fresh_one(ws: Workspace) -> None:
     first, taken = take(ws, "A-1")
-    assert not taken.reused  # type: ignore[attr-defined]
+    assert not taken.reused
     hostile_attempt(first)
     finish(ws, first)
     assert not first.exists() and len(ws._slots()) == 1
 
     reused, taken = take(ws, "B-1", copy=[".env"])
-    assert taken.reused  # type: ignore[attr-defined]
+    assert taken.reused
     ws.pool_slots = 0  # the same attempt on a fresh worktree, for comparison
     fresh, taken = take(ws, "C-1", copy=[".env"])
-    assert not taken.reused  # type: ignore[attr-defined]
+    assert not taken.reused
     seen = view(reused, f"{BRANCH}/B-1")
     assert seen == view(fresh, f"{BRANCH}/C-1")
     assert seen["head"] == "refs/heads/BRANCH" and not seen["locked"]
@@ -115,14 +117,14 @@ def test_a_reused_worktree_looks_exactly_like_a_fresh_one(ws: Workspace) -> None
 def test_kept_directories_live_while_their_key_is_unchanged(ws: Workspace) -> None:
     reuse = {"keep": ["node_modules"], "key_files": ["package-lock.json"], "salt": "npm ci"}
     path, taken = take(ws, "A-1", **reuse)
-    assert not taken.setup_kept  # type: ignore[attr-defined]
+    assert not taken.setup_kept
     write(path / "node_modules/dep/index.js", "made by setup\n")
-    ws.setup_done(path)
+    ws.setup_done(path, taken)
     write(path / "scratch.log", "not kept\n")
     finish(ws, path)
 
     path, taken = take(ws, "B-1", **reuse)
-    assert taken.reused and taken.setup_kept  # type: ignore[attr-defined]
+    assert taken.reused and taken.setup_kept
     assert (path / "node_modules/dep/index.js").read_text() == "made by setup\n"
     assert not (path / "scratch.log").exists()
     write(path / "package-lock.json", '{"v": 2}\n')  # the attempt changes the key
@@ -130,12 +132,12 @@ def test_kept_directories_live_while_their_key_is_unchanged(ws: Workspace) -> No
 
     start = git(ws.root, "rev-parse", f"{BRANCH}/B-1")  # a start where the key differs
     path, taken = take(ws, "C-1", start=start, **reuse)
-    assert taken.reused and not taken.setup_kept  # type: ignore[attr-defined]
+    assert taken.reused and not taken.setup_kept
     assert not (path / "node_modules").exists()
-    ws.setup_done(path)
+    ws.setup_done(path, taken)
     finish(ws, path)
     path, taken = take(ws, "D-1", start="main", **{**reuse, "salt": "npm install"})
-    assert not taken.setup_kept  # type: ignore[attr-defined]  # other setup commands
+    assert not taken.setup_kept  # other setup commands
 
 
 def test_the_pool_is_bounded_and_a_full_pool_removes(ws: Workspace) -> None:
@@ -157,7 +159,7 @@ def test_a_slot_that_cannot_be_reset_is_discarded_for_a_fresh_worktree(ws: Works
     slot = ws._slots()[0]
     (slot / ".git").write_text("gitdir: /elsewhere\n")  # repointed after it was parked
     path, taken = take(ws, "B-1")
-    assert not taken.reused  # type: ignore[attr-defined]
+    assert not taken.reused
     assert ws._slots() == [] and not slot.exists()
     assert git(path, "status", "--porcelain") == ""
 
@@ -185,7 +187,7 @@ def test_open_pool_repairs_what_a_crash_left(ws: Workspace) -> None:
     assert not (admin_c / "HEAD").read_text().startswith("ref:")  # no branch held
     for i in range(2):
         path, taken = take(ws, f"N{i}-1")
-        assert taken.reused  # type: ignore[attr-defined]
+        assert taken.reused
         assert git(path, "status", "--porcelain", "--ignored") == ""
 
 
@@ -206,7 +208,7 @@ def test_threads_never_share_a_slot(ws: Workspace) -> None:
 
     def one(i: int) -> None:
         path, taken = take(ws, f"Q{i}-1")
-        got.append((path, taken.reused))  # type: ignore[attr-defined]
+        got.append((path, taken.reused))
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]
     for t in threads:
@@ -245,7 +247,9 @@ def test_a_worktree_swapped_for_a_link_is_never_pooled(ws: Workspace) -> None:
     assert ws._slots() == [] and path.is_symlink()
 
 
-def test_a_planted_slot_never_captures_the_users_own_worktree(ws: Workspace, tmp_path: Path) -> None:
+def test_a_planted_slot_never_captures_the_users_own_worktree(
+    ws: Workspace, tmp_path: Path
+) -> None:
     mine = tmp_path / "my-other-checkout"
     git(ws.root, "worktree", "add", "-q", "-b", "feature", str(mine))
     admin = Path(git(mine, "rev-parse", "--absolute-git-dir"))
@@ -255,7 +259,7 @@ def test_a_planted_slot_never_captures_the_users_own_worktree(ws: Workspace, tmp
     assert (admin / "gitdir").read_text().strip() == str(mine / ".git")
     assert git(mine, "symbolic-ref", "--short", "HEAD") == "feature"
     _, taken = take(ws, "A-1")
-    assert not taken.reused  # type: ignore[attr-defined]
+    assert not taken.reused
     assert admin.is_dir() and git(mine, "status", "--porcelain") == ""
 
 
