@@ -62,8 +62,8 @@ class GitResult:
         return GitError(self.argv, self.returncode, output)
 
 
-_env_seen: list[dict[bytes, bytes]] = [{}]  # os.environ's bytes, when last cleaned
-_env_clean: list[dict[str, str]] = [{}]
+# (os.environ's bytes when last cleaned, the cleaned copy): one tuple, swapped whole
+_env_cache: tuple[dict[bytes, bytes], dict[str, str]] | None = None
 
 
 def _process_env() -> dict[str, str]:
@@ -71,12 +71,13 @@ def _process_env() -> dict[str, str]:
     run makes thousands of git calls, and decoding and filtering every variable for each
     was a measurable share of the runner's CPU per task. (A C-level compare of the bytes
     mapping, where CPython has one; a race merely cleans twice.)"""
+    global _env_cache
     data = getattr(os.environ, "_data", None)
     if not isinstance(data, dict):
         return clean_env(os.environ)
-    if data != _env_seen[0] or not _env_clean[0]:
-        _env_seen[0], _env_clean[0] = dict(data), clean_env(os.environ)
-    return dict(_env_clean[0])
+    if _env_cache is None or _env_cache[0] != data:
+        _env_cache = (dict(data), clean_env(os.environ))
+    return dict(_env_cache[1])
 
 
 def run(
