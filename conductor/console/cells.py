@@ -50,13 +50,11 @@ def state_cell(state: str, reason: str | None = None, emoji: bool = True) -> tup
     return f"{icon if emoji else ascii_icon} {shown}", style
 
 
-def duration(seconds: float | None) -> str:
-    """How long something took, in the unit that fits: 0.4s, 7s, 3m05s, 1h02m."""
+def fmt_secs(seconds: float | None) -> str:
+    """Compact duration for table cells: 7s, 3m05s, 1h02m."""
     if seconds is None:
         return "–"
-    if seconds < 10:
-        return f"{seconds:.1f}s"
-    s = round(seconds)
+    s = max(0, round(seconds))
     if s < 60:
         return f"{s}s"
     m, s = divmod(s, 60)
@@ -64,6 +62,13 @@ def duration(seconds: float | None) -> str:
         return f"{m}m{s:02d}s"
     h, m = divmod(m, 60)
     return f"{h}h{m:02d}m"
+
+
+def duration(seconds: float | None) -> str:
+    """How long something took, in the unit that fits: 0.4s, 7s, 3m05s, 1h02m."""
+    if seconds is not None and seconds < 10:
+        return f"{seconds:.1f}s"
+    return fmt_secs(seconds)
 
 
 def estimate(seconds: float | None) -> str:

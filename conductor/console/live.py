@@ -19,7 +19,8 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from conductor.console.palette import Palette, fmt_secs
+from conductor.console.cells import fmt_secs
+from conductor.console.palette import Palette
 from conductor.console.poolboard import pool_lines
 from conductor.console.runmodel import ACTIVE, HELD_BY, TERMINAL, RunModel, TaskModel
 from conductor.report.failure import gate_lines

@@ -17,20 +17,6 @@ from conductor.console.cells import STATES
 # one table of states for the live view and every table (console/cells.py)
 
 
-def fmt_secs(seconds: float | None) -> str:
-    """Compact duration for table cells: 7s, 3m05s, 1h02m."""
-    if seconds is None:
-        return "–"
-    s = max(0, round(seconds))
-    if s < 60:
-        return f"{s}s"
-    m, s = divmod(s, 60)
-    if m < 60:
-        return f"{m}m{s:02d}s"
-    h, m = divmod(m, 60)
-    return f"{h}h{m:02d}m"
-
-
 class Palette:
     """Icons and styles, with colour and emoji switched off on request (NO_COLOR, --no-color)."""
 
