@@ -447,10 +447,10 @@ def test_redaction_masks_every_secret_whole_and_leaves_short_values(tmp_path: Pa
     assert Secrets().redact("nothing") == "nothing"
     many = Secrets({f"K{i}": f"secret-value-{i:03d}" for i in range(200)})
     line = "log line with secret-value-150 and secret-value-007 in it " * 4
-    start = time.perf_counter()
+    start = time.process_time()  # CPU, not wall: 4 test workers share 2 cores
     for _ in range(10_000):
         many.redact(line)
-    assert time.perf_counter() - start < 2.0
+    assert time.process_time() - start < 2.0
     assert "secret-value" not in many.redact(line)
 
 

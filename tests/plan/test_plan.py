@@ -300,9 +300,11 @@ def test_plan_of_a_thousand_tasks_is_fast() -> None:
     import time
 
     tasks = [task(f"t{i}", [f"t{j}" for j in range(max(0, i - 3), i)]) for i in range(1000)]
-    start = time.perf_counter()
+    # CPU time, not wall time: the suite runs on 4 workers over 2 cores, and a wall clock
+    # measures the neighbours (this flaked in CI at 0.35 s wall)
+    start = time.process_time()
     plan = make_plan(wf_of(tasks))
-    assert time.perf_counter() - start < 0.2
+    assert time.process_time() - start < 0.2
     assert len(plan.waves) == 1000
 
 

@@ -239,19 +239,20 @@ def test_not_utf8_names_the_offending_byte(tmp_path: Path) -> None:
 
 
 def test_file_over_5_mib_is_refused_without_parsing(tmp_path: Path) -> None:
+    # CPU time (process_time) throughout: the suite shares 2 cores among 4 workers
     path = tmp_path / "huge.yaml"
     path.write_text("version: 1\nname: huge\n" + "# padding\n" * 600_000)
-    started = time.perf_counter()
+    started = time.process_time()
     (problem,) = problems_of(path)
     assert "larger than 5 MiB" in problem.message
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
 
 
 def test_billion_laughs_fails_fast() -> None:
-    started = time.perf_counter()
+    started = time.process_time()
     (problem,) = problems_of(BAD / "billion_laughs.yaml")
     assert "too many nodes" in problem.message
-    assert time.perf_counter() - started < 3.0  # ~0.3 s here; generous for slow CI
+    assert time.process_time() - started < 3.0  # ~0.3 s here; generous for slow CI
 
 
 def test_deep_flow_nesting_is_refused_not_crashed(tmp_path: Path) -> None:
