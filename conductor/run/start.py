@@ -24,6 +24,7 @@ from conductor.git.env import with_ceiling
 from conductor.git.history import by_task
 from conductor.git.workspace import Workspace
 from conductor.plan.planner import Plan, remaining_path_hours
+from conductor.run.faults import crash_point
 from conductor.run.preflight import check_machine
 from conductor.run.replace import take_out_earlier
 from conductor.run.signals import Deferred, install_signals
@@ -119,26 +120,37 @@ def _record(
         # records its own pid once it has the lock; until then the grace holds)
         store.update_run(run_id, pid=os.getpid())
     try:
-        log = ws.live_merge_log(wf.integration_branch)  # one `git log` answers for all tasks
-        live = by_task(log)
-        skipped = {} if opts.force else skips(wf, plan, store, live)
-        check_external(wf, plan, store, live)
-        base_commit = ws.ensure_branch(wf.integration_branch, wf.base)
-        # from now on the branch is conductor's: preflight lets later runs move it
-        owned.claim(ws.root, wf.integration_branch, base_commit)
-        # last, the one change to the branch: earlier results of what is about to redo
-        # leave it (base_commit stays the head before, so rolling this run back restores them)
-        to_run = [t for t in plan.selected if t not in skipped]
-        take_out_earlier(ws, store, wf, run_id, to_run, log)
+        skipped = _take_branch(ws, store, wf, plan, run_id, opts.force)
     except BaseException:
         store.delete_run(run_id)
         raise
+    return Prepared(wf, plan, ws, store, run_id, secrets, skipped, opts)
+
+
+def _take_branch(
+    ws: Workspace, store: Store, wf: Workflow, plan: Plan, run_id: str, force: bool
+) -> dict[str, str]:
+    """The part of starting a run that touches the repository, recorded as done by the
+    run's ``base_commit``; every step may be repeated (a runner killed half way through
+    leaves it to `resume`). The tasks skipped as up to date, with why."""
+    log = ws.live_merge_log(wf.integration_branch)  # one `git log` answers for all tasks
+    live = by_task(log)
+    skipped = {} if force else skips(wf, plan, store, live)
+    check_external(wf, plan, store, live)
+    crash_point("claimed")
+    base_commit = ws.ensure_branch(wf.integration_branch, wf.base)
+    # from now on the branch is conductor's: preflight lets later runs move it
+    owned.claim(ws.root, wf.integration_branch, base_commit)
+    # last, the one change to the branch: earlier results of what is about to redo
+    # leave it (base_commit stays the head before, so rolling this run back restores them)
+    to_run = [t for t in plan.selected if t not in skipped]
+    take_out_earlier(ws, store, wf, run_id, to_run, log)
     with store.tx():
         # a fresh heartbeat: the runner's start-up grace counts from now, not from the claim
         store.update_run(run_id, base_commit=base_commit, heartbeat=time.time())
         for t, why in skipped.items():
             store.update_task(run_id, t, state="skipped", error=why)
-    return Prepared(wf, plan, ws, store, run_id, secrets, skipped, opts)
+    return skipped
 
 
 def drive(
@@ -171,6 +183,9 @@ def drive(
         assert row is not None
         if wf is None or plan is None:
             wf, plan, settings = replan(ws, row, environ)
+        if row["base_commit"] is None:  # its starter was killed before taking the branch
+            _take_branch(ws, store, wf, plan, run_id, bool(json.loads(row["options"]).get("force")))
+            row = store.run(run_id) or row
         # a `cancel` that came before this runner took the lock still counts
         state = "cancelling" if row["state"] == "cancelling" else "running"
         store.update_run(run_id, state=state, pid=os.getpid(), heartbeat=time.time(),

@@ -334,3 +334,19 @@ def test_cancel_one_task_blocks_its_dependents(repo: Path) -> None:
         assert time.monotonic() < deadline
         time.sleep(0.2)
     assert task_states(repo) == {"A": "cancelled", "B": "succeeded", "C": "blocked"}
+
+
+@pytest.mark.slow
+def test_a_run_killed_in_its_start_up_checks_resumes_and_merges(repo: Path) -> None:
+    # killed after its row but before it took the integration branch: resume does the rest
+    write_workflow(repo, "version: 1\nname: t\ntasks:\n  A: {run: 'echo a > a.txt'}\n"
+                   "  B: {run: 'echo b > b.txt', depends_on: [A]}\n")  # fmt: skip
+    env = {**os.environ, "CONDUCTOR_CRASH_AT": "claimed"}
+    proc = subprocess.run([*conductor_argv(), "run", "wf.yaml"], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert git(repo, "branch", "--list", "conductor/t") == ""
+    done = cli(repo, "resume", latest_run(repo))
+    assert done.returncode == 0, done.stderr
+    assert git(repo, "show", "conductor/t:b.txt") == "b"
+    assert task_states(repo) == {"A": "succeeded", "B": "succeeded"}
