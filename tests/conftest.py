@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from conductor.exec import procs
+from conductor.exec import sweep
 from tests.testing.repos import make_repo
 
 _PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
@@ -40,10 +40,10 @@ def _no_subreaper_after() -> Iterator[None]:
     orphans go to init. Tests depend on it (tests/exec/test_executors.py waits for init to
     reap a killed group), and under `pytest -n` any test may follow an engine test."""
     yield
-    if procs._subreaper:
-        procs.reap_orphans()  # what came here meanwhile, before it stops coming
+    if sweep._subreaper:
+        sweep.reap_orphans()  # what came here meanwhile, before it stops coming
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
-        procs._subreaper = False
+        sweep._subreaper = False
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 if TYPE_CHECKING:
     from conductor.exec.sandbox import SandboxPolicy
 
-MARK_VAR = "CONDUCTOR_PROCESS_MARK"  # see Request.mark and conductor.exec.procs.sweep
+MARK_VAR = "CONDUCTOR_PROCESS_MARK"  # see Request.mark and conductor.exec.sweep.sweep
 DEFAULT_GRACE_S = 5.0  # between the TERM that asks a process tree to stop and the KILL
 
 # How a command ended: on its own, or stopped by one of its limits, or never started.
@@ -43,7 +43,7 @@ class Request:
     reaches only ``on_line``), which is how validators and hooks capture output. ``redact``
     masks secrets in every line before it reaches the log or ``on_line``. ``cancel`` stops
     the command gracefully (TERM, grace, KILL); ``kill_now`` stops it at once. ``mark``
-    (from :func:`conductor.exec.procs.new_mark`) is put in the command's environment as
+    (from :func:`conductor.exec.sweep.new_mark`) is put in the command's environment as
     ``CONDUCTOR_PROCESS_MARK``; when the command ends, however it ends, the executor stops
     every process still carrying it, including those that left the process group.
     ``busy`` says the command is working though silent (an agent's tool call in flight):

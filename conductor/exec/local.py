@@ -33,16 +33,8 @@ from conductor.exec.base import (
 )
 from conductor.exec.busy import IdleClock
 from conductor.exec.output import Lines, Sink, footer, header, human
-from conductor.exec.procs import (
-    disown,
-    killpg,
-    own,
-    owning,
-    pidfd,
-    process_start_time,
-    stop_tree,
-    sweep,
-)
+from conductor.exec.procs import killpg, pidfd, process_start_time, stop_tree
+from conductor.exec.sweep import disown, own, owning, sweep
 
 if TYPE_CHECKING:
     from conductor.exec.sandbox import Confinement
@@ -290,9 +282,10 @@ def _run(req: Request, sink: Sink, grace_s: float) -> ProcessResult:
             box.close()
         if req.mark:
             # Whatever the ending (exit, a limit, cancel, a start failure, an exception):
-            # what left the group (setsid, double fork, daemons) still carries the marker.
+            # what left the group (setsid, double fork, daemons) still carries the marker,
+            # and with the leader reaped it is among the runner's orphans (adopted).
             hard = req.kill_now is not None and req.kill_now.is_set()
-            sweep(req.mark, 0.0 if hard else grace_s, req.kill_now)
+            sweep(req.mark, 0.0 if hard else grace_s, req.kill_now, adopted=True)
 
 
 def _start(req: Request, sink: Sink, grace_s: float, box: Confinement | None) -> ProcessResult:

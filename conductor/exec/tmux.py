@@ -61,7 +61,8 @@ from conductor.exec.panes import (
     session_name,
     tmux_available,
 )
-from conductor.exec.procs import process_start_time, stop_tree, sweep
+from conductor.exec.procs import process_start_time, stop_tree
+from conductor.exec.sweep import sweep
 
 Completion = Literal["prompt", "idle", "shell"]
 COMPLETIONS: tuple[str, ...] = ("prompt", "idle", "shell")

@@ -17,6 +17,7 @@ shares the repository's refs. So conductor never trusts what the agent left behi
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,11 +56,23 @@ def pin(common_dir: Path, work_tree: Path, branch: str) -> Pinned | None:
     ``<work_tree>/.git`` (not the worktree's `.git` file, which the agent can rewrite)."""
     want = str(Path(work_tree).absolute() / ".git")
     admin = Path(common_dir) / ADMIN_DIR
-    # fast path: the name git gives the admin dir is the worktree's directory name
-    for d in (admin / Path(work_tree).name, *(admin.iterdir() if admin.is_dir() else [])):
+    for d in _admin_guesses(admin, Path(want)):
         if read_stripped(d / "gitdir") == want:
             return Pinned(d, Path(work_tree).absolute(), branch)
     return None
+
+
+def _admin_guesses(admin: Path, marker: Path) -> Iterator[Path]:
+    """Where the worktree's admin dir may be, likeliest first: where its `.git` file
+    points (a hint only: the admin dir's own record decides; a pooled worktree's admin dir
+    keeps the name of the attempt that first made it), the name git gives it, then all."""
+    text = read_stripped(marker) or ""
+    hint = Path(text.removeprefix("gitdir:").strip()) if text.startswith("gitdir:") else None
+    if hint is not None and hint.parent == admin:
+        yield hint
+    yield admin / marker.parent.name
+    if admin.is_dir():
+        yield from admin.iterdir()
 
 
 def tampering(p: Pinned) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from conductor.exec.procs import sweep as sweep_marked
+from conductor.exec.sweep import sweep as sweep_marked
 from conductor.remote.hub import END, Link
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from conductor.agents import profiles as agents
 from conductor.errors import ConductorError, Rejected, StoreError
 from conductor.exec.base import Executor, Limits, ProcessResult, Request
-from conductor.exec.procs import new_mark
+from conductor.exec.sweep import new_mark
 from conductor.git import refs
 from conductor.git.guard import Pinned, Snapshot, repair, tampering
 from conductor.git.indexfile import IndexMark

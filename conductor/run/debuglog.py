@@ -11,8 +11,10 @@ import logging
 import logging.handlers
 import os
 import platform
+import stat
 import sys
 from collections.abc import Callable, Sequence
+from io import TextIOWrapper
 from pathlib import Path
 
 from conductor import __version__
@@ -42,8 +44,31 @@ class _QuietHandler(logging.handlers.RotatingFileHandler):
     lost quietly: logging's default prints a traceback on the user's terminal, and the
     fault itself is reported once, by the store."""
 
+    _size = 0  # what the file holds, counted here (-1: not a regular file, never rotated)
+
     def handleError(self, record: logging.LogRecord) -> None:
         pass
+
+    # The stock size check stats the path twice, seeks, and formats every record a second
+    # time, for each line: a run writes a line per event, from every worker thread. Here
+    # the size is read once per opening and counted as lines are formatted (characters,
+    # close enough to bytes for rotation), so the check is one comparison.
+    def _open(self) -> TextIOWrapper:
+        stream = super()._open()
+        st = os.fstat(stream.fileno())
+        self._size = st.st_size if stat.S_ISREG(st.st_mode) else -1
+        return stream
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        if self._size >= 0:
+            self._size += len(text) + 1
+        return text
+
+    def shouldRollover(self, record: logging.LogRecord) -> bool:
+        if self.stream is None:  # opened lazily
+            self.stream = self._open()
+        return 0 < self.maxBytes <= self._size
 
     def flush(self) -> None:
         with contextlib.suppress(OSError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from conductor.errors import ConductorError
-from conductor.exec.procs import new_mark
+from conductor.exec.sweep import new_mark
 from conductor.git.env import clean_env
 from conductor.run import validators
 from conductor.run.context import RunContext

@@ -28,7 +28,7 @@ from typing import Any
 
 from conductor.exec.base import Executor, Limits, Request
 from conductor.exec.local import LocalExecutor
-from conductor.exec.procs import new_mark
+from conductor.exec.sweep import new_mark
 from conductor.spec.model import Workflow
 from conductor.state.events import event_json
 from conductor.state.records import EventRow

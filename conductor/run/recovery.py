@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conductor.errors import ConductorError
-from conductor.exec.procs import process_alive, stop_tree, sweep
+from conductor.exec.procs import process_alive, stop_tree
+from conductor.exec.sweep import sweep
 from conductor.git.guard import repair, tampering
 from conductor.git.workspace import Workspace
 from conductor.state.records import AttemptRow, TaskRow

@@ -18,7 +18,7 @@ from conductor.agents import profiles as agents
 from conductor.errors import EXIT_FAILED, ConductorError, SpecError, StoreError
 from conductor.exec.base import Executor
 from conductor.exec.local import LocalExecutor
-from conductor.exec.procs import become_subreaper, sweep
+from conductor.exec.sweep import become_subreaper, sweep
 from conductor.git import owned, refs
 from conductor.git.env import with_ceiling
 from conductor.git.history import by_task

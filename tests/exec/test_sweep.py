@@ -21,7 +21,7 @@ import pytest
 
 from conductor.exec.base import MARK_VAR, Limits, Request
 from conductor.exec.local import LocalExecutor
-from conductor.exec.procs import new_mark, sweep
+from conductor.exec.sweep import new_mark, sweep
 from tests.testing.paths import ROOT
 
 FAST = LocalExecutor(grace_s=0.3)
@@ -130,7 +130,7 @@ import os, sys
 from pathlib import Path
 from conductor.exec.base import Request
 from conductor.exec.local import LocalExecutor
-from conductor.exec.procs import become_subreaper, new_mark
+from conductor.exec.sweep import become_subreaper, new_mark
 assert become_subreaper()
 mark = new_mark("reap", "T", "1")
 for _ in range(3):
@@ -150,6 +150,47 @@ print(len(children))
                          timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "0"  # neither live orphans nor zombies
+
+
+def test_a_runner_finds_what_commands_left_among_its_orphans(tmp_path: Path) -> None:
+    """In a child Python that is the subreaper, as a runner is, three commands run at once
+    on worker threads, as attempts do, each leaving the hostile set behind: each sweep
+    finds its own among the main thread's orphans, without a scan of all of /proc (the
+    per-command cost this saves), and nothing carrying a marker is left."""
+    run = f"test-adopt-{uuid.uuid4().hex[:8]}"
+    script = f"""
+import os, threading
+from pathlib import Path
+from conductor.exec import sweep
+from conductor.exec.base import Request
+from conductor.exec.local import LocalExecutor
+assert sweep.become_subreaper()
+def no_scan(prefix):
+    raise AssertionError("scanned all of /proc")
+sweep.marked = no_scan
+failed = []
+def one(i):
+    mark = sweep.new_mark({run!r}, f"T{{i}}", "1")
+    req = Request(["bash", "-c", {HOSTILE!r} + "true"], cwd=Path({str(tmp_path)!r}),
+                  env=dict(os.environ), mark=mark)
+    res = LocalExecutor(grace_s=0.3).run(req)
+    if not res.ok:
+        failed.append(res)
+threads = [threading.Thread(target=one, args=(i,)) for i in range(3)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+assert not failed, failed
+"""
+    try:
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                             timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert carrying(run) == []
+    finally:
+        for pid in carrying(run):
+            os.kill(pid, signal.SIGKILL)
 
 
 @pytest.mark.slow

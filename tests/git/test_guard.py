@@ -47,3 +47,23 @@ def test_an_attempt_is_pinned_from_gits_record_and_repaired_after_tampering(repo
     repair(pinned)
     assert tampering(pinned) == []
     assert git(wt, "symbolic-ref", "HEAD") == refs.branch_ref(branch)
+
+
+def test_a_moved_worktree_is_pinned_by_its_own_record_whatever_its_git_file_says(
+    repo: Path,
+) -> None:
+    """A pooled worktree keeps the admin dir of the attempt that made it (as `git worktree
+    move` does): found through its `.git` file, a hint that is checked against git's own
+    record, never trusted: pointed at another worktree's admin dir, the right one is found."""
+    ws = Workspace.discover(repo)
+    head = git(repo, "rev-parse", "HEAD")
+    base = repo / ".conductor" / "worktrees" / "r1"
+    ws.add_worktree(base / "A-1", refs.attempt_branch("conductor/t", "r1", "A", 1), head)
+    ws.add_worktree(base / "B-1", refs.attempt_branch("conductor/t", "r1", "B", 1), head)
+    git(repo, "worktree", "move", str(base / "A-1"), str(base / "C-9"))
+    branch = refs.attempt_branch("conductor/t", "r1", "A", 1)
+    pinned = pin(ws.common_dir, base / "C-9", branch)
+    assert pinned is not None and pinned.git_dir == repo / ".git" / "worktrees" / "A-1"
+
+    (base / "C-9" / ".git").write_text(f"gitdir: {repo / '.git' / 'worktrees' / 'B-1'}\n")
+    assert pin(ws.common_dir, base / "C-9", branch) == pinned

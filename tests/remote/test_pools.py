@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conductor.exec.procs import marked
+from conductor.exec.sweep import marked
 from conductor.run.engine import Runner
 from conductor.spec.model import Pool, Task
 from tests.remote.conftest import LocalCluster
@@ -58,6 +58,7 @@ def _wait_for_marked(prefix: str, timeout: float = 30) -> list[int]:
 def test_cancel_stops_the_whole_remote_tree(repo: Path, ray_cluster: LocalCluster) -> None:
     wf = workflow(repo, _remote("C", GPU, LINGER), pools={"gpu": GPU})
     with start(wf) as h:
+
         def cancel_once_running() -> None:
             _wait_for_marked(f"{h.run_id}/")
             h.ctx.cancel_task("C")

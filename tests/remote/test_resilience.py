@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conductor.exec.procs import marked, sweep
+from conductor.exec.sweep import marked, sweep
 from conductor.run import remote_attempt
 from conductor.run.attempt import Attempt
 from conductor.run.outcome import Prior

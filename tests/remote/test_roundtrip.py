@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conductor.exec.procs import marked
+from conductor.exec.sweep import marked
 from conductor.run import remote_attempt
 from conductor.run.attempt import Attempt
 from conductor.run.outcome import Outcome, Prior
