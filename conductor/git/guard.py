@@ -25,6 +25,7 @@ from conductor.errors import InfraError
 from conductor.git import refs
 from conductor.git.merge import _MERGE_LOCK
 from conductor.git.repo import Repo
+from conductor.git.smallfiles import read_small
 
 STASH = "refs/stash"
 WATCHED = ("refs/heads/", "refs/tags/", STASH)
@@ -45,10 +46,8 @@ class Pinned:
 
 def read_stripped(path: Path) -> str | None:
     """A small file git keeps (HEAD, gitdir, a loose ref), stripped; None if unreadable."""
-    try:
-        return path.read_text(encoding="utf-8", errors="replace").strip()
-    except OSError:  # missing, or a directory where a file should be
-        return None
+    text = read_small(path)  # None: missing, or a directory where a file should be
+    return None if text is None else text.strip()
 
 
 def pin(common_dir: Path, work_tree: Path, branch: str) -> Pinned | None:
@@ -146,6 +145,9 @@ class Guarding(Repo):
         return {ref: sha for ref, sha in pairs if not _attempt_ref(ref)}
 
     def _ref_now(self, ref: str) -> str | None:
+        loose = read_stripped(self.common_dir / ref)  # a loose ref wins over packed-refs
+        if loose is not None and refs.is_sha(loose):  # (with reftable, refs/ is no dir)
+            return loose
         found = read_refs(self.common_dir, (ref,), attempts=True)
         return found.get(ref) if found is not None else self.rev(ref)
 

@@ -39,6 +39,8 @@ from conductor.errors import ConductorError
 from conductor.git import refs
 from conductor.git.guard import ADMIN_DIR, Guarding
 from conductor.git.guard import read_stripped as _read
+from conductor.git.smallfiles import put_whole as _put
+from conductor.git.smallfiles import write_small
 
 POOL_DIR = ".pool"  # under .conductor/worktrees/, beside the run dirs (run ids never start with .)
 CLAIM = ".taking-"  # a slot being taken: .taking-<pid>-<id>
@@ -120,10 +122,10 @@ class Pooling(Guarding):
             except OSError:
                 continue
             try:
-                kept = self._reset(claim, branch, start, keep, key)
-                if kept is not None:
-                    self._move(claim, path)
-                    return kept
+                reset = self._reset(claim, branch, start, keep, key)
+                if reset is not None:
+                    self._move(claim, path, reset[0])
+                    return reset[1]
             except (OSError, ConductorError):
                 pass
             self._discard(claim)
@@ -136,11 +138,13 @@ class Pooling(Guarding):
         start: str,
         keep: Sequence[str],
         key: tuple[Sequence[str], str],
-    ) -> bool | None:
+    ) -> tuple[Path, bool] | None:
+        """The slot reset in place: (its admin dir, whether its kept directories still
+        match); None when it cannot be."""
         admin = self._admin_of(tree, repair=True)  # it names the slot's old place
         if admin is None:
             return None
-        (admin / "locked").write_text(_LOCK_REASON, encoding="utf-8")
+        write_small(admin / "locked", _LOCK_REASON)
         for entry in admin.iterdir():
             if entry.name not in _ADMIN_KEEP | {"locked"}:
                 _remove(entry)
@@ -159,7 +163,7 @@ class Pooling(Guarding):
             return None
         if not kept:
             (admin / REUSE_FILE).unlink(missing_ok=True)
-        return kept
+        return admin, kept
 
     def _made(self, path: Path, key_files: Sequence[str], salt: str) -> None:
         """`setup` succeeded in ``path``: what it made is good while the key is unchanged."""
@@ -186,7 +190,7 @@ class Pooling(Guarding):
                 return False
             _put(admin / "HEAD", head + "\n")  # detached
             self.pool_dir.mkdir(parents=True, exist_ok=True)
-            self._move(path, dest)
+            self._move(path, dest, admin)
         return True
 
     def _head_sha(self, admin: Path) -> str | None:
@@ -257,12 +261,10 @@ class Pooling(Guarding):
             _put(admin / "gitdir", want + "\n")
         return admin
 
-    def _move(self, src: Path, dst: Path) -> None:
-        """Move a worktree: the directory, then git's record of where it is."""
-        admin = self._admin_of(src, repair=True)
-        if admin is None:
-            raise ConductorError(f"{src} is not a worktree of {self.root}")
-        (admin / "locked").write_text(_LOCK_REASON, encoding="utf-8")
+    def _move(self, src: Path, dst: Path, admin: Path) -> None:
+        """Move a worktree whose admin dir the caller found with ``_admin_of``: the
+        directory, then git's record of where it is."""
+        write_small(admin / "locked", _LOCK_REASON)
         dst.parent.mkdir(parents=True, exist_ok=True)
         os.rename(src, dst)
         _put(admin / "gitdir", f"{Path(dst).absolute() / '.git'}\n")
@@ -292,14 +294,6 @@ def _alive(claim_name: str) -> bool:
     processes is the exec room's business, and Linux is what conductor supports)."""
     pid = claim_name[len(CLAIM) :].split("-", 1)[0]
     return pid.isdigit() and int(pid) != os.getpid() and Path(f"/proc/{pid}").is_dir()
-
-
-def _put(path: Path, text: str) -> None:
-    """Write a file git reads (HEAD, gitdir) so that it is always whole: a kill -9 between
-    truncating and writing would leave an empty HEAD, a worktree git can no longer use."""
-    tmp = path.with_name(f".{path.name}.conductor-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _remove(path: Path) -> None:

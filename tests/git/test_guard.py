@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 from conductor.git import refs
@@ -67,3 +69,23 @@ def test_a_moved_worktree_is_pinned_by_its_own_record_whatever_its_git_file_says
 
     (base / "C-9" / ".git").write_text(f"gitdir: {repo / '.git' / 'worktrees' / 'B-1'}\n")
     assert pin(ws.common_dir, base / "C-9", branch) == pinned
+
+
+def test_a_fifo_put_where_the_git_file_was_is_tampering_not_a_hang(repo: Path) -> None:
+    """Opening a FIFO for reading waits for a writer: an agent that swapped its `.git`
+    file for one would have hung the runner's tamper check, and the run, for ever."""
+    ws = Workspace.discover(repo)
+    wt = repo / ".conductor" / "worktrees" / "r1" / "T-1"
+    branch = refs.attempt_branch("conductor/t", "r1", "T", 1)
+    ws.add_worktree(wt, branch, git(repo, "rev-parse", "HEAD"))
+    pinned = pin(ws.common_dir, wt, branch)
+    assert pinned is not None
+    (wt / ".git").unlink()
+    os.mkfifo(wt / ".git")
+    found: list[list[str]] = []
+    checker = threading.Thread(target=lambda: found.append(tampering(pinned)), daemon=True)
+    checker.start()
+    checker.join(timeout=10)
+    assert found == [["pointed the worktree's .git at ''"]]
+    repair(pinned)
+    assert tampering(pinned) == []

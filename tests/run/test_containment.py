@@ -26,6 +26,8 @@ tasks:
 HOSTILE = {
     # without .git, git would walk up into the user's repository and commit onto main
     "rm-git": ("rm -rf .git; git add -A; git commit -qm evil; true", "deleted the worktree's .git"),
+    # opening a FIFO for reading waits for a writer: the tamper check must not
+    "fifo-git": ("rm -rf .git; mkfifo .git; true", "pointed the worktree's .git at"),
     "repoint-git": (
         'echo "gitdir: $(git rev-parse --git-common-dir)" > .git; git add -A;'
         " git commit -qm evil; true",
@@ -60,7 +62,7 @@ def user_state(repo: Path) -> dict[str, str]:
     }
 
 
-QUICK = {"rm-git", "repoint-git", "update-user-ref"}  # the rest run with the slow tests
+QUICK = {"rm-git", "fifo-git", "repoint-git", "update-user-ref"}  # the rest run with the slow tests
 
 
 @pytest.mark.parametrize(

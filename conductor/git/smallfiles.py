@@ -1,0 +1,57 @@
+"""The small files git keeps (HEAD, gitdir, loose refs, `locked`), read and written by hand.
+
+An attempt reads and writes a few dozen of them (pinning, the ref watch, the pool), from
+one of the runner's threads. ``open()`` adds an fstat, an ioctl and an lseek to every
+file, and each system call hands the GIL to another thread and back, so these go
+through ``os.open``/``os.read``/``os.write`` instead. ``O_NONBLOCK``: a FIFO an agent
+put where a file should be reads as empty instead of hanging the runner (opening a FIFO
+for reading waits for a writer); it changes nothing for regular files.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_CHUNK = 65536
+_READ = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
+_WRITE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NONBLOCK
+
+
+def read_small(path: Path | str) -> str | None:
+    """The file's text (UTF-8, bad bytes replaced); None when missing, a directory, or
+    otherwise unreadable."""
+    try:
+        fd = os.open(path, _READ)
+    except OSError:
+        return None
+    try:
+        parts = []
+        while chunk := os.read(fd, _CHUNK):
+            parts.append(chunk)
+            if len(chunk) < _CHUNK:  # a regular file gives all it has at once
+                break
+    except OSError:  # a directory (EISDIR), an empty FIFO (EAGAIN)
+        return None if not parts else b"".join(parts).decode("utf-8", "replace")
+    finally:
+        os.close(fd)
+    return b"".join(parts).decode("utf-8", "replace")
+
+
+def write_small(path: Path | str, text: str) -> None:
+    """Create or overwrite ``path`` with ``text``; OSError as ``open()`` would raise it."""
+    fd = os.open(path, _WRITE, 0o644)
+    try:
+        data = text.encode("utf-8")
+        while data:
+            data = data[os.write(fd, data) :]
+    finally:
+        os.close(fd)
+
+
+def put_whole(path: Path, text: str) -> None:
+    """Write a file git reads (HEAD, gitdir) so that it is always whole: a kill -9 between
+    truncating and writing would leave an empty HEAD, a worktree git can no longer use."""
+    tmp = path.with_name(f".{path.name}.conductor-{os.getpid()}")
+    write_small(tmp, text)
+    os.replace(tmp, path)
