@@ -11,8 +11,10 @@ HEAD (so no branch is checked out there: `branch -D`, `clean` and resume may use
 attempt branch). Taking one claims it with an atomic rename (several runners may share a
 repository), resets it in the pool, and renames it to the attempt's own path, so an
 attempt's worktree is where DESIGN §4 says whether it was pooled or fresh. Moving a
-worktree is two renames and one file git keeps (``<admin>/gitdir``); the admin dir is
-``locked`` meanwhile so that no `git worktree prune` drops it half way.
+worktree is two renames and one file git keeps (``<admin>/gitdir``). A slot is
+``locked`` (as `git worktree list` shows) while it waits in the pool and while it moves,
+so that no `git worktree prune` drops it half way; files git keeps are rewritten in
+place (``smallfiles.rewrite``), not replaced, since every new inode costs.
 
 A reused worktree must look fresh to the agent: the admin dir loses everything a
 previous attempt may have left (locks, per-worktree config, sparse patterns, rebase and
@@ -39,15 +41,14 @@ from conductor.errors import ConductorError
 from conductor.git import refs
 from conductor.git.guard import ADMIN_DIR, Guarding
 from conductor.git.guard import read_stripped as _read
-from conductor.git.smallfiles import put_whole as _put
-from conductor.git.smallfiles import write_small
+from conductor.git.smallfiles import rewrite
 
 POOL_DIR = ".pool"  # under .conductor/worktrees/, beside the run dirs (run ids never start with .)
 CLAIM = ".taking-"  # a slot being taken: .taking-<pid>-<id>
 REUSE_FILE = "conductor-reuse"  # <admin>/conductor-reuse: the key its kept dirs were made for
 # What a fresh `git worktree add` leaves in the admin dir (plus the kept-dirs key).
 _ADMIN_KEEP = frozenset({"commondir", "gitdir", "HEAD", "index", "ORIG_HEAD", REUSE_FILE})
-_LOCK_REASON = "conductor: moving this worktree in or out of its pool\n"
+_LOCK_REASON = "conductor: a pooled worktree, reset for the next attempt\n"
 _local = threading.Lock()  # the runner's attempt threads: one count of the slots at a time
 
 
@@ -144,16 +145,18 @@ class Pooling(Guarding):
         admin = self._admin_of(tree, repair=True)  # it names the slot's old place
         if admin is None:
             return None
-        write_small(admin / "locked", _LOCK_REASON)
+        rewrite(admin / "locked", _LOCK_REASON)  # locked at rest: this keeps it so
         for entry in admin.iterdir():
-            if entry.name not in _ADMIN_KEEP | {"locked"}:
+            if entry.name == "logs" and entry.is_dir() and not entry.is_symlink():
+                _clear_logs(entry)
+            elif entry.name not in _ADMIN_KEEP | {"locked"}:
                 _remove(entry)
         if not index_is_plain(admin / "index"):
             (admin / "index").unlink(missing_ok=True)  # rebuilt by the checkout below
         where = ["--git-dir", str(admin), "--work-tree", str(tree)]
         self._git([*where, "checkout", "-f", "-q", "--no-recurse-submodules", "-B", branch, start],
                   tree)  # fmt: skip
-        _put(admin / "ORIG_HEAD", start + "\n")  # as `worktree add`
+        rewrite(admin / "ORIG_HEAD", start + "\n")  # as `worktree add`
         made_for = _read(admin / REUSE_FILE)
         new_key = reuse_key(tree, key[0], key[1]) if keep else None
         kept = bool(keep) and made_for == new_key and all((tree / k).is_dir() for k in keep)
@@ -169,7 +172,7 @@ class Pooling(Guarding):
         """`setup` succeeded in ``path``: what it made is good while the key is unchanged."""
         admin = self._admin_of(path)
         if admin is not None:
-            _put(admin / REUSE_FILE, reuse_key(path, key_files, salt) + "\n")
+            rewrite(admin / REUSE_FILE, reuse_key(path, key_files, salt) + "\n")
 
     # ---- giving back ----------------------------------------------------------------
 
@@ -188,9 +191,9 @@ class Pooling(Guarding):
             dest = self.pool_dir / admin.name
             if os.path.lexists(dest):
                 return False
-            _put(admin / "HEAD", head + "\n")  # detached
+            rewrite(admin / "HEAD", head + "\n")  # detached
             self.pool_dir.mkdir(parents=True, exist_ok=True)
-            self._move(path, dest, admin)
+            self._move(path, dest, admin, into_pool=True)
         return True
 
     def _head_sha(self, admin: Path) -> str | None:
@@ -229,8 +232,8 @@ class Pooling(Guarding):
                 self._discard(entry)
                 dropped.append(entry.name)
                 continue
-            _put(admin / "HEAD", f"{self._head_sha(admin)}\n")
-            (admin / "locked").unlink(missing_ok=True)
+            rewrite(admin / "HEAD", f"{self._head_sha(admin)}\n")
+            rewrite(admin / "locked", _LOCK_REASON)
         for extra in self._slots()[max(slots, 0) :]:  # an earlier run's larger pool
             claim = extra.with_name(f"{CLAIM}{os.getpid()}-{extra.name}")
             with contextlib.suppress(OSError):  # taken meanwhile by another runner
@@ -258,25 +261,32 @@ class Pooling(Guarding):
             # file naming the admin dir of one of the user's worktrees must not capture it
             if not repair or not was.startswith(self._home()):
                 return None
-            _put(admin / "gitdir", want + "\n")
+            rewrite(admin / "gitdir", want + "\n")
         return admin
 
-    def _move(self, src: Path, dst: Path, admin: Path) -> None:
+    def _move(self, src: Path, dst: Path, admin: Path, into_pool: bool = False) -> None:
         """Move a worktree whose admin dir the caller found with ``_admin_of``: the
         directory, then git's record of where it is."""
-        write_small(admin / "locked", _LOCK_REASON)
+        rewrite(admin / "locked", _LOCK_REASON)
         dst.parent.mkdir(parents=True, exist_ok=True)
         os.rename(src, dst)
-        _put(admin / "gitdir", f"{Path(dst).absolute() / '.git'}\n")
-        (admin / "locked").unlink(missing_ok=True)
+        rewrite(admin / "gitdir", f"{Path(dst).absolute() / '.git'}\n")
+        if not into_pool:  # a slot at rest stays locked: no `git worktree prune` drops it
+            (admin / "locked").unlink(missing_ok=True)
 
     def _discard(self, tree: Path) -> None:
         """Delete a pooled worktree and git's record of it, without asking git (which
         may be what is broken)."""
         text = "" if Path(tree).is_symlink() else (_read(tree / ".git") or "")
-        admin = Path(text[len("gitdir:") :].strip()) if text.startswith("gitdir:") else None
-        _remove(tree)
         home = self.common_dir / ADMIN_DIR
+        if text.startswith("gitdir:"):
+            admin = Path(text[len("gitdir:") :].strip())
+        else:  # its `.git` is gone: a slot is named after its admin dir (see _to_pool)
+            name = tree.name.split("-", 2)[2] if tree.name.startswith(CLAIM) else tree.name
+            admin = home / name
+            if Path(_read(admin / "gitdir") or "/").parent.name not in (tree.name, name):
+                admin = None  # that record is another worktree's
+        _remove(tree)
         # only the record of one of conductor's own worktrees, never one of the user's
         if admin is not None and admin.parent == home and self._records_ours(admin):
             _remove(admin)
@@ -294,6 +304,16 @@ def _alive(claim_name: str) -> bool:
     processes is the exec room's business, and Linux is what conductor supports)."""
     pid = claim_name[len(CLAIM) :].split("-", 1)[0]
     return pid.isdigit() and int(pid) != os.getpid() and Path(f"/proc/{pid}").is_dir()
+
+
+def _clear_logs(logs: Path) -> None:
+    """A previous attempt's reflogs go; ``logs/HEAD`` is emptied rather than deleted (git
+    appends the checkout's entry to it next, as to a fresh worktree's): one inode kept."""
+    for entry in logs.iterdir():
+        if entry.name != "HEAD" or not entry.is_file() or entry.is_symlink():
+            _remove(entry)
+    with contextlib.suppress(FileNotFoundError):
+        os.truncate(logs / "HEAD", 0)
 
 
 def _remove(path: Path) -> None:

@@ -34,8 +34,8 @@ def attempt_worktrees(repo: Path) -> list[str]:
 
 def pooled_worktrees(repo: Path) -> list[Path]:
     """The worktrees waiting in conductor's pool, each checked to be sound: registered
-    with git at that path, on a detached HEAD (holding no branch), unlocked, and no
-    slot left half taken."""
+    with git at that path, on a detached HEAD (holding no branch), locked as the pool
+    locks it (so no `git worktree prune` takes it), and no slot left half taken."""
     home = repo / ".conductor" / "worktrees" / ".pool"
     slots = sorted(home.iterdir()) if home.is_dir() else []
     listed = git(repo, "worktree", "list", "--porcelain").split("\n\n")
@@ -43,7 +43,8 @@ def pooled_worktrees(repo: Path) -> list[Path]:
         assert not slot.name.startswith("."), f"a slot left half taken: {slot.name}"
         entry = next((e for e in listed if e.startswith(f"worktree {slot}\n")), "")
         assert entry, f"{slot} is not a registered worktree"
-        assert "detached" in entry and "locked" not in entry and "prunable" not in entry, entry
+        assert "detached" in entry and "prunable" not in entry, entry
+        assert "\nlocked conductor: a pooled worktree" in entry, entry
     return slots
 
 
