@@ -13,10 +13,11 @@ from typing import Any, TypeVar
 
 from conductor.errors import InfraError, UserError
 from conductor.git import cmd as gitcmd
-from conductor.git import refs
+from conductor.git import looseref, refs
 from conductor.state.layout import STATE_DIR_NAME
 
 _RACE_PAUSES = (0.01, 0.02, 0.05, 0.1, 0.2)
+_UNSHARED = ("", "false", "umask", "0")  # core.sharedRepository values that share nothing
 _R = TypeVar("_R", bound="Repo")
 
 
@@ -32,6 +33,7 @@ class Repo:
         self.state_dir = self.root / STATE_DIR_NAME
         self._common_dir = common_dir
         self._ident: tuple[str, ...] | None = None
+        self._who: str | None = None  # see _reflog_who
         self._heads: dict[str, str] = {}  # branch -> head after this process's last merge
 
     def _run(self, args: Sequence[str], cwd: Path | None = None, **kw: Any) -> gitcmd.GitResult:
@@ -56,6 +58,20 @@ class Repo:
         if self._ident is None:
             self._ident = gitcmd.identity_args(self.root)
         return self._ident
+
+    def _reflog_who(self) -> str | None:
+        """``Name <email>`` as git writes it in reflog entries (its committer ident, with
+        the identity fallbacks), from one `git var -l` per repository. None leaves ref
+        updates to git: a shared repository (git sets group permissions on what it
+        writes) or a committer date fixed by the environment."""
+        if self._who is None:
+            res = self._run([*self._identity(), "var", "-l"], c_locale=True)
+            found = dict(line.split("=", 1) for line in res.stdout.splitlines() if "=" in line)
+            ident = found.get("GIT_COMMITTER_IDENT", "").rsplit(" ", 2)[0]
+            shared = found.get("core.sharedrepository", "").lower() not in _UNSHARED
+            fixed = "GIT_COMMITTER_DATE" in os.environ
+            self._who = "" if not res.ok or shared or fixed or "<" not in ident else ident
+        return self._who or None
 
     # ---- the repository -------------------------------------------------------------
 
@@ -158,6 +174,10 @@ class Repo:
     def _cas(self, branch: str, new: str, old: str, reason: str) -> bool:
         """update-ref as compare-and-swap: False when ``branch`` is no longer at ``old``."""
         ref = refs.branch_ref(branch)
+        who = self._reflog_who()
+        moved = None if who is None else looseref.swap(self.common_dir, ref, new, old, who, reason)
+        if moved is not None:
+            return moved
         res = self._run(["update-ref", "-m", reason, ref, new, old])
         if res.ok:
             return True

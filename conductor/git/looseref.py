@@ -1,0 +1,64 @@
+"""Moving a branch as git's files backend does, without starting git: the merge's last step.
+
+Every task's merge ends in a compare-and-swap of the integration branch, under the merge
+lock that serialises all merges of a run, so one git process fewer there shortens the
+one queue every task waits in. The protocol is git's own (refs/files-backend.c): take
+``<ref>.lock`` with O_EXCL, check the ref still holds the old value, write the new one
+into the lock, append the reflog entry, then rename the lock over the ref. Whatever this
+does not cover exactly is left to ``git update-ref`` (see :func:`swap`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from conductor.git.smallfiles import read_small
+
+_LOCK = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+
+
+def reflog_line(old: str, new: str, who: str, message: str, when: float) -> str:
+    """One reflog entry as git writes it: the message's whitespace runs made one space."""
+    zone = time.strftime("%z", time.localtime(when))
+    return f"{old} {new} {who} {int(when)} {zone}\t{' '.join(message.split())}\n"
+
+
+def swap(common: Path, ref: str, new: str, old: str, who: str, message: str) -> bool | None:
+    """Move ``ref`` from ``old`` to ``new``: True when moved, False when it no longer holds
+    ``old`` (the swap lost). None leaves it to git: refs that are not files (reftable), a
+    ref that is not a loose file with a reflog (packed, or never logged), a HEAD that
+    names it (git would log HEAD too), or a lock someone else holds."""
+    path, log = common / ref, common / "logs" / ref
+    if (common / "reftable").exists() or not log.is_file():
+        return None
+    if (read_small(common / "HEAD") or "").strip() == f"ref: {ref}":
+        return None
+    lock = path.with_name(path.name + ".lock")
+    try:
+        fd = os.open(lock, _LOCK, 0o666)
+    except OSError:  # held by another writer, or the directory is not there
+        return None
+    try:
+        current = (read_small(path) or "").strip()
+        if current != old:
+            return False if current else None  # a packed-only ref: git's to move
+        os.write(fd, f"{new}\n".encode())
+        _append(log, reflog_line(old, new, who, message, time.time()))
+        os.rename(lock, path)
+        return True
+    except OSError:  # a full disk, say: git tries again and says what is wrong
+        return None
+    finally:
+        os.close(fd)
+        if os.path.lexists(lock):
+            os.unlink(lock)
+
+
+def _append(log: Path, line: str) -> None:
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+    try:
+        os.write(fd, line.encode("utf-8"))  # one write: appended whole
+    finally:
+        os.close(fd)
