@@ -10,6 +10,7 @@ does not cover exactly is left to ``git update-ref`` (see :func:`swap`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -62,3 +63,36 @@ def _append(log: Path, line: str) -> None:
         os.write(fd, line.encode("utf-8"))  # one write: appended whole
     finally:
         os.close(fd)
+
+
+def delete(common: Path, names: list[str], stop_at: str) -> list[str]:
+    """Delete loose refs and their reflogs, and the directories they leave empty up to
+    ``stop_at`` (as git does); return the names left to git: packed ones, locked ones,
+    and all of them where refs are not files. For refs no process is moving (a finished
+    run's own): git's transaction would take a lock file for each first, and on this
+    project's file system each new inode costs (see smallfiles.py)."""
+    if (common / "reftable").exists():
+        return list(names)
+    lines = (read_small(common / "packed-refs") or "").splitlines()
+    packed = {line.partition(" ")[2] for line in lines if line[:1] not in ("#", "^")}
+    left = []
+    for name in names:
+        path = common / name
+        if name in packed or os.path.lexists(f"{path}.lock") or not path.is_file():
+            left.append(name)
+            continue
+        os.unlink(path)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(common / "logs" / name)
+        for base in (common, common / "logs"):
+            _prune_empty((base / name).parent, base / stop_at)
+    return left
+
+
+def _prune_empty(directory: Path, stop: Path) -> None:
+    while directory != stop and stop in directory.parents:
+        try:
+            directory.rmdir()
+        except OSError:  # not empty, or gone
+            return
+        directory = directory.parent

@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from conductor.errors import InfraError, UserError
-from conductor.git import indexfile, refs, summary
+from conductor.git import indexfile, looseref, refs, summary
 from conductor.git import prepare as _prepare
 from conductor.git.cmd import format_message
 from conductor.git.guard import Guarding, Pinned
@@ -113,9 +113,15 @@ class Workspace(Merging, Worktrees, History, Guarding):
         if not refs.may_delete_prefix(prefix):
             raise ValueError(f"refusing to delete refs outside conductor's namespace: {prefix}")
         found = self.list_refs(prefix)
-        if found:
-            self._git(["update-ref", "--stdin"], input="".join(f"delete {r}\n" for r in found))
+        self._delete(found, "refs/conductor")
         return found
+
+    def _delete(self, names: Sequence[str], stop_at: str) -> None:
+        """Delete refs nothing else moves now (a finished run's): loose ones by hand
+        (looseref.delete), the rest in one git transaction."""
+        left = looseref.delete(self.common_dir, list(names), stop_at)
+        if left:
+            self._git(["update-ref", "--stdin"], input="".join(f"delete {r}\n" for r in left))
 
     def delete_exact(self, expected: Mapping[str, str]) -> None:
         """Delete exactly these refs in one transaction, each only if still at its sha.
@@ -135,9 +141,7 @@ class Workspace(Merging, Worktrees, History, Guarding):
 
     def delete_branches(self, branches: Sequence[str]) -> None:
         """Delete these branches in one transaction (one git process, not one per branch)."""
-        if branches:
-            lines = "".join(f"delete {refs.branch_ref(b)}\n" for b in branches)
-            self._git(["update-ref", "--stdin"], input=lines)
+        self._delete([refs.branch_ref(b) for b in branches], "refs/heads")
 
     # ---- a fresh worktree -----------------------------------------------------------
 

@@ -97,3 +97,27 @@ def test_a_shared_repository_or_a_fixed_date_leaves_ref_updates_to_git(
     monkeypatch.delenv("GIT_COMMITTER_DATE")
     git(repo, "config", "core.sharedRepository", "group")
     assert Workspace.discover(repo)._reflog_who() is None
+
+
+def test_a_finished_runs_refs_are_deleted_by_hand_and_packed_ones_by_git(repo: Path) -> None:
+    """What `git update-ref --stdin` deleting them leaves: no ref, no reflog, no empty
+    directory below the namespace; a packed ref goes too (through git)."""
+    ws = Workspace.discover(repo)
+    (a,) = commits(repo, 1)
+    git(repo, "update-ref", "refs/conductor/r1/T9/1/pre", a)
+    git(repo, "pack-refs", "--all")  # this one is now only in packed-refs: git's to delete
+    for i in range(3):
+        ws.set_ref(f"refs/conductor/r1/T{i}/1/pre", a)
+        git(repo, "branch", f"conductor/t.attempts/r1/T{i}/1", a)
+    ws.set_ref("refs/conductor/r2/T0/1/pre", a)  # another run's: untouched
+    assert (repo / ".git" / "refs" / "conductor" / "r1" / "T0" / "1" / "pre").is_file()
+    gone = [f"refs/conductor/r1/T{i}/1/pre" for i in (0, 1, 2, 9)]
+    assert ws.delete_refs("refs/conductor/r1/") == gone
+    ws.delete_branches([f"conductor/t.attempts/r1/T{i}/1" for i in range(3)])
+    left = git(repo, "for-each-ref", "--format=%(refname)").splitlines()
+    assert left == ["refs/conductor/r2/T0/1/pre", "refs/heads/main"]
+    common = repo / ".git"
+    assert not (common / "refs" / "conductor" / "r1").exists()
+    assert not (common / "refs" / "heads" / "conductor").exists()
+    assert not (common / "logs" / "refs" / "heads" / "conductor").exists()
+    assert (common / "refs" / "heads").is_dir() and (common / "refs" / "conductor").is_dir()
