@@ -24,7 +24,7 @@ from conductor.run import sandboxing, usage, validators
 from conductor.run.faults import crash_point
 from conductor.run.merging import hold, merge_result
 from conductor.run.outcome import Outcome, Prior, trailers
-from conductor.run.outputs import collect, fresh_file, upstream_values
+from conductor.run.outputs import collect, fresh_file, upstream, upstream_values
 from conductor.run.placeholders import fill
 from conductor.run.progress import ProgressSpool
 from conductor.state.storefaults import translate
@@ -256,12 +256,13 @@ class Attempt:
         ctx.phase(task.id, "agent")
         prompt = ctx.layout.prompt_file(ctx.run_id, task.id, self.n)
         prompt.parent.mkdir(parents=True, exist_ok=True)
+        seen = upstream(ctx, task)
         ictx = agents.InstructionContext(
             run_id=ctx.run_id,
             attempt=self.n,
             worktree=self.worktree,
-            upstream=ctx.upstream(task),
-            values=upstream_values(ctx, task),
+            upstream=ctx.upstream(task, seen),
+            values=upstream_values(seen),
             previous_failure=self.prior.failure,
             conflict=self.prior.conflict,
             feedback=self.prior.feedback,

@@ -7,9 +7,10 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conductor.exec.base import Executor
 from conductor.exec.local import LocalExecutor
@@ -23,6 +24,9 @@ from conductor.state.events import Emitter
 from conductor.state.layout import Layout
 from conductor.state.records import AttemptRow
 from conductor.state.store import Store
+
+if TYPE_CHECKING:
+    from conductor.run.outputs import Produced
 
 PROGRESS_EVERY_S = 2.0  # throttle for step events parsed from agent output
 # Task states that begin a phase of the attempt (the others are begun by the attempt).
@@ -177,27 +181,23 @@ class RunContext:
         env.update({k: self.secrets.expand(v) for k, v in task.env.items()})
         return env
 
-    def upstream(self, task: Task) -> list[tuple[str, str, str]]:
-        """One line per dependency: what it changed, for the instructions file."""
-        from conductor.run.outputs import produced
-
+    def upstream(self, task: Task, seen: Mapping[str, Produced]) -> list[tuple[str, str, str]]:
+        """One line per dependency (as ``outputs.upstream`` read them): what it changed,
+        for the instructions file."""
         out = []
         for dep in task.deps:
             title = self.wf.tasks[dep].title if dep in self.wf.tasks else ""
-            seen = produced(self, dep)
-            if not seen.succeeded:  # it runs anyway, by its trigger rule
-                out.append((dep, title, f"{seen.state} in this run: its work is not in your "
+            it = seen[dep]
+            if not it.succeeded:  # it runs anyway, by its trigger rule
+                out.append((dep, title, f"{it.state} in this run: its work is not in your "
                             "worktree"))  # fmt: skip
                 continue
-            row = self.store.last_success(self.wf.name, dep)
-            summary = "not run by conductor"
-            if row is not None:
-                summary = self._summary(row["run_id"], dep)
-            out.append((dep, self.wf.tasks[dep].title if dep in self.wf.tasks else "", summary))
+            summary = "not run by conductor" if it.run_id is None else self._summary(it.attempts)
+            out.append((dep, title, summary))
         return out
 
-    def _summary(self, run_id: str, task_id: str) -> str:
-        atts = [a for a in self.store.attempts(run_id, task_id) if a["state"] == "succeeded"]
+    def _summary(self, attempts: Sequence[AttemptRow]) -> str:
+        atts = [a for a in attempts if a["state"] == "succeeded"]
         if not atts:
             return "succeeded"
         a = atts[-1]

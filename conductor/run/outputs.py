@@ -85,6 +85,10 @@ class Produced:
     # `when:` or its trigger rule), blocked, cancelled; pending etc. while it has not settled
     state: str
     outputs: dict[str, str] = field(default_factory=dict)
+    # the run whose work it is (None: not run by conductor) and that run's attempts of it,
+    # for the summary of what it changed: read once with the outputs
+    run_id: str | None = None
+    attempts: tuple[AttemptRow, ...] = ()
 
     @property
     def succeeded(self) -> bool:
@@ -101,10 +105,12 @@ def produced(ctx: RunContext, task_id: str) -> Produced:
         done = store.last_success(ctx.wf.name, task_id)
         if done is None:
             return Produced(task_id, "succeeded")
-        return Produced(task_id, "succeeded", _last(store.attempts(done["run_id"], task_id)))
+        atts = store.attempts(done["run_id"], task_id)
+        return Produced(task_id, "succeeded", _last(atts), done["run_id"], tuple(atts))
     state = str(row["state"])
     if state == "succeeded":
-        return Produced(task_id, state, _last(store.attempts(ctx.run_id, task_id)))
+        atts = store.attempts(ctx.run_id, task_id)
+        return Produced(task_id, state, _last(atts), ctx.run_id, tuple(atts))
     if state == "failed":
         return Produced(task_id, state, _last(store.attempts(ctx.run_id, task_id), ok=False))
     return Produced(task_id, state)
@@ -116,7 +122,11 @@ def _last(attempts: list[AttemptRow], ok: bool = True) -> dict[str, str]:
     return outputs_of(chosen[-1]) if chosen else {}
 
 
-def upstream_values(ctx: RunContext, task: Task) -> dict[str, dict[str, str]]:
+def upstream(ctx: RunContext, task: Task) -> dict[str, Produced]:
+    """Each dependency as the task starting now sees it (one read of the store each)."""
+    return {dep: produced(ctx, dep) for dep in task.deps}
+
+
+def upstream_values(seen: dict[str, Produced]) -> dict[str, dict[str, str]]:
     """What the task's dependencies wrote, for its instructions (those that wrote any)."""
-    found = {dep: produced(ctx, dep).outputs for dep in task.deps}
-    return {dep: values for dep, values in found.items() if values}
+    return {dep: p.outputs for dep, p in seen.items() if p.outputs}

@@ -48,7 +48,7 @@ from conductor.remote.hub import END
 from conductor.remote.placement import needs, task_options
 from conductor.run import usage, validators
 from conductor.run.outcome import Outcome, trailers
-from conductor.run.outputs import record, upstream_values
+from conductor.run.outputs import record, upstream, upstream_values
 from conductor.run.placeholders import fill
 from conductor.run.remote_checks import clear_when_fit
 from conductor.run.remote_work import WORKTREE_TOKEN, RemoteJob, RemoteResult, execute
@@ -151,9 +151,10 @@ class _Remote:
     def _job(self) -> RemoteJob:
         att, ctx = self.att, self.ctx
         att.task = task = fill(ctx, att.task)
+        seen = upstream(ctx, task)
         ictx = agents.InstructionContext(
             run_id=ctx.run_id, attempt=att.n, worktree=Path(WORKTREE_TOKEN),
-            upstream=ctx.upstream(task), values=upstream_values(ctx, task),
+            upstream=ctx.upstream(task, seen), values=upstream_values(seen),
             previous_failure=att.prior.failure, conflict=att.prior.conflict,
             feedback=att.prior.feedback,
         )  # fmt: skip

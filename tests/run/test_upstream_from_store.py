@@ -15,6 +15,7 @@ import pytest
 from conductor.errors import StoreError
 from conductor.git import cmd as gitcmd
 from conductor.ops.export import export_record
+from conductor.run.outputs import upstream, upstream_values
 from conductor.state.layout import Layout
 from conductor.state.records import SCHEMA, SCHEMA_VERSION
 from conductor.state.store import Store, open_store
@@ -43,6 +44,30 @@ def ran(repo: Path) -> Iterator[Harness]:
         yield h
 
 
+def lines(ran: Harness) -> list[tuple[str, str, str]]:
+    task = ran.wf.tasks["C"]
+    return ran.ctx.upstream(task, upstream(ran.ctx, task))
+
+
+def test_each_dependency_is_read_from_the_store_once(
+    ran: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its row and its attempts, once, for both the summary and the outputs (a task with
+    five dependencies read the store thirty times)."""
+    reads: list[str] = []
+    real = Store._all
+
+    def counting(self: Store, sql: str, args: tuple[object, ...] = ()) -> list[dict[str, object]]:
+        reads.append(sql)
+        return real(self, sql, args)
+
+    monkeypatch.setattr(Store, "_all", counting)
+    task = ran.wf.tasks["C"]
+    seen = upstream(ran.ctx, task)
+    assert ran.ctx.upstream(task, seen) == EXPECTED and upstream_values(seen) == {}
+    assert len(reads) == 2 * len(task.deps)
+
+
 def count_git(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     seen: list[list[str]] = []
     real = gitcmd.run
@@ -59,7 +84,7 @@ def test_upstream_is_read_from_the_store_without_git(
     ran: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen = count_git(monkeypatch)
-    assert ran.ctx.upstream(ran.wf.tasks["C"]) == EXPECTED
+    assert lines(ran) == EXPECTED
     assert seen == []
     rows = {a["task_id"]: a for a in ran.store.attempts(ran.run_id)}
     assert json.loads(rows["A"]["changed_files"] or "") == ["a.txt", "dir/b c.txt", "ünï.txt"]
@@ -80,7 +105,7 @@ def test_attempts_recorded_before_the_column_ask_git_once_each(
 ) -> None:
     ran.store._db.execute("UPDATE attempts SET changed_files = NULL")
     seen = count_git(monkeypatch)
-    assert ran.ctx.upstream(ran.wf.tasks["C"]) == EXPECTED  # the same text, from git
+    assert lines(ran) == EXPECTED  # the same text, from git
     assert [args[args.index("diff-tree")] for args in seen] == ["diff-tree"] * 3
 
 
