@@ -42,6 +42,7 @@ class Emitter:
         self._own: set[int] = set()
         last = store.events(run_id, limit=1, newest=True)
         self._cursor: int = last[0]["id"] if last else 0  # a resumed run: only new events
+        self._before = self._cursor  # what `replay` hands over
 
     def __call__(
         self, kind: EventKind, task: str | None = None, level: Level | None = None, **data: Any
@@ -51,7 +52,10 @@ class Emitter:
             row = self.store.emit(
                 self.run_id, kind, task, level or LEVELS.get(kind, "info"), **clean
             )
-            self._own.add(row["id"])
+            if row["id"] == self._cursor + 1:  # nothing foreign came in between: the
+                self._cursor = row["id"]  # next `forward_foreign` need not read it again
+            else:
+                self._own.add(row["id"])
             for sink in self.sinks:
                 sink(row)
         return row
@@ -61,7 +65,7 @@ class Emitter:
         runner started (a fresh run's results_replaced) is shown like the rest."""
         with self._lock:
             for row in self.store.events(self.run_id, after=0):
-                if row["id"] > self._cursor:
+                if row["id"] > self._before:
                     break
                 for sink in self.sinks:
                     sink(row)

@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,7 @@ from conductor.errors import StoreError
 from conductor.state.events import Emitter, event_json
 from conductor.state.layout import Layout, find_state_db, of_db
 from conductor.state.liveness import RunLock, is_live, shown_state
+from conductor.state.records import EventRow
 from conductor.state.states import RUN_ENDED, RUN_LIVE, TASK_ACTIVE, TASK_OK, TASK_TERMINAL
 from conductor.state.store import Store, open_store
 
@@ -90,6 +92,37 @@ def test_events_written_by_another_process_reach_the_sinks_once(tmp_path: Path) 
         emit.forward_foreign()
         emit.forward_foreign()
         assert seen == ["task_started", "task_progress"]
+
+
+def test_forwarding_reads_only_what_came_after_the_runners_own_events(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The heartbeat's look for foreign events reads the store from a cursor the runner's
+    own events move: in a long run it re-read (and decoded) every event it had written
+    since the last heartbeat. A foreign one in between is still forwarded, once."""
+    with _store(tmp_path) as store:
+        seen: list[str] = []
+        emit = Emitter(store, RUN)
+        emit.sinks.append(lambda row: seen.append(row["kind"]))
+        read: list[int] = []
+        real = store.events
+
+        def counting(*args: Any, **kw: Any) -> list[EventRow]:
+            rows = real(*args, **kw)
+            read.append(len(rows))
+            return rows
+
+        monkeypatch.setattr(store, "events", counting)
+        for _ in range(3):
+            emit("task_phase", "A", phase="agent")
+        emit.forward_foreign()
+        assert read == [0]
+        with Store(store.path) as other:
+            Emitter(other, RUN)("task_progress", "A", percent=50)
+        emit("task_phase", "A", phase="merge")
+        emit.forward_foreign()
+        emit.forward_foreign()
+        assert seen == ["task_phase"] * 4 + ["task_progress"] and read == [0, 2, 0]
 
 
 def test_a_run_is_live_only_while_its_runner_holds_the_lock(tmp_path: Path) -> None:
