@@ -48,7 +48,7 @@ def config_cmd(
         cfg = config.effective(cfg, config.workflow_values(load_workflow(Path(workflow))), {})
     if as_json:
         doc = {
-            "values": cfg.values,
+            "values": config.shown_values(cfg),  # never the serve token itself
             "sources": cfg.sources,
             "files": list(cfg.files),
             "user_config": str(config.user_config_path(os.environ)),

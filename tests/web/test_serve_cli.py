@@ -121,6 +121,9 @@ def test_the_token_may_come_from_config(repo: Path) -> None:
         assert httpx.get(local, params={"token": served.token}, timeout=10).status_code == 200
     shown = cli(repo, "config")
     assert "from-config" not in shown.stdout and "(set)" in shown.stdout
+    as_json = cli(repo, "config", "--json")  # it printed the token itself
+    assert "from-config" not in as_json.stdout
+    assert json.loads(as_json.stdout)["values"]["serve.token"] == "(set)"
 
 
 def live_page(proc: subprocess.Popen[str]) -> str:
