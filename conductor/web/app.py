@@ -203,9 +203,12 @@ def make_app(store: ReadOnlyStore, token: str | None) -> ASGIApp:
         Route("/runs/{run}", run_view),
         Route("/runs/{run}/parts", run_json),
         Route("/runs/{run}/events", events),
-        Route("/runs/{run}/tasks/{task}", task_view),
-        Route("/runs/{run}/tasks/{task}/log", task_log),
-        Route("/runs/{run}/tasks/{task}/{what}", decide, methods=["POST"]),
+        # a fan-out expansion's id may hold '/' (`for_each: [src/a]` makes `T[src/a]`):
+        # `path` takes it whole. Such an id always ends in ']', so a path ending in /log
+        # or /approve is never one: those routes go first, or the page would take them.
+        Route("/runs/{run}/tasks/{task:path}/log", task_log),
+        Route("/runs/{run}/tasks/{task:path}/{what}", decide, methods=["POST"]),
+        Route("/runs/{run}/tasks/{task:path}", task_view),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(routes=routes, exception_handlers={Missing: _missing,
