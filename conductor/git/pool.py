@@ -145,7 +145,7 @@ class Pooling(Guarding):
         admin = self._admin_of(tree, repair=True)  # it names the slot's old place
         if admin is None:
             return None
-        rewrite(admin / "locked", _LOCK_REASON)  # locked at rest: this keeps it so
+        rewrite(admin / "locked", _LOCK_REASON)  # slots rest locked; this one stays so
         for entry in admin.iterdir():
             if entry.name == "logs" and entry.is_dir() and not entry.is_symlink():
                 _clear_logs(entry)
