@@ -64,3 +64,13 @@ def test_bench_status_prints_its_table() -> None:
     # tiny sizes may miss a target by noise (exit 1); the script must still run through
     assert done.returncode in (0, 1), done.stdout + done.stderr
     assert "| `status --json` |" in done.stdout and "| `run --detach` (2 tasks) |" in done.stdout
+
+
+@pytest.mark.slow
+def test_bench_ab_pairs_this_checkout_with_a_commit() -> None:
+    done = run_script("bench_ab.py", "HEAD", "--tasks", "3", "--concurrency", "2",
+                      "--rounds", "1")  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "this checkout against HEAD, 1 pairs" in done.stdout
+    for figure in ("wall", "runner CPU", "children CPU", "context switches"):
+        assert any(line.startswith(figure) for line in done.stdout.splitlines()), figure
