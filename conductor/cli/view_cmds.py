@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import typer
@@ -28,6 +29,15 @@ def demo_cmd(
     raise typer.Exit(code)
 
 
+SECRET_KEYS = frozenset({"serve.token"})  # credentials: where they come from is enough
+
+
+def _shown(values: Mapping[str, object]) -> dict[str, object]:
+    """The settings as `conductor config` shows them: a credential that is set as ``(set)``."""
+    return {key: "(set)" if key in SECRET_KEYS and value else value
+            for key, value in values.items()}  # fmt: skip
+
+
 @command("config")
 def config_cmd(
     workflow: str | None = typer.Argument(
@@ -48,7 +58,7 @@ def config_cmd(
         cfg = config.effective(cfg, config.workflow_values(load_workflow(Path(workflow))), {})
     if as_json:
         doc = {
-            "values": config.shown_values(cfg),  # never the serve token itself
+            "values": _shown(cfg.values),  # never the serve token itself
             "sources": cfg.sources,
             "files": list(cfg.files),
             "user_config": str(config.user_config_path(os.environ)),
@@ -56,7 +66,12 @@ def config_cmd(
         }
         typer.echo(json.dumps(doc, indent=2))
         return
-    rows = config.describe_rows(cfg)
+    shown = _shown(cfg.values)
+    rows = []
+    for key in config.KEYS:
+        value = shown[key]
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        rows.append((key, text, cfg.sources[key]))
     width = max(len(key) for key, _, _ in rows)
     vwidth = max(len(value) for _, value, _ in rows)
     for key, value, source in rows:

@@ -365,27 +365,6 @@ def find_repo_root(start: Path) -> Path | None:
     return None
 
 
-SECRET_KEYS = frozenset({"serve.token"})  # credentials: where they come from is enough
-SET = "(set)"
-
-
-def shown_values(config: Config) -> dict[str, Any]:
-    """The values as `conductor config` shows them: a credential that is set as ``(set)``."""
-    return {key: SET if key in SECRET_KEYS and value else value
-            for key, value in config.values.items()}  # fmt: skip
-
-
-def describe_rows(config: Config) -> list[tuple[str, str, str]]:
-    """(key, value, source) rows for `conductor config`."""
-    rows = []
-    shown = shown_values(config)
-    for key in KEYS:
-        value = shown[key]
-        text = str(value).lower() if isinstance(value, bool) else str(value)
-        rows.append((key, text, config.sources[key]))
-    return rows
-
-
 def configured(
     wf: Workflow, flags: Mapping[str, Any], environ: Mapping[str, str]
 ) -> tuple[Workflow, Config]:
