@@ -27,7 +27,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from conductor.exec.procs import _has_proc, _read_stat, mark_of, read_proc
+from conductor.exec.procs import _has_proc, _read_stat, mark_of
+from conductor.git.smallfiles import read_bytes
 
 _KILL_WAIT_S = 2.0  # a KILLed process is gone in microseconds unless stuck in the kernel
 _PR_SET_CHILD_SUBREAPER = 36  # from <linux/prctl.h>
@@ -66,7 +67,7 @@ def marked(prefix: str) -> list[int]:
 
 def _children(pid: int, tid: int) -> list[int] | None:
     """The children of one thread, from the kernel's list; None where there is none."""
-    raw = read_proc(f"/proc/{pid}/task/{tid}/children")
+    raw = read_bytes(f"/proc/{pid}/task/{tid}/children")
     return None if raw is None else [int(p) for p in raw.split()]
 
 
@@ -109,12 +110,6 @@ def adopted_marked(prefix: str) -> list[int] | None:
     return found
 
 
-def _finder(prefix: str, adopted: bool) -> Callable[[], list[int]]:
-    if adopted and adopted_marked(prefix) is not None:
-        return lambda: adopted_marked(prefix) or []
-    return lambda: marked(prefix)
-
-
 def sweep(
     prefix: str, grace_s: float, kill_now: threading.Event | None = None, adopted: bool = False
 ) -> list[int]:
@@ -125,8 +120,11 @@ def sweep(
     ``adopted``: the command ran as this process's child and its leader is reaped, so
     whatever it left is among the orphans this runner adopted (module docstring); else,
     or when this process is no subreaper, one /proc scan per round (a few ms)."""
-    find = _finder(prefix, adopted)
-    found = find()
+    first = adopted_marked(prefix) if adopted else None  # None: look everywhere instead
+    find: Callable[[], list[int]] = (
+        (lambda: adopted_marked(prefix) or []) if first is not None else (lambda: marked(prefix))
+    )
+    found = first if first is not None else find()
     if found and grace_s > 0 and not (kill_now is not None and kill_now.is_set()):
         _kill(found, signal.SIGTERM)
         _await(lambda: bool(find()), grace_s, kill_now)
@@ -225,7 +223,7 @@ def reap_orphans() -> int:
 
 
 def _zombie_orphan(pid: int, me: int, my_sid: int) -> bool:
-    raw = read_proc(f"/proc/{pid}/stat")
+    raw = read_bytes(f"/proc/{pid}/stat")
     if raw is None:
         return False
     fields = raw[raw.rfind(b")") + 2 :].split()
