@@ -16,40 +16,20 @@ import time
 from functools import lru_cache
 
 from conductor.exec.base import MARK_VAR
+from conductor.git.smallfiles import read_bytes
 
 _KILL_WAIT_S = 2.0  # a KILLed process is gone in microseconds unless stuck in the kernel
 _PID_REUSE_TOLERANCE_S = 1.0  # start times derive from boot time, which may drift slightly
 
 
+# /proc is read with raw system calls (smallfiles.read_bytes): a sweep reads many files,
+# and each call of open()'s fstat, ioctl and lseek hands the GIL to another thread.
 _MARK_KEY = MARK_VAR.encode() + b"="
-_PROC_READ = 65536
-
-
-def read_proc(path: str) -> bytes | None:
-    """A small /proc file whole, or None. os.open/os.read/os.close, where ``open()`` adds
-    an fstat, an ioctl and an lseek: a sweep reads many, and every call hands the GIL to
-    the runner's other threads and back."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:  # gone, or another user's
-        return None
-    try:
-        data = os.read(fd, _PROC_READ)
-        if len(data) < _PROC_READ:  # /proc fills the buffer while it has more to give
-            return data
-        parts = [data]
-        while chunk := os.read(fd, _PROC_READ):
-            parts.append(chunk)
-        return b"".join(parts)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 def mark_of(pid: int) -> str | None:
     """The marker in ``pid``'s environment (see conductor.exec.sweep), if any."""
-    raw = read_proc(f"/proc/{pid}/environ")
+    raw = read_bytes(f"/proc/{pid}/environ")
     for entry in raw.split(b"\0") if raw else ():
         if entry.startswith(_MARK_KEY):
             return entry[len(_MARK_KEY) :].decode(errors="replace")
@@ -58,7 +38,7 @@ def mark_of(pid: int) -> str | None:
 
 def _read_stat(pid: int) -> tuple[str, int, int] | None:
     """(state, process group, start time in clock ticks since boot) from /proc, if any."""
-    raw = read_proc(f"/proc/{pid}/stat")
+    raw = read_bytes(f"/proc/{pid}/stat")
     if raw is None:
         return None
     # The command name is in parentheses and may itself hold spaces or parentheses.
@@ -188,7 +168,7 @@ def cpu_times(pgid: int, mark: str | None) -> dict[tuple[int, int], float]:
         if not name.isdigit() or int(name) == me:
             continue
         pid = int(name)
-        raw = read_proc(f"/proc/{pid}/stat")
+        raw = read_bytes(f"/proc/{pid}/stat")
         if raw is None:
             continue
         try:

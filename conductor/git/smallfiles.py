@@ -18,38 +18,33 @@ from pathlib import Path
 
 _CHUNK = 65536
 _READ = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
-_WRITE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NONBLOCK
+
+
+def read_bytes(path: Path | str) -> bytes | None:
+    """The file's bytes; None when missing, a directory, or otherwise unreadable. Also how
+    the exec room reads /proc (it starts no process, like git/env.py)."""
+    try:
+        fd = os.open(path, _READ)
+    except OSError:  # gone, or another user's
+        return None
+    parts = []
+    try:
+        while chunk := os.read(fd, _CHUNK):
+            parts.append(chunk)
+            if len(chunk) < _CHUNK:  # a regular file, or /proc, gives all it has at once
+                break
+    except OSError:  # a directory (EISDIR), an empty FIFO (EAGAIN)
+        if not parts:
+            return None
+    finally:
+        os.close(fd)
+    return b"".join(parts)
 
 
 def read_small(path: Path | str) -> str | None:
-    """The file's text (UTF-8, bad bytes replaced); None when missing, a directory, or
-    otherwise unreadable."""
-    try:
-        fd = os.open(path, _READ)
-    except OSError:
-        return None
-    try:
-        parts = []
-        while chunk := os.read(fd, _CHUNK):
-            parts.append(chunk)
-            if len(chunk) < _CHUNK:  # a regular file gives all it has at once
-                break
-    except OSError:  # a directory (EISDIR), an empty FIFO (EAGAIN)
-        return None if not parts else b"".join(parts).decode("utf-8", "replace")
-    finally:
-        os.close(fd)
-    return b"".join(parts).decode("utf-8", "replace")
-
-
-def write_small(path: Path | str, text: str) -> None:
-    """Create or overwrite ``path`` with ``text``; OSError as ``open()`` would raise it."""
-    fd = os.open(path, _WRITE, 0o644)
-    try:
-        data = text.encode("utf-8")
-        while data:
-            data = data[os.write(fd, data) :]
-    finally:
-        os.close(fd)
+    """The file's text (UTF-8, bad bytes replaced), as :func:`read_bytes` reads it."""
+    data = read_bytes(path)
+    return None if data is None else data.decode("utf-8", "replace")
 
 
 def rewrite(path: Path | str, text: str) -> None:
@@ -66,11 +61,3 @@ def rewrite(path: Path | str, text: str) -> None:
         os.ftruncate(fd, len(data))
     finally:
         os.close(fd)
-
-
-def put_whole(path: Path, text: str) -> None:
-    """Write a file git reads (HEAD, gitdir) so that it is always whole: a kill -9 between
-    truncating and writing would leave an empty HEAD, a worktree git can no longer use."""
-    tmp = path.with_name(f".{path.name}.conductor-{os.getpid()}")
-    write_small(tmp, text)
-    os.replace(tmp, path)
