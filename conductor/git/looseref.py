@@ -57,6 +57,31 @@ def swap(common: Path, ref: str, new: str, old: str, who: str, message: str) -> 
             os.unlink(lock)
 
 
+def put(common: Path, ref: str, sha: str) -> bool:
+    """Point ``ref`` (one of conductor's own, unlogged: a pre-snapshot ref) at ``sha`` the
+    same way; False leaves it to git: refs that are not files, a lock someone else holds
+    (never removed here), a directory that cannot be made."""
+    path = common / ref
+    lock = path.with_name(path.name + ".lock")
+    if (common / "reftable").exists():
+        return False
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, _LOCK, 0o644)
+    except OSError:
+        return False
+    try:
+        os.write(fd, f"{sha}\n".encode())
+        os.rename(lock, path)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+        if os.path.lexists(lock):  # ours: it was made above
+            os.unlink(lock)
+
+
 def _append(log: Path, line: str) -> None:
     fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
     try:

@@ -126,21 +126,10 @@ class Repo:
 
     def set_ref(self, ref: str, sha: str) -> None:
         """Point ``ref`` (e.g. ``refs.pre_ref(run, task, n)``) at ``sha`` as git's files
-        backend does (``<ref>.lock``, then a rename), which costs no process on an
-        attempt's path; through `update-ref` when refs are not files (reftable)."""
-        path = self.common_dir / ref
-        lock = path.with_name(path.name + ".lock")
-        if not (self.common_dir / "reftable").exists():
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-                with os.fdopen(fd, "w", encoding="ascii") as fh:
-                    fh.write(sha + "\n")
-                os.rename(lock, path)
-                return
-            except OSError:
-                lock.unlink(missing_ok=True)
-        self._git(["update-ref", ref, sha])
+        backend does (``looseref.put``), which costs no process on an attempt's path;
+        through `update-ref` where that cannot be done by hand."""
+        if not looseref.put(self.common_dir, ref, sha):
+            self._git(["update-ref", ref, sha])
 
     def rev(self, ref: str) -> str | None:
         """Full sha of the commit ``ref`` names, or None."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from conductor.errors import GitError
 from conductor.git import looseref
 from conductor.git.workspace import Workspace
 from tests.testing.repos import git
@@ -121,3 +122,18 @@ def test_a_finished_runs_refs_are_deleted_by_hand_and_packed_ones_by_git(repo: P
     assert not (common / "refs" / "heads" / "conductor").exists()
     assert not (common / "logs" / "refs" / "heads" / "conductor").exists()
     assert (common / "refs" / "heads").is_dir() and (common / "refs" / "conductor").is_dir()
+
+
+def test_a_ref_someone_else_has_locked_is_left_to_git_and_the_lock_to_them(repo: Path) -> None:
+    """Setting a pre-snapshot ref deleted a `.lock` another writer held, then moved the
+    ref under it; now git is asked, refuses, and the lock stays."""
+    ws = Workspace.discover(repo)
+    (a,) = commits(repo, 1)
+    ref = "refs/conductor/r1/T0/1/pre"
+    ws.set_ref(ref, a)
+    assert git(repo, "rev-parse", ref) == a
+    lock = repo / ".git" / f"{ref}.lock"
+    lock.write_text("")
+    with pytest.raises(GitError):
+        ws.set_ref(ref, a)
+    assert lock.exists()
